@@ -1,0 +1,48 @@
+# rolesanywhere-operator: `make demo` shows it working, `make test` runs the whole suite.
+# Everything is set up on first use: the .venv, and the pinned upstream binaries (hack/tools.sh).
+
+SHELL := /bin/bash
+PY := .venv/bin/python
+LOCALCLUSTER := PYTHONPATH=hack $(PY) -m localcluster
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+.PHONY: venv
+venv: ## Create .venv and install the project with its test extras
+	@hack/venv.sh
+
+.PHONY: tools
+tools: ## Build the pinned kube-apiserver, etcd, cert-manager, helm, aws_signing_helper (cached)
+	@hack/tools.sh build
+
+.PHONY: test
+test: venv tools ## Run the whole suite: unit tests, then integration tests on a local control plane
+	$(PY) -m pytest tests
+
+.PHONY: test-unit
+test-unit: venv ## Run the unit tests only (no cluster, no binaries)
+	$(PY) -m pytest tests -m 'not integration'
+
+.PHONY: demo
+demo: venv tools ## Bring up the local cluster and run the end-to-end demo
+	$(LOCALCLUSTER) up
+
+.PHONY: cluster-up
+cluster-up: venv tools ## Start the local control plane (etcd, kube-apiserver, controller-manager, cert-manager)
+	$(LOCALCLUSTER) up
+
+.PHONY: cluster-down
+cluster-down: venv ## Stop the local control plane
+	$(LOCALCLUSTER) down
+
+.PHONY: kubeconfig
+kubeconfig: ## Print the local cluster's KUBECONFIG line (eval "$$(make -s kubeconfig)")
+	@echo "export KUBECONFIG=$(CURDIR)/.run/cluster/kubeconfig"
+
+.PHONY: lint
+lint: venv ## ruff over the code and tests
+	.venv/bin/ruff check operator sidecar hack tests

@@ -1,0 +1,346 @@
+"""Start and stop etcd, kube-apiserver, kube-controller-manager and cert-manager on 127.0.0.1.
+
+All state (certificates, etcd data, logs, the admin kubeconfig and the pids)
+lives in one directory. Starting again in the same directory first stops what a
+killed run left behind and wipes its data, so a stale cluster never blocks the
+next start.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import pki
+
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "cert-manager-controller")
+SERVICE_CIDR = "10.0.0.0/24"
+CERT_MANAGER_NAMESPACE = "cert-manager"
+
+
+class ControlPlaneError(RuntimeError):
+    """The control plane did not come up; the message names the component and its log."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def kubectl(
+    bin_dir: Path, kubeconfig: Path, *args: str, check: bool = True, input: str | None = None
+) -> subprocess.CompletedProcess:
+    """Run the pinned kubectl against `kubeconfig`; with `check`, a failure raises with kubectl's message."""
+    result = subprocess.run(
+        [str(bin_dir / "kubectl"), f"--kubeconfig={kubeconfig}", *args], capture_output=True, text=True, input=input
+    )
+    if check and result.returncode != 0:
+        raise ControlPlaneError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
+    return result
+
+
+def wait_for(condition, *, timeout: float, interval: float = 0.2, what: str):
+    """Poll `condition` until it returns a truthy value; raise ControlPlaneError naming `what` on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise ControlPlaneError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+@dataclass
+class ControlPlane:
+    """A control plane rooted at `root`, running the binaries in `bin_dir`."""
+
+    root: Path
+    bin_dir: Path
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.root / "kubeconfig"
+
+    @property
+    def pki_dir(self) -> Path:
+        return self.root / "pki"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def state_file(self) -> Path:
+        return self.root / "state.json"
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def start(self, *, cert_manager_crds: Path | None, timeout: float = 120) -> None:
+        """Start every component and wait until the API serves and controllers run."""
+        self.stop()
+        for sub in ("etcd", "pki", "logs"):
+            shutil.rmtree(self.root / sub, ignore_errors=True)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir()
+        ports = {"etcd": free_port(), "etcd-peer": free_port(), "apiserver": free_port()}
+        pids: dict[str, int] = {}
+        self._write_state(ports, pids)
+        self._write_pki()
+        self._write_kubeconfig(ports["apiserver"])
+        try:
+            pids["etcd"] = self._spawn("etcd", self._etcd_args(ports))
+            self._write_state(ports, pids)
+            self._wait_http(f"http://127.0.0.1:{ports['etcd']}/health", "etcd", timeout)
+            pids["kube-apiserver"] = self._spawn("kube-apiserver", self._apiserver_args(ports))
+            self._write_state(ports, pids)
+            self._wait_http(f"https://127.0.0.1:{ports['apiserver']}/readyz", "kube-apiserver", timeout)
+            pids["kube-controller-manager"] = self._spawn(
+                "kube-controller-manager", self._controller_manager_args()
+            )
+            self._write_state(ports, pids)
+            if cert_manager_crds is not None:
+                self._install_cert_manager_crds(cert_manager_crds, timeout)
+                pids["cert-manager-controller"] = self._spawn(
+                    "cert-manager-controller",
+                    [
+                        f"--kubeconfig={self.kubeconfig}",
+                        f"--cluster-resource-namespace={CERT_MANAGER_NAMESPACE}",
+                    ],
+                )
+                self._write_state(ports, pids)
+            # The service-account controller creating "default" proves kube-controller-manager works;
+            # pods cannot be created in a namespace before it has.
+            wait_for(
+                lambda: self.kubectl("get", "serviceaccount", "default", "-n", "default", check=False).returncode
+                == 0,
+                timeout=timeout,
+                what="kube-controller-manager to create the default service account"
+                f" (log: {self.log_dir / 'kube-controller-manager.log'})",
+            )
+        except Exception:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Stop every component recorded in the state file, newest first; tolerate a stale or missing state."""
+        state = self._read_state()
+        for name in reversed(COMPONENTS):
+            pid = state.get("pids", {}).get(name)
+            if pid and self._owns(pid):
+                _terminate(pid)
+        if self.state_file.exists():
+            self.state_file.unlink()
+
+    def running(self) -> bool:
+        state = self._read_state()
+        pids = state.get("pids", {})
+        return bool(pids) and all(self._owns(pid) for pid in pids.values())
+
+    # -- helpers for users of the cluster ----------------------------------
+
+    def kubectl(self, *args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess:
+        return kubectl(self.bin_dir, self.kubeconfig, *args, check=check, input=input)
+
+    def version(self) -> str:
+        return json.loads(self.kubectl("version", "-o", "json").stdout)["serverVersion"]["gitVersion"]
+
+    # -- internals ---------------------------------------------------------
+
+    def _etcd_args(self, ports: dict[str, int]) -> list[str]:
+        client, peer = f"http://127.0.0.1:{ports['etcd']}", f"http://127.0.0.1:{ports['etcd-peer']}"
+        return [
+            f"--data-dir={self.root / 'etcd'}",
+            f"--listen-client-urls={client}",
+            f"--advertise-client-urls={client}",
+            f"--listen-peer-urls={peer}",
+            f"--initial-advertise-peer-urls={peer}",
+            f"--initial-cluster=default={peer}",
+            "--unsafe-no-fsync=true",
+            "--log-level=warn",
+        ]
+
+    def _apiserver_args(self, ports: dict[str, int]) -> list[str]:
+        p = self.pki_dir
+        return [
+            f"--etcd-servers=http://127.0.0.1:{ports['etcd']}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={ports['apiserver']}",
+            f"--tls-cert-file={p / 'apiserver.crt'}",
+            f"--tls-private-key-file={p / 'apiserver.key'}",
+            f"--client-ca-file={p / 'ca.crt'}",
+            f"--service-account-issuer=https://127.0.0.1:{ports['apiserver']}",
+            f"--service-account-key-file={p / 'sa.pub'}",
+            f"--service-account-signing-key-file={p / 'sa.key'}",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            "--authorization-mode=RBAC",
+            "--allow-privileged=true",
+            "--endpoint-reconciler-type=none",
+        ]
+
+    def _controller_manager_args(self) -> list[str]:
+        p = self.pki_dir
+        return [
+            f"--kubeconfig={self.kubeconfig}",
+            "--leader-elect=false",
+            "--secure-port=0",
+            f"--service-account-private-key-file={p / 'sa.key'}",
+            f"--root-ca-file={p / 'ca.crt'}",
+            "--use-service-account-credentials=false",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            "--concurrent-deployment-syncs=10",
+            "--concurrent-replicaset-syncs=10",
+        ]
+
+    def _write_pki(self) -> None:
+        now = dt.datetime.now(dt.timezone.utc)
+        self.pki_dir.mkdir(parents=True, exist_ok=True)
+        ca = pki.issue("rolesanywhere-local-cluster-ca", now=now, is_ca=True, key_kind="ec-p256")
+        ca.write(self.pki_dir, "ca")
+        pki.issue(
+            "kube-apiserver",
+            now=now,
+            issuer=ca,
+            server=True,
+            dns_names=("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"),
+            ip_addresses=("127.0.0.1", "10.0.0.1"),
+        ).write(self.pki_dir, "apiserver")
+        pki.issue("admin", now=now, issuer=ca, client=True, organizations=("system:masters",)).write(
+            self.pki_dir, "admin"
+        )
+        pki.write_rsa_keypair(self.pki_dir / "sa.key", self.pki_dir / "sa.pub")
+
+    def _write_kubeconfig(self, port: int) -> None:
+        def b64(name: str) -> str:
+            return base64.b64encode((self.pki_dir / name).read_bytes()).decode()
+
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": "local",
+                    "cluster": {
+                        "server": f"https://127.0.0.1:{port}",
+                        "certificate-authority-data": b64("ca.crt"),
+                    },
+                }
+            ],
+            "users": [
+                {
+                    "name": "admin",
+                    "user": {"client-certificate-data": b64("admin.crt"), "client-key-data": b64("admin.key")},
+                }
+            ],
+            "contexts": [{"name": "local", "context": {"cluster": "local", "user": "admin"}}],
+            "current-context": "local",
+        }
+        tmp = self.kubeconfig.with_suffix(".tmp")
+        tmp.write_text(json.dumps(config, indent=2))
+        tmp.chmod(0o600)
+        tmp.replace(self.kubeconfig)
+
+    def _install_cert_manager_crds(self, crds_dir: Path, timeout: float) -> None:
+        files = sorted(crds_dir.glob("cert-manager.io_*.yaml"))
+        if not files:
+            raise ControlPlaneError(f"no cert-manager CRDs in {crds_dir}")
+        args = ["apply", "--server-side", "--force-conflicts"]
+        for f in files:
+            args += ["-f", str(f)]
+        self.kubectl(*args)
+        self.kubectl("wait", "--for=condition=Established", f"--timeout={int(timeout)}s",
+                     *[f"crd/{f.name.split('_', 1)[1].removesuffix('.yaml')}.cert-manager.io" for f in files])
+        self.kubectl("create", "namespace", CERT_MANAGER_NAMESPACE, check=False)
+
+    def _spawn(self, name: str, args: list[str]) -> int:
+        log = open(self.log_dir / f"{name}.log", "ab")
+        proc = subprocess.Popen(
+            [str(self.bin_dir / name), *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # survives the starting command (make cluster-up) and its Ctrl-C
+            cwd=self.root,
+        )
+        log.close()
+        return proc.pid
+
+    def _wait_http(self, url: str, component: str, timeout: float) -> None:
+        context = None
+        if url.startswith("https"):
+            context = ssl.create_default_context(cafile=str(self.pki_dir / "ca.crt"))
+            context.load_cert_chain(self.pki_dir / "admin.crt", self.pki_dir / "admin.key")
+        log = self.log_dir / f"{component}.log"
+        state = self._read_state()
+        pid = state["pids"][component]
+
+        def healthy() -> bool:
+            if not _alive(pid):
+                tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+                raise ControlPlaneError(f"{component} exited during start-up; last lines of {log}:\n{tail}")
+            try:
+                with urllib.request.urlopen(url, context=context, timeout=2) as response:
+                    return response.status == 200
+            except OSError:
+                return False
+
+        wait_for(healthy, timeout=timeout, what=f"{component} at {url} (log: {log})")
+
+    def _owns(self, pid: int) -> bool:
+        """True when `pid` is alive and is one of ours (its command line names our root)."""
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            return False
+        return str(self.root) in cmdline
+
+    def _read_state(self) -> dict:
+        try:
+            return json.loads(self.state_file.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def _write_state(self, ports: dict[str, int], pids: dict[str, int]) -> None:
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"ports": ports, "pids": pids}))
+        tmp.replace(self.state_file)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def _terminate(pid: int, grace: float = 10) -> None:
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _alive(pid):
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass

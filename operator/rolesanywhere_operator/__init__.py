@@ -1,0 +1,1 @@
+"""Kubernetes operator and admission webhook for AWS IAM Roles Anywhere."""
