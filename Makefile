@@ -21,11 +21,11 @@ tools: ## Build the pinned kube-apiserver, etcd, cert-manager, helm, aws_signing
 
 .PHONY: test
 test: venv tools ## Run the whole suite: unit tests, then integration tests on a local control plane
-	$(PY) -m pytest tests
+	$(PY) -m pytest
 
 .PHONY: test-unit
 test-unit: venv ## Run the unit tests only (no cluster, no binaries)
-	$(PY) -m pytest tests -m 'not integration'
+	$(PY) -m pytest -m 'not integration'
 
 .PHONY: demo
 demo: venv tools ## Bring up the local cluster and run the end-to-end demo

@@ -109,7 +109,7 @@ spec:
 def test_helm_installs_and_uninstalls_a_chart(cluster, namespace, tools_bin, tmp_path):
     helm_env = {"KUBECONFIG": str(cluster.kubeconfig), "HELM_CACHE_HOME": str(tmp_path / "cache"),
                 "HELM_CONFIG_HOME": str(tmp_path / "config"), "HELM_DATA_HOME": str(tmp_path / "data"),
-                "PATH": "/usr/bin:/bin"}
+                "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
 
     def helm(*args):
         return subprocess.run([str(tools_bin / "helm"), *args], env=helm_env, capture_output=True, text=True,

@@ -43,3 +43,29 @@ def test_unreachable_module_proxy_is_one_clear_line(tmp_path):
         result.stderr
     )
     assert "127.0.0.1:9" in last
+
+
+def copy_of_venv_script(tmp_path: Path) -> Path:
+    (tmp_path / "hack").mkdir()
+    shutil.copy(REPO_ROOT / "hack/venv.sh", tmp_path / "hack/venv.sh")
+    shutil.copy(REPO_ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    return tmp_path / "hack/venv.sh"
+
+
+def test_missing_python_is_one_clear_line(tmp_path):
+    script = copy_of_venv_script(tmp_path)
+    result = subprocess.run([str(script)], env={"PATH": os.environ["PATH"], "PYTHON": "python3.99"},
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert result.stderr.strip() == "hack/venv.sh: python3.99 is missing: install Python >= 3.11"
+
+
+def test_unreachable_package_index_is_one_clear_line(tmp_path):
+    script = copy_of_venv_script(tmp_path)
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "PIP_INDEX_URL": "http://127.0.0.1:9/simple",
+           "PIP_NO_CACHE_DIR": "1", "PIP_RETRIES": "0", "PIP_TIMEOUT": "2"}
+    result = subprocess.run([str(script)], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("hack/venv.sh: cannot install the Python packages from the package index"), result.stderr
+    assert "Traceback" not in result.stderr
