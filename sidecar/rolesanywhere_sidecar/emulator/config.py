@@ -1,0 +1,233 @@
+"""The emulator's configuration: one YAML file describing the account, trust anchors, profiles and STS.
+
+accountId: "123456789012"        # optional; default: the account in the ARNs (all must agree)
+region: us-east-1                # optional; default: the region in the ARNs (all must agree)
+sts:
+  endpoint: http://127.0.0.1:5000   # STS endpoint AssumeRole is called on (e.g. a moto server)
+  iamEndpoint: http://...           # optional; IAM endpoint GetRole is called on; default: endpoint
+  region: us-east-1                 # optional; region STS requests are signed for; default: us-east-1
+  accessKeyId: AKIA...              # optional; default: $AWS_ACCESS_KEY_ID
+  secretAccessKey: ...              # optional; default: $AWS_SECRET_ACCESS_KEY
+  sessionToken: ...                 # optional; default: $AWS_SESSION_TOKEN
+trustAnchors:
+  - arn: arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/ANCHOR-ID
+    caBundle: ca.pem                # PEM CA certificate(s); relative paths are from this file's folder
+    enabled: true                   # optional; default true
+profiles:
+  - arn: arn:aws:rolesanywhere:us-east-1:123456789012:profile/PROFILE-ID
+    roleArns: [arn:aws:iam::123456789012:role/app]
+    durationSeconds: 3600           # optional; the longest session this profile vends; default 3600
+    acceptRoleSessionName: false    # optional; whether requests may set roleSessionName; default false
+    enabled: true                   # optional; default true
+testing:
+  credentialLifetimeSeconds: 5      # TEST ONLY, optional: ask STS for credentials this short-lived
+                                    # whatever the request says (moto accepts it; real STS needs >= 900)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from cryptography import x509
+
+from ..protocol.arns import Arn, parse_arn, parse_profile_arn, parse_role_arn, parse_trust_anchor_arn
+from ..protocol.errors import ConfigError
+
+DEFAULT_PROFILE_DURATION_SECONDS = 3600
+DEFAULT_STS_REGION = "us-east-1"
+
+
+@dataclass(frozen=True)
+class TrustAnchor:
+    arn: Arn
+    certificates: tuple[x509.Certificate, ...]
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class Profile:
+    arn: Arn
+    role_arns: tuple[str, ...]
+    duration_seconds: int = DEFAULT_PROFILE_DURATION_SECONDS
+    accept_role_session_name: bool = False
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class StsSettings:
+    endpoint: str
+    iam_endpoint: str
+    region: str
+    access_key_id: str
+    secret_access_key: str
+    session_token: str | None = None
+
+    def __repr__(self) -> str:  # keep the secret out of logs
+        return f"StsSettings(endpoint={self.endpoint!r}, iam_endpoint={self.iam_endpoint!r}, region={self.region!r})"
+
+
+@dataclass(frozen=True)
+class EmulatorConfig:
+    account_id: str
+    region: str
+    partition: str
+    sts: StsSettings
+    trust_anchors: dict[str, TrustAnchor] = field(default_factory=dict)  # by ARN
+    profiles: dict[str, Profile] = field(default_factory=dict)  # by ARN
+    credential_lifetime_seconds: int | None = None  # testing only
+
+
+def load_config(path: Path, environ: dict[str, str] | None = None) -> EmulatorConfig:
+    """Read and validate a YAML configuration file; ConfigError naming the file and the field when invalid."""
+    path = Path(path)
+    try:
+        document = yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise ConfigError(f"cannot read emulator configuration {path}: {error.strerror or error}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"emulator configuration {path} is not valid YAML: {error}") from None
+    try:
+        return config_from_dict(
+            document, base_dir=path.parent, environ=os.environ if environ is None else environ
+        )
+    except ConfigError as error:
+        raise ConfigError(f"emulator configuration {path}: {error}") from None
+
+
+def config_from_dict(document: object, *, base_dir: Path, environ: dict[str, str]) -> EmulatorConfig:
+    root = _mapping(document, "the document")
+    anchors = [
+        _trust_anchor(item, f"trustAnchors[{i}]", base_dir)
+        for i, item in enumerate(_list(root, "trustAnchors"))
+    ]
+    profiles = [_profile(item, f"profiles[{i}]") for i, item in enumerate(_list(root, "profiles"))]
+    if not anchors or not profiles:
+        raise ConfigError("at least one entry is needed in trustAnchors and in profiles")
+    arns = [a.arn for a in anchors] + [p.arn for p in profiles]
+    account_id = str(root.get("accountId") or arns[0].account)
+    region = str(root.get("region") or arns[0].region)
+    for arn in arns:
+        if arn.account != account_id or arn.region != region:
+            raise ConfigError(
+                f"{arn} is not in account {account_id} and region {region}: all ARNs must share both"
+            )
+    for profile in profiles:
+        for role_arn in profile.role_arns:
+            if parse_arn(role_arn).account != account_id:
+                raise ConfigError(f"role {role_arn} of profile {profile.arn} is not in account {account_id}")
+    lifetime = _section(root, "testing").get("credentialLifetimeSeconds")
+    if lifetime is not None and (not isinstance(lifetime, int) or lifetime < 1):
+        raise ConfigError(
+            f"testing.credentialLifetimeSeconds must be a positive whole number, got {lifetime!r}"
+        )
+    return EmulatorConfig(
+        account_id=account_id,
+        region=region,
+        partition=arns[0].partition,
+        sts=_sts(_section(root, "sts"), environ),
+        trust_anchors={str(a.arn): a for a in anchors},
+        profiles={str(p.arn): p for p in profiles},
+        credential_lifetime_seconds=lifetime,
+    )
+
+
+def _trust_anchor(item: object, where: str, base_dir: Path) -> TrustAnchor:
+    entry = _mapping(item, where)
+    arn = _parse(parse_trust_anchor_arn, entry.get("arn"), f"{where}.arn")
+    bundle = entry.get("caBundle")
+    if not bundle:
+        raise ConfigError(
+            f"{where}.caBundle is missing: expected the path of a PEM file with the CA certificate(s)"
+        )
+    bundle_path = (base_dir / str(bundle)).resolve()
+    try:
+        certificates = x509.load_pem_x509_certificates(bundle_path.read_bytes())
+    except OSError as error:
+        raise ConfigError(f"{where}.caBundle: cannot read {bundle_path}: {error.strerror or error}") from None
+    except ValueError as error:
+        raise ConfigError(f"{where}.caBundle: {bundle_path} holds no PEM certificates ({error})") from None
+    return TrustAnchor(
+        arn=arn, certificates=tuple(certificates), enabled=_bool(entry, "enabled", True, where)
+    )
+
+
+def _profile(item: object, where: str) -> Profile:
+    entry = _mapping(item, where)
+    arn = _parse(parse_profile_arn, entry.get("arn"), f"{where}.arn")
+    roles = entry.get("roleArns")
+    if not isinstance(roles, list) or not roles:
+        raise ConfigError(f"{where}.roleArns must be a non-empty list of IAM role ARNs")
+    for i, role in enumerate(roles):
+        _parse(parse_role_arn, role, f"{where}.roleArns[{i}]")
+    duration = entry.get("durationSeconds", DEFAULT_PROFILE_DURATION_SECONDS)
+    if not isinstance(duration, int) or not 900 <= duration <= 43200:
+        raise ConfigError(
+            f"{where}.durationSeconds must be a whole number from 900 to 43200, got {duration!r}"
+        )
+    return Profile(
+        arn=arn,
+        role_arns=tuple(str(r) for r in roles),
+        duration_seconds=duration,
+        accept_role_session_name=_bool(entry, "acceptRoleSessionName", False, where),
+        enabled=_bool(entry, "enabled", True, where),
+    )
+
+
+def _sts(section: dict, environ: dict[str, str]) -> StsSettings:
+    endpoint = section.get("endpoint")
+    if not endpoint or not str(endpoint).startswith(("http://", "https://")):
+        raise ConfigError(
+            f"sts.endpoint must be an http(s) URL of an STS endpoint (e.g. a moto server), got {endpoint!r}"
+        )
+    access_key = section.get("accessKeyId") or environ.get("AWS_ACCESS_KEY_ID")
+    secret_key = section.get("secretAccessKey") or environ.get("AWS_SECRET_ACCESS_KEY")
+    if not access_key or not secret_key:
+        raise ConfigError(
+            "no credentials to call STS with: set sts.accessKeyId and sts.secretAccessKey, "
+            "or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+        )
+    return StsSettings(
+        endpoint=str(endpoint).rstrip("/"),
+        iam_endpoint=str(section.get("iamEndpoint") or endpoint).rstrip("/"),
+        region=str(section.get("region") or DEFAULT_STS_REGION),
+        access_key_id=str(access_key),
+        secret_access_key=str(secret_key),
+        session_token=section.get("sessionToken") or environ.get("AWS_SESSION_TOKEN") or None,
+    )
+
+
+def _parse(parser, value: object, where: str) -> Arn:
+    if not isinstance(value, str):
+        raise ConfigError(f"{where} is missing or not a string: expected an ARN")
+    try:
+        return parser(value)
+    except ConfigError as error:
+        raise ConfigError(f"{where}: {error}") from None
+
+
+def _mapping(value: object, where: str) -> dict:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must be a mapping, got {type(value).__name__}")
+    return value
+
+
+def _section(root: dict, name: str) -> dict:
+    value = root.get(name) or {}
+    return _mapping(value, name)
+
+
+def _list(root: dict, name: str) -> list:
+    value = root.get(name) or []
+    if not isinstance(value, list):
+        raise ConfigError(f"{name} must be a list, got {type(value).__name__}")
+    return value
+
+
+def _bool(entry: dict, name: str, default: bool, where: str) -> bool:
+    value = entry.get(name, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}.{name} must be true or false, got {value!r}")
+    return value

@@ -1,0 +1,63 @@
+"""CreateSession's parameters: the JSON body, with the ARNs also accepted as query parameters, validated
+with the service's ValidationException wording."""
+
+from __future__ import annotations
+
+import json
+
+from ..protocol.signing import query_pairs
+from .authentication import IncomingRequest
+from .errors import validation
+
+MIN_DURATION_SECONDS = 900
+MAX_DURATION_SECONDS = 43200
+DEFAULT_DURATION_SECONDS = 3600
+ARN_PARAMETERS = ("profileArn", "roleArn", "trustAnchorArn")
+
+
+def session_parameters(request: IncomingRequest) -> dict:
+    """The request's parameters: the JSON body, with the ARNs also accepted as query parameters."""
+    if request.body.strip():
+        try:
+            document = json.loads(request.body)
+        except ValueError:
+            raise validation("Could not parse request body into json") from None
+        if not isinstance(document, dict):
+            raise validation("Could not parse request body into json", "the body is not a JSON object")
+    else:
+        document = {}
+    for name, value in query_pairs(request.query):
+        if name in ARN_PARAMETERS:
+            document.setdefault(name, value)
+    problems = [
+        f"Value null at '{name}' failed to satisfy constraint: Member must not be null"
+        for name in ARN_PARAMETERS
+        if not isinstance(document.get(name), str) or not document.get(name)
+    ]
+    duration = document.get("durationSeconds", DEFAULT_DURATION_SECONDS)
+    if not isinstance(duration, int) or isinstance(duration, bool):
+        problems.append(
+            f"Value '{duration}' at 'durationSeconds' failed to satisfy constraint: Member must be a number"
+        )
+    elif duration < MIN_DURATION_SECONDS:
+        problems.append(
+            f"Value '{duration}' at 'durationSeconds' failed to satisfy constraint: "
+            f"Member must have value greater than or equal to {MIN_DURATION_SECONDS}"
+        )
+    elif duration > MAX_DURATION_SECONDS:
+        problems.append(
+            f"Value '{duration}' at 'durationSeconds' failed to satisfy constraint: "
+            f"Member must have value less than or equal to {MAX_DURATION_SECONDS}"
+        )
+    name = document.get("roleSessionName")
+    if name is not None and (not isinstance(name, str) or not 2 <= len(name) <= 64):
+        problems.append(
+            f"Value '{name}' at 'roleSessionName' failed to satisfy constraint: Member must have length between 2 and 64"
+        )
+    if problems:
+        count = len(problems)
+        raise validation(
+            f"{count} validation error{'s' if count > 1 else ''} detected: " + "; ".join(problems)
+        )
+    document["durationSeconds"] = duration
+    return document

@@ -1,0 +1,266 @@
+"""CreateSession, as the service answers it: authenticate, resolve the trust anchor, profile and role,
+check trust and durations, then mint credentials with STS AssumeRole.
+
+Every answer (accepted or not) is recorded in a SessionLog, which the debug endpoint
+/_emulator/sessions serves, so tests can see which certificate a client used.
+"""
+
+from __future__ import annotations
+
+import binascii
+import datetime as dt
+import logging
+import threading
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+from ..protocol.arns import parse_arn
+from ..protocol.credentials import format_expiration
+from ..protocol.signing import HEADER_X509, decode_certificates
+from .authentication import Authenticated, IncomingRequest, authenticate
+from .aws import AwsCallError, AwsClient
+from .config import EmulatorConfig, Profile, TrustAnchor
+from .debuglog import Fault, SessionLog, SessionRecord
+from .errors import (
+    UNTRUSTED_CERTIFICATE,
+    ApiError,
+    access_denied,
+    internal,
+    not_found,
+    validation,
+)
+from .parameters import session_parameters
+from .policy import PolicyDenied, certificate_context, check_trust_policy
+from .trust import UntrustedCertificate, verify_path
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: dict
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class CreateSessionService:
+    def __init__(self, config: EmulatorConfig, aws: AwsClient, clock: Callable[[], dt.datetime]):
+        self.config = config
+        self.aws = aws
+        self.clock = clock
+        self.sessions = SessionLog()
+        self._faults: deque[Fault] = deque()
+        self._faults_lock = threading.Lock()
+
+    def inject_fault(self, fault: Fault) -> None:
+        with self._faults_lock:
+            self._faults.append(fault)
+
+    def clear_faults(self) -> None:
+        with self._faults_lock:
+            self._faults.clear()
+
+    def handle(self, request: IncomingRequest) -> Answer:
+        now = self.clock()
+        record = SessionRecord(time=format_expiration(now), status=0)
+        try:
+            answer = self._create_session(request, now, record)
+        except ApiError as error:
+            record.status, record.code, record.reason = error.status, error.code, error.reason
+            answer = Answer(error.status, {"message": error.message}, {"x-amzn-ErrorType": error.code})
+        else:
+            record.status = answer.status
+        self.sessions.add(record)
+        log.info(
+            "CreateSession %s %s serial=%s subject=%r role=%s%s",
+            record.status,
+            record.code or "OK",
+            record.serial or "-",
+            record.subject,
+            record.role_arn or "-",
+            f" reason: {record.reason}" if record.reason else "",
+        )
+        return answer
+
+    def _next_fault(self) -> Fault | None:
+        with self._faults_lock:
+            if not self._faults:
+                return None
+            fault = self._faults[0]
+            fault.count -= 1
+            if fault.count <= 0:
+                self._faults.popleft()
+            return fault
+
+    def _create_session(self, request: IncomingRequest, now: dt.datetime, record: SessionRecord) -> Answer:
+        _note_certificate(record, request)  # before anything else, so every answer shows the certificate
+        fault = self._next_fault()
+        if fault:
+            raise ApiError(fault.status, fault.code, fault.message, "injected fault")
+        authenticated = authenticate(request, region=self.config.region, now=now)
+        certificate = authenticated.certificate
+
+        params = session_parameters(request)
+        record.trust_anchor_arn = params["trustAnchorArn"]
+        record.profile_arn = params["profileArn"]
+        record.role_arn = params["roleArn"]
+        requested = params["durationSeconds"]
+        record.duration_seconds = requested
+
+        anchor = self._trust_anchor(params["trustAnchorArn"])
+        try:
+            verify_path(certificate, authenticated.intermediates, anchor.certificates, now)
+        except UntrustedCertificate as error:
+            raise access_denied(UNTRUSTED_CERTIFICATE, str(error)) from None
+        profile = self._profile(params["profileArn"])
+        role_arn = params["roleArn"]
+        if role_arn not in profile.role_arns:
+            raise access_denied(
+                f"Unable to assume role for {role_arn}", f"the role is not in profile {profile.arn}"
+            )
+        session_name = params.get("roleSessionName")
+        if session_name is not None and not profile.accept_role_session_name:
+            raise validation(
+                "roleSessionName is not accepted by this profile",
+                f"profile {profile.arn} has acceptRoleSessionName false",
+            )
+        duration = min(requested, profile.duration_seconds)
+        role = self._role(role_arn, now)
+        context = _condition_context(self.config, anchor, authenticated)
+        try:
+            check_trust_policy(role.trust_policy, context)
+        except PolicyDenied as error:
+            raise access_denied(f"Unable to assume role for {role_arn}", str(error)) from None
+        if duration > role.max_session_duration:
+            raise validation(
+                "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.",
+                f"{duration} s requested (after the profile's cap), the role allows {role.max_session_duration} s",
+            )
+        lifetime = self.config.credential_lifetime_seconds or duration
+        session_name = session_name or f"{certificate.serial_number:x}"[:64]
+        try:
+            assumed = self.aws.assume_role(role_arn, session_name, lifetime, now)
+        except AwsCallError as error:
+            if error.status in (400, 403):
+                raise access_denied(
+                    f"Unable to assume role for {role_arn}", f"STS AssumeRole: {error}"
+                ) from None
+            raise internal("Internal failure", f"STS AssumeRole: {error}") from None
+        record.duration_seconds = lifetime
+        record.access_key_id = assumed.access_key_id
+        record.expiration = format_expiration(assumed.expiration)
+        return Answer(201, _response(self.config, assumed, role_arn, certificate))
+
+    def _trust_anchor(self, arn: str) -> TrustAnchor:
+        anchor = self.config.trust_anchors.get(arn)
+        if anchor is None:
+            raise not_found(
+                f"Trust anchor {arn} not found", "no trust anchor with this ARN in the configuration"
+            )
+        if not anchor.enabled:
+            raise access_denied(UNTRUSTED_CERTIFICATE, f"trust anchor {arn} is disabled")
+        return anchor
+
+    def _profile(self, arn: str) -> Profile:
+        profile = self.config.profiles.get(arn)
+        if profile is None:
+            raise not_found(f"Profile {arn} not found", "no profile with this ARN in the configuration")
+        if not profile.enabled:
+            raise access_denied(f"Profile {arn} is disabled")
+        return profile
+
+    def _role(self, role_arn: str, now: dt.datetime):
+        role_name = parse_arn(role_arn).resource.rsplit("/", 1)[-1]
+        try:
+            return self.aws.get_role(role_name, now)
+        except AwsCallError as error:
+            if error.code == "NoSuchEntity":
+                raise access_denied(
+                    f"Unable to assume role for {role_arn}", "the role does not exist"
+                ) from None
+            raise internal("Internal failure", f"IAM GetRole: {error}") from None
+
+
+def _note_certificate(record: SessionRecord, request: IncomingRequest) -> None:
+    try:
+        (certificate,) = decode_certificates(request.header(HEADER_X509) or "")
+    except (ValueError, binascii.Error):
+        return
+    record.serial = str(certificate.serial_number)
+    record.serial_hex = f"{certificate.serial_number:x}"
+    record.subject = certificate.subject.rfc4514_string()
+    record.issuer = certificate.issuer.rfc4514_string()
+
+
+def _condition_context(config: EmulatorConfig, anchor: TrustAnchor, authenticated: Authenticated) -> dict:
+    certificate = authenticated.certificate
+    return certificate_context(
+        source_arn=str(anchor.arn),
+        source_account=config.account_id,
+        subject=_name_attributes(certificate.subject),
+        issuer=_name_attributes(certificate.issuer),
+        san=_san_attributes(certificate),
+    )
+
+
+_ATTRIBUTE_NAMES = {
+    NameOID.COMMON_NAME: "CN",
+    NameOID.ORGANIZATION_NAME: "O",
+    NameOID.ORGANIZATIONAL_UNIT_NAME: "OU",
+    NameOID.COUNTRY_NAME: "C",
+    NameOID.STATE_OR_PROVINCE_NAME: "ST",
+    NameOID.LOCALITY_NAME: "L",
+}
+
+
+def _name_attributes(name: x509.Name) -> dict[str, list[str]]:
+    attributes: dict[str, list[str]] = {}
+    for attribute in name:
+        key = _ATTRIBUTE_NAMES.get(attribute.oid)
+        if key:
+            attributes.setdefault(key, []).append(str(attribute.value))
+    return attributes
+
+
+def _san_attributes(certificate: x509.Certificate) -> dict[str, list[str]]:
+    try:
+        san = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return {}
+    attributes = {
+        "DNS": san.get_values_for_type(x509.DNSName),
+        "URI": san.get_values_for_type(x509.UniformResourceIdentifier),
+        "Name": [name.rfc4514_string() for name in san.get_values_for_type(x509.DirectoryName)],
+    }
+    return {key: values for key, values in attributes.items() if values}
+
+
+def _response(config: EmulatorConfig, assumed, role_arn: str, certificate: x509.Certificate) -> dict:
+    identity = f"{certificate.issuer.rfc4514_string()}|{certificate.subject.rfc4514_string()}"
+    subject_id = uuid.uuid5(uuid.NAMESPACE_URL, identity)
+    common_names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return {
+        "credentialSet": [
+            {
+                "assumedRoleUser": {
+                    "arn": assumed.assumed_role_arn,
+                    "assumedRoleId": assumed.assumed_role_id,
+                },
+                "credentials": {
+                    "accessKeyId": assumed.access_key_id,
+                    "secretAccessKey": assumed.secret_access_key,
+                    "sessionToken": assumed.session_token,
+                    "expiration": format_expiration(assumed.expiration),
+                },
+                "packedPolicySize": assumed.packed_policy_size,
+                "roleArn": role_arn,
+                "sourceIdentity": f"CN={common_names[0].value}" if common_names else "",
+            }
+        ],
+        "subjectArn": f"arn:{config.partition}:rolesanywhere:{config.region}:{config.account_id}:subject/{subject_id}",
+    }

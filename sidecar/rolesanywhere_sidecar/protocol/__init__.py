@@ -1,0 +1,27 @@
+"""IAM Roles Anywhere client protocol: X.509 identities, SigV4-X509 signing and the CreateSession call.
+
+This package stands alone: it imports nothing from the sidecar, the operator or the emulator,
+so each of them (and users' own code) can build on it.
+"""
+
+from .arns import Arn, endpoint_for, parse_arn
+from .client import CreateSessionClient, SessionRequest
+from .credentials import Credentials
+from .errors import ConfigError, LocalCredentialError, RolesAnywhereError, ServiceError
+from .identity import X509Identity, check_validity, load_identity
+
+__all__ = [
+    "Arn",
+    "ConfigError",
+    "CreateSessionClient",
+    "Credentials",
+    "LocalCredentialError",
+    "RolesAnywhereError",
+    "ServiceError",
+    "SessionRequest",
+    "X509Identity",
+    "check_validity",
+    "endpoint_for",
+    "load_identity",
+    "parse_arn",
+]

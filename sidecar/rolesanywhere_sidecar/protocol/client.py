@@ -1,0 +1,276 @@
+"""The CreateSession call: sign with the workload's certificate, send, retry what is worth retrying.
+
+Local problems (expired certificate, bad ARNs, out-of-range duration) are raised before any network
+call. Throttling (429), server errors (5xx) and connection failures are retried with exponential
+backoff and full jitter; other 4xx answers (access denied, validation) are not, since sending the
+same request again cannot change them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import random
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Self
+
+import httpx
+
+from .arns import check_same_region, endpoint_for, parse_profile_arn, parse_role_arn, parse_trust_anchor_arn
+from .credentials import Credentials, credentials_from_response
+from .errors import ConfigError, ServiceError
+from .identity import X509Identity, check_validity
+from .signing import HEADER_CONTENT_TYPE, sign_request
+
+log = logging.getLogger(__name__)
+
+#: Session lengths CreateSession accepts, in seconds; the profile may lower the maximum.
+MIN_DURATION_SECONDS = 900
+MAX_DURATION_SECONDS = 43200
+
+#: Content type of the request body (the one iam-rolesanywhere-session sends).
+CONTENT_TYPE = "application/x-amz-json-1.0"
+USER_AGENT = "rolesanywhere-operator"
+
+#: Connect within 5 s, and get each read within 10 s.
+DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+#: Attempts per create_session call (the first one included).
+DEFAULT_MAX_ATTEMPTS = 4
+#: Backoff before retry n (n = 1, 2, ...) is uniform in [0, min(BACKOFF_CAP, BACKOFF_BASE * 2**(n-1))] seconds.
+BACKOFF_BASE_SECONDS = 0.5
+BACKOFF_CAP_SECONDS = 10.0
+
+RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True)
+class SessionRequest:
+    """What to ask CreateSession for."""
+
+    trust_anchor_arn: str
+    profile_arn: str
+    role_arn: str
+    duration_seconds: int = 3600
+    role_session_name: str | None = None
+
+    def region(self) -> str:
+        """Validate the request and return its region (the trust anchor's); ConfigError when invalid."""
+        trust_anchor = parse_trust_anchor_arn(self.trust_anchor_arn)
+        profile = parse_profile_arn(self.profile_arn)
+        parse_role_arn(self.role_arn)
+        if not isinstance(self.duration_seconds, int) or not (
+            MIN_DURATION_SECONDS <= self.duration_seconds <= MAX_DURATION_SECONDS
+        ):
+            raise ConfigError(
+                f"session duration {self.duration_seconds!r} is out of range: expected whole seconds from "
+                f"{MIN_DURATION_SECONDS} to {MAX_DURATION_SECONDS}"
+            )
+        if self.role_session_name is not None and not (2 <= len(self.role_session_name) <= 64):
+            raise ConfigError(f"role session name {self.role_session_name!r} must be 2 to 64 characters long")
+        return check_same_region(trust_anchor, profile)
+
+    def body(self) -> bytes:
+        document: dict[str, object] = {
+            "durationSeconds": self.duration_seconds,
+            "profileArn": self.profile_arn,
+            "roleArn": self.role_arn,
+            "trustAnchorArn": self.trust_anchor_arn,
+        }
+        if self.role_session_name is not None:
+            document["roleSessionName"] = self.role_session_name
+        return json.dumps(document).encode("utf-8")
+
+
+class CreateSessionClient:
+    """Calls CreateSession. One instance may be used for many calls; close() it (or use `with`) when done.
+
+    endpoint: base URL to call (e.g. http://127.0.0.1:8443 for the emulator); default: the Roles
+      Anywhere endpoint of the region. region: signing region; default: the trust anchor ARN's region.
+    fips: use the FIPS endpoint (ignored with an explicit endpoint). ca_bundle: PEM file of CAs to
+      trust instead of the system's. verify=False skips TLS verification (testing only).
+    use_proxy_env: honour HTTPS_PROXY/HTTP_PROXY/NO_PROXY (off by default, as the official helper's --with-proxy).
+    rng, sleep: randomness and waiting for the backoff, passed in so tests are deterministic.
+    """
+
+    def __init__(
+        self,
+        endpoint: str | None = None,
+        *,
+        region: str | None = None,
+        fips: bool = False,
+        ca_bundle: Path | None = None,
+        verify: bool = True,
+        use_proxy_env: bool = False,
+        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        rng: random.Random | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        if max_attempts < 1:
+            raise ConfigError(f"max_attempts must be at least 1, got {max_attempts}")
+        self.endpoint = endpoint.rstrip("/") if endpoint else None
+        self.region = region
+        self.fips = fips
+        self.max_attempts = max_attempts
+        self.rng = rng or random.Random()
+        self.sleep = sleep
+        self._http = httpx.Client(
+            verify=_tls_verification(ca_bundle, verify),
+            trust_env=use_proxy_env,
+            timeout=timeout,
+            follow_redirects=False,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def url_for(self, request: SessionRequest) -> str:
+        region = self.region or request.region()
+        base = self.endpoint or endpoint_for(region, fips=self.fips)
+        return base if base.endswith("/sessions") else f"{base}/sessions"
+
+    def create_session(
+        self,
+        identity: X509Identity,
+        request: SessionRequest,
+        *,
+        now: Callable[[], dt.datetime] = utc_now,
+    ) -> Credentials:
+        """Credentials for `request.role_arn`; LocalCredentialError/ConfigError before sending, ServiceError after."""
+        region = request.region()
+        signing_region = self.region or region
+        check_validity(identity, now())
+        url = self.url_for(request)
+        body = request.body()
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                return self._attempt(identity, request, url, body, signing_region, now())
+            except ServiceError as error:
+                if not error.retryable or attempt == self.max_attempts:
+                    error.attempts = attempt
+                    raise
+                delay = self._backoff(attempt, error)
+                log.warning(
+                    "CreateSession attempt %d of %d failed: %s; retrying in %.2fs",
+                    attempt,
+                    self.max_attempts,
+                    error,
+                    delay,
+                )
+                self.sleep(delay)
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    def _attempt(
+        self,
+        identity: X509Identity,
+        request: SessionRequest,
+        url: str,
+        body: bytes,
+        region: str,
+        now: dt.datetime,
+    ) -> Credentials:
+        signed = sign_request(
+            identity,
+            url=url,
+            body=body,
+            now=now,
+            region=region,
+            headers={HEADER_CONTENT_TYPE: CONTENT_TYPE},
+        )
+        headers = {**signed.headers, "User-Agent": USER_AGENT}
+        certificate = {"certificate_serial": identity.serial_number, "certificate_subject": identity.subject}
+        try:
+            response = self._http.post(url, content=body, headers=headers)
+        except httpx.TransportError as error:
+            # A certificate the CA bundle does not trust will not become trusted by retrying.
+            untrusted = "CERTIFICATE_VERIFY_FAILED" in str(error)
+            raise ServiceError(
+                0,
+                type(error).__name__,
+                str(error) or "connection failed",
+                retryable=not untrusted,
+                endpoint=url,
+                **certificate,
+            ) from None
+        if response.status_code in (200, 201):
+            try:
+                document = response.json()
+            except ValueError:
+                document = None
+            try:
+                return credentials_from_response(
+                    document, role_arn=request.role_arn, status=response.status_code
+                )
+            except ServiceError as error:
+                raise ServiceError(
+                    error.status, error.code, error.message, retryable=True, endpoint=url, **certificate
+                ) from None
+        code, message = _error_of(response)
+        retryable = response.status_code in RETRYABLE_STATUS or response.status_code >= 500
+        raise ServiceError(
+            response.status_code,
+            code,
+            message,
+            retryable=retryable,
+            endpoint=url,
+            retry_after=_retry_after(response),
+            **certificate,
+        )
+
+    def _backoff(self, attempt: int, error: ServiceError) -> float:
+        ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (attempt - 1))
+        delay = self.rng.uniform(0, ceiling)
+        if error.retry_after is not None:
+            delay = max(delay, min(error.retry_after, BACKOFF_CAP_SECONDS))
+        return delay
+
+
+def _tls_verification(ca_bundle: Path | None, verify: bool) -> ssl.SSLContext | bool:
+    if not verify:
+        return False
+    if ca_bundle is None:
+        return True
+    try:
+        return ssl.create_default_context(cafile=str(ca_bundle))
+    except (OSError, ssl.SSLError) as error:
+        raise ConfigError(
+            f"cannot use CA bundle {ca_bundle}: {error}; expected a readable PEM file of CA certificates"
+        ) from None
+
+
+def _error_of(response: httpx.Response) -> tuple[str, str]:
+    """The service's error type and message: x-amzn-ErrorType or __type, and the body's message."""
+    try:
+        document = response.json()
+    except ValueError:
+        document = None
+    code = response.headers.get("x-amzn-ErrorType", "").split(":", 1)[0]
+    message = ""
+    if isinstance(document, dict):
+        code = code or str(document.get("__type") or document.get("code") or "").split("#")[-1]
+        message = str(document.get("message") or document.get("Message") or "")
+    if not message:
+        message = response.text.strip()[:500] or response.reason_phrase or "(empty response)"
+    return code or f"HTTP{response.status_code}", message
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    try:
+        return float(response.headers["Retry-After"])
+    except (KeyError, ValueError):
+        return None
