@@ -1,0 +1,129 @@
+"""`rolesanywhere-sidecar`: credential-process, serve [--once], check.
+
+Heavy modules (the protocol, the HTTP server) are imported inside the subcommand that needs them,
+so `check`, run by the kubelet as a probe, starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import signal
+import sys
+from collections.abc import Mapping, Sequence
+from typing import TextIO
+
+from . import settings as settings_module
+from .files import CREDENTIALS_JSON, MIN_VALIDITY, UnusableCredentialsFile, check_credentials_file
+from .logs import Redactor, configure, get_logger
+from .settings import Settings, SettingsError
+
+PROG = "rolesanywhere-sidecar"
+COMMANDS = {
+    "credential-process": "print credentials as credential_process JSON (a drop-in for aws_signing_helper)",
+    "serve": "keep credentials fresh in the output directory and on the loopback endpoint",
+    "check": f"exit 0 only when {CREDENTIALS_JSON} holds credentials valid for at least "
+    f"{int(MIN_VALIDITY.total_seconds())} s (startup probe)",
+}
+
+log = get_logger("main")
+
+
+class Stopping(BaseException):
+    """Raised in the main thread by SIGTERM/SIGINT; a BaseException so no `except Exception` swallows it."""
+
+
+def _stop_on_signal(signum: int, _frame) -> None:
+    # A second signal while shutting down terminates at once; the files are complete either way.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    raise Stopping(signal.Signals(signum).name)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="AWS credentials from IAM Roles Anywhere for the containers of a pod.",
+        epilog="Every flag also reads an environment variable (shown with it); flags win.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, meaning in COMMANDS.items():
+        sub = commands.add_parser(name, help=meaning, description=meaning)
+        settings_module.add_arguments(sub, name)
+    return parser
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+) -> int:
+    environ = os.environ if environ is None else environ
+    stdout = stdout or sys.stdout
+    stderr = stderr or sys.stderr
+    args = vars(build_parser().parse_args(argv))
+    command = args.pop("command")
+    try:
+        settings = settings_module.resolve(command, args, environ)
+    except SettingsError as error:
+        print(f"{PROG} {command}: {error}", file=stderr)
+        return 2
+    if command == "check":
+        return check(settings, stdout, stderr)
+    redactor = Redactor()
+    configure(settings.log_format, settings.log_level, stderr, redactor)
+    if command == "credential-process":
+        return credential_process(settings, stdout, stderr)
+    return serve(settings, redactor)
+
+
+def check(settings: Settings, stdout: TextIO, stderr: TextIO) -> int:
+    path = settings.output_dir / CREDENTIALS_JSON
+    try:
+        expiration = check_credentials_file(path, now=dt.datetime.now(dt.UTC), min_validity=MIN_VALIDITY)
+    except UnusableCredentialsFile as error:
+        print(f"{PROG} check: not ready: {error}", file=stderr)
+        return 1
+    print(f"ready: credentials valid until {expiration.isoformat()}", file=stdout)
+    return 0
+
+
+def credential_process(settings: Settings, stdout: TextIO, stderr: TextIO) -> int:
+    from .protocol import ConfigError
+    from .refresher import CertificateFilesMissing, FetchFailed
+    from .session import SessionFetcher
+
+    try:
+        fetcher = SessionFetcher(settings, max_attempts=3)
+    except ConfigError as error:
+        print(f"{PROG} credential-process: {error}", file=stderr)
+        return 1
+    try:
+        credentials, _fields = fetcher()
+    except CertificateFilesMissing as missing:
+        print(f"{PROG} credential-process: {', '.join(map(str, missing.paths))}: no such file", file=stderr)
+        return 1
+    except FetchFailed as error:
+        print(f"{PROG} credential-process: {error}", file=stderr)
+        return 1
+    finally:
+        fetcher.close()
+    stdout.write(json.dumps(credentials.to_process_json()) + "\n")
+    stdout.flush()
+    return 0
+
+
+def serve(settings: Settings, redactor: Redactor) -> int:
+    """Run until SIGTERM/SIGINT (or, with --once, until the first credentials are written)."""
+    signal.signal(signal.SIGTERM, _stop_on_signal)
+    signal.signal(signal.SIGINT, _stop_on_signal)
+    try:
+        from .serving import run
+
+        return run(settings, redactor)
+    except Stopping as stopping:
+        log.info("stopping", extra={"signal": str(stopping)})
+        return 1 if settings.once else 0

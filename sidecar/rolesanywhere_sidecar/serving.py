@@ -1,0 +1,96 @@
+"""`serve`: the sidecar's parts wired together.
+
+The refresher runs in the main thread, the endpoint on its own threads. SIGTERM interrupts the main
+thread (see cli.Stopping); the `finally` blocks stop the endpoint, and the files stay as they are.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+import threading
+
+from .files import OutputFiles
+from .logs import Redactor, get_logger
+from .metrics import Metrics
+from .protocol import ConfigError
+from .refresher import Refresher
+from .server import CredentialsServer, CredentialStore
+from .session import SessionFetcher, utc_now
+from .settings import Settings
+
+log = get_logger("main")
+
+
+def run(settings: Settings, redactor: Redactor) -> int:
+    """Serve until interrupted; with `settings.once`, return once the first credentials are written."""
+    rng = random.Random()
+    metrics = Metrics(utc_now)
+    store = CredentialStore()
+    output = OutputFiles(settings.output_dir, profile_name=settings.profile_name, mode=settings.file_mode)
+    try:
+        fetcher = SessionFetcher(settings, now=utc_now, rng=rng, metrics=metrics)
+        leftovers = output.prepare()
+    except (ConfigError, OSError) as error:
+        log.error("cannot start: %s", error)
+        return 1
+    if leftovers:
+        log.info("removed temporary files of an interrupted write", extra={"files": leftovers})
+    log.info(
+        "starting",
+        extra={
+            "mode": "once" if settings.once else "serve",
+            "certificate": settings.certificate,
+            "trust_anchor_arn": settings.trust_anchor_arn,
+            "profile_arn": settings.profile_arn,
+            "role_arn": settings.role_arn,
+            "endpoint": fetcher.url,
+            "output_dir": settings.output_dir,
+        },
+    )
+
+    def serve_credentials(credentials) -> None:
+        redactor.add(credentials.secret_access_key, credentials.session_token)
+        store.set(credentials)
+        metrics.set_credentials_expiration(credentials.expiration)
+
+    def publish(credentials) -> None:
+        serve_credentials(credentials)
+        output.write_credentials(credentials)
+
+    refresher = Refresher(
+        fetch=fetcher, publish=publish, now=utc_now, rng=rng, refresh_fraction=settings.refresh_fraction
+    )
+    forever = threading.Event()  # never set: SIGTERM interrupts the main thread instead
+    if settings.once:
+        try:
+            return 0 if refresher.run_until_published(forever) else 1
+        finally:
+            fetcher.close()
+
+    previous = output.read_credentials(settings.role_arn)
+    if previous is not None and previous.expiration > utc_now():
+        # A restarted sidecar (same pod, same volume) serves these while it fetches new ones, so
+        # clients ride out a restart during a service outage.
+        serve_credentials(previous)
+        refresher.current = previous
+        log.info(
+            "serving the credentials of the previous run until new ones arrive",
+            extra={"access_key_id": previous.access_key_id, "expiration": previous.expiration.isoformat()},
+        )
+    token = secrets.token_urlsafe(32)
+    redactor.add(token)
+    try:
+        output.write_token(token)
+        server = CredentialsServer(settings.port, token=token, store=store, metrics=metrics, now=utc_now)
+    except OSError as error:
+        log.error("cannot start: %s", error)
+        fetcher.close()
+        return 1
+    server.start()
+    try:
+        refresher.run(forever)
+    finally:
+        server.stop()
+        fetcher.close()
+    return 0

@@ -1,0 +1,86 @@
+"""The command line: exit codes and messages of check, credential-process and serve (no network)."""
+
+from __future__ import annotations
+
+import io
+import json
+import signal
+import subprocess
+import sys
+
+import pytest
+from rolesanywhere_sidecar import cli
+from support.sidecar import reset_sidecar_logging
+
+ARGS = [
+    "--certificate", "/nonexistent/tls.crt",
+    "--private-key", "/nonexistent/tls.key",
+    "--trust-anchor-arn", "arn:aws:rolesanywhere:eu-west-1:123456789012:trust-anchor/ta",
+    "--profile-arn", "arn:aws:rolesanywhere:eu-west-1:123456789012:profile/p",
+    "--role-arn", "arn:aws:iam::123456789012:role/app",
+    "--endpoint", "http://127.0.0.1:9",
+]  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def restore_logging_and_signals():
+    handlers = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGINT)}
+    yield
+    for number, handler in handlers.items():
+        signal.signal(number, handler)
+    reset_sidecar_logging()
+
+
+def run(*argv: str) -> tuple[int, str, str]:
+    stdout, stderr = io.StringIO(), io.StringIO()
+    code = cli.main(list(argv), environ={}, stdout=stdout, stderr=stderr)
+    return code, stdout.getvalue(), stderr.getvalue()
+
+
+def test_check_fails_until_credentials_valid_for_a_minute_are_written(tmp_path):
+    code, _, stderr = run("check", "--output-dir", str(tmp_path))
+    assert code == 1 and "not ready" in stderr and "does not exist yet" in stderr
+    (tmp_path / "credentials.json").write_text(
+        json.dumps({"AccessKeyId": "A", "Expiration": "2999-01-01T00:00:00Z"})
+    )
+    code, stdout, _ = run("check", "--output-dir", str(tmp_path))
+    assert code == 0 and "2999-01-01" in stdout
+
+
+def test_credential_process_names_a_missing_certificate_file():
+    code, stdout, stderr = run("credential-process", *ARGS)
+    assert code == 1 and stdout == ""
+    assert "/nonexistent/tls.crt, /nonexistent/tls.key: no such file" in stderr
+
+
+def test_credential_process_rejects_arns_of_different_regions():
+    args = [a.replace("eu-west-1:123456789012:profile", "us-east-1:123456789012:profile") for a in ARGS]
+    code, _, stderr = run("credential-process", *args)
+    assert code == 1 and "both must be in the region" in stderr
+
+
+def test_serve_refuses_to_start_with_a_bad_configuration(tmp_path):
+    args = [a.replace("eu-west-1:123456789012:profile", "us-east-1:123456789012:profile") for a in ARGS]
+    code, _, stderr = run("serve", *args, "--output-dir", str(tmp_path), "--log-format", "json")
+    assert code == 1
+    line = json.loads(stderr.splitlines()[-1])
+    assert line["level"] == "error" and "cannot start" in line["message"] and "region" in line["message"]
+
+
+def loaded_modules(statement: str) -> set[str]:
+    script = f"import sys\n{statement}\nprint(' '.join(sys.modules))"
+    result = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True)
+    return {name.split(".")[0] for name in result.stdout.split()}
+
+
+def test_the_sidecar_never_imports_kopf_or_the_kubernetes_client():
+    modules = loaded_modules("import rolesanywhere_sidecar.cli, rolesanywhere_sidecar.serving")
+    assert not modules & {"kopf", "kubernetes", "rolesanywhere_operator"}
+
+
+def test_check_starts_without_the_protocol_stack():
+    """The kubelet runs `check` every second until the sidecar is ready: it loads no HTTP or X.509 code."""
+    modules = loaded_modules(
+        "from rolesanywhere_sidecar import cli; cli.main(['check', '--output-dir', '/nonexistent'])"
+    )
+    assert not modules & {"httpx", "cryptography", "http"}

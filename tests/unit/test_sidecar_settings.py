@@ -1,0 +1,143 @@
+"""Sidecar settings: one declaration per setting, flag > environment > default, clear errors."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import pytest
+from rolesanywhere_sidecar import cli, settings
+from rolesanywhere_sidecar.settings import FIELDS, SettingsError, env_of, flag_of, resolve
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ARNS = {
+    "ROLESANYWHERE_TRUST_ANCHOR_ARN": "arn:aws:rolesanywhere:eu-west-1:123456789012:trust-anchor/ta",
+    "ROLESANYWHERE_PROFILE_ARN": "arn:aws:rolesanywhere:eu-west-1:123456789012:profile/p",
+    "ROLESANYWHERE_ROLE_ARN": "arn:aws:iam::123456789012:role/app",
+    "ROLESANYWHERE_CERTIFICATE": "/certs/tls.crt",
+    "ROLESANYWHERE_PRIVATE_KEY": "/certs/tls.key",
+}
+
+
+def test_the_brief_flags_exist_with_their_env_vars_and_defaults():
+    by_flag = {flag_of(f): f for f in FIELDS}
+    for flag in [
+        "--certificate",
+        "--private-key",
+        "--intermediates",
+        "--private-key-passphrase-file",
+        "--trust-anchor-arn",
+        "--profile-arn",
+        "--role-arn",
+        "--region",
+        "--endpoint",
+        "--session-duration",
+        "--role-session-name",
+        "--ca-bundle",
+        "--with-proxy",
+        "--no-verify-ssl",
+        "--output-dir",
+        "--profile-name",
+        "--port",
+        "--refresh-fraction",
+        "--log-format",
+        "--log-level",
+        "--file-mode",
+        "--once",
+    ]:
+        assert flag in by_flag, flag
+        assert env_of(by_flag[flag]) == "ROLESANYWHERE_" + flag[2:].upper().replace("-", "_")
+    defaults = resolve("serve", {}, ARNS)
+    assert defaults.output_dir == Path("/var/run/secrets/rolesanywhere")
+    assert (defaults.profile_name, defaults.port, defaults.refresh_fraction) == ("default", 9911, 0.5)
+    assert (defaults.file_mode, defaults.log_format, defaults.log_level) == (0o640, "text", "info")
+    assert (defaults.session_duration, defaults.with_proxy, defaults.no_verify_ssl) == (3600, False, False)
+
+
+def test_every_setting_has_a_one_line_meaning_and_a_subcommand():
+    for f in FIELDS:
+        assert f.metadata["meaning"] and "\n" not in f.metadata["meaning"], f.name
+        assert set(f.metadata["used_by"]) <= set(cli.COMMANDS), f.name
+
+
+def test_flag_beats_environment_which_beats_default():
+    environ = {**ARNS, "ROLESANYWHERE_PORT": "9000", "ROLESANYWHERE_PROFILE_NAME": "from-env"}
+    resolved = resolve("serve", {"port": "9100"}, environ)
+    assert resolved.port == 9100
+    assert resolved.profile_name == "from-env"
+    assert resolved.refresh_fraction == 0.5
+
+
+def test_values_are_parsed_into_their_types():
+    environ = {
+        **ARNS,
+        "ROLESANYWHERE_FILE_MODE": "0644",
+        "ROLESANYWHERE_WITH_PROXY": "true",
+        "ROLESANYWHERE_NO_VERIFY_SSL": "0",
+        "ROLESANYWHERE_ENDPOINT": "http://127.0.0.1:8443/",
+        "ROLESANYWHERE_LOG_FORMAT": "JSON",
+    }
+    resolved = resolve("serve", {"once": True, "session_duration": "900"}, environ)
+    assert resolved.file_mode == 0o644
+    assert resolved.with_proxy is True and resolved.no_verify_ssl is False and resolved.once is True
+    assert resolved.endpoint == "http://127.0.0.1:8443"
+    assert resolved.session_duration == 900
+    assert resolved.certificate == Path("/certs/tls.crt")
+    assert resolved.log_format == "json"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("ROLESANYWHERE_PORT", "http", r"bad ROLESANYWHERE_PORT: expected an integer from 0 to 65535"),
+        ("ROLESANYWHERE_PORT", "70000", r"bad ROLESANYWHERE_PORT: expected an integer from 0 to 65535"),
+        ("ROLESANYWHERE_SESSION_DURATION", "60", r"bad ROLESANYWHERE_SESSION_DURATION: .* 900 to 43200"),
+        ("ROLESANYWHERE_REFRESH_FRACTION", "1.5", r"bad ROLESANYWHERE_REFRESH_FRACTION: .*between 0 and 1"),
+        ("ROLESANYWHERE_FILE_MODE", "rw-r-----", r"bad ROLESANYWHERE_FILE_MODE: expected an octal file mode"),
+        ("ROLESANYWHERE_FILE_MODE", "0040", r"bad ROLESANYWHERE_FILE_MODE: .*readable by its owner"),
+        ("ROLESANYWHERE_WITH_PROXY", "maybe", r"bad ROLESANYWHERE_WITH_PROXY: expected true or false"),
+        (
+            "ROLESANYWHERE_ENDPOINT",
+            "127.0.0.1:80",
+            r"bad ROLESANYWHERE_ENDPOINT: expected an http:// or https://",
+        ),
+        ("ROLESANYWHERE_ROLE_ARN", "app-role", r"bad ROLESANYWHERE_ROLE_ARN: expected an ARN like"),
+        ("ROLESANYWHERE_LOG_LEVEL", "loud", r"bad ROLESANYWHERE_LOG_LEVEL: expected one of debug, info"),
+        ("ROLESANYWHERE_PROFILE_NAME", "a]b", r"bad ROLESANYWHERE_PROFILE_NAME: expected an INI section"),
+    ],
+)
+def test_bad_values_name_the_variable_and_what_is_expected(name, value, expected):
+    with pytest.raises(SettingsError, match=expected):
+        resolve("serve", {}, {**ARNS, name: value})
+
+
+def test_bad_flag_values_name_the_flag():
+    with pytest.raises(SettingsError, match=r"bad --port: expected an integer"):
+        resolve("serve", {"port": "x"}, ARNS)
+
+
+def test_missing_required_settings_name_flag_and_variable():
+    environ = {k: v for k, v in ARNS.items() if k != "ROLESANYWHERE_PROFILE_ARN"}
+    with pytest.raises(SettingsError, match=r"missing --profile-arn \(or ROLESANYWHERE_PROFILE_ARN\)"):
+        resolve("credential-process", {}, environ)
+
+
+def test_check_needs_no_identity_settings():
+    assert resolve("check", {"output_dir": "/tmp/x"}, {}).output_dir == Path("/tmp/x")
+
+
+def test_cli_reports_a_bad_setting_with_exit_code_2():
+    stderr = io.StringIO()
+    assert cli.main(["serve"], environ={**ARNS, "ROLESANYWHERE_PORT": "-1"}, stderr=stderr) == 2
+    assert "rolesanywhere-sidecar serve: bad ROLESANYWHERE_PORT" in stderr.getvalue()
+
+
+def test_the_readme_reference_matches_the_declarations():
+    readme = (REPO_ROOT / "sidecar" / "README.md").read_text()
+    match = re.search(r"<!-- settings:begin -->\n(.*?)<!-- settings:end -->", readme, re.DOTALL)
+    assert match, "sidecar/README.md lacks the <!-- settings:begin/end --> markers"
+    assert match.group(1) == settings.reference_markdown(), (
+        "sidecar/README.md is out of date: paste the output of "
+        "`python -c 'from rolesanywhere_sidecar.settings import reference_markdown as r; print(r(), end=\"\")'`"
+    )
