@@ -1,0 +1,69 @@
+"""Build the cert-manager Certificate a binding owns (pure)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import constants as c
+from .spec import Binding, IssuedCertificate
+
+
+def owner_reference(binding: Binding, *, controller: bool = True) -> dict[str, Any]:
+    """An ownerReference to the binding: deleting the binding garbage-collects what carries it."""
+    return {
+        "apiVersion": c.API_VERSION,
+        "kind": c.KIND,
+        "name": binding.name,
+        "uid": binding.uid,
+        "controller": controller,
+        "blockOwnerDeletion": True,
+    }
+
+
+def binding_labels(binding: Binding) -> dict[str, str]:
+    return {c.MANAGED_BY_LABEL: c.OPERATOR_NAME, c.BINDING_LABEL: binding.name}
+
+
+def build_certificate(binding: Binding) -> dict[str, Any]:
+    """The Certificate for a binding whose spec.certificate has an issuerRef.
+
+    The key is a fresh one on every renewal (rotationPolicy Always) and is a client-auth-only key:
+    Roles Anywhere needs digital signature and client authentication, nothing more.
+    """
+    certificate = binding.certificate
+    if not isinstance(certificate, IssuedCertificate):
+        raise TypeError(f"binding {binding.namespace}/{binding.name} uses secretRef: it has no Certificate")
+    spec: dict[str, Any] = {
+        "secretName": binding.secret_name,
+        "secretTemplate": {"labels": binding_labels(binding)},
+        "commonName": certificate.common_name,
+        "usages": ["digital signature", "client auth"],
+        "privateKey": {
+            "algorithm": certificate.private_key_algorithm,
+            "size": c.PRIVATE_KEY_SIZES[certificate.private_key_algorithm],
+            "encoding": "PKCS8",
+            "rotationPolicy": "Always",
+        },
+        "issuerRef": {
+            "name": certificate.issuer.name,
+            "kind": certificate.issuer.kind,
+            "group": certificate.issuer.group,
+        },
+    }
+    if certificate.organizational_units:
+        spec["subject"] = {"organizationalUnits": list(certificate.organizational_units)}
+    if certificate.duration:
+        spec["duration"] = certificate.duration
+    if certificate.renew_before:
+        spec["renewBefore"] = certificate.renew_before
+    return {
+        "apiVersion": f"{c.CERT_MANAGER_GROUP}/{c.CERT_MANAGER_VERSION}",
+        "kind": "Certificate",
+        "metadata": {
+            "name": c.certificate_name(binding.name),
+            "namespace": binding.namespace,
+            "labels": binding_labels(binding),
+            "ownerReferences": [owner_reference(binding)],
+        },
+        "spec": spec,
+    }

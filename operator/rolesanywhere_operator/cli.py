@@ -1,0 +1,52 @@
+"""`rolesanywhere-operator`: run the reconciler and the pod-injecting admission webhook.
+
+The Kubernetes API is reached as kubectl does: the pod's service account in a cluster, $KUBECONFIG
+(or ~/.kube/config) elsewhere. Every other setting is a flag or an environment variable (see --help).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import kopf
+
+from . import settings as settings_module
+from .handlers import registry
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rolesanywhere-operator",
+        description="Kubernetes operator giving pods AWS credentials through IAM Roles Anywhere.",
+    )
+    settings_module.add_arguments(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = settings_module.resolve(vars(args), os.environ)
+    except settings_module.SettingsError as error:
+        print(f"rolesanywhere-operator: {error}", file=sys.stderr)
+        return 2
+    kopf.configure(
+        debug=settings.log_level == "debug",
+        quiet=settings.log_level == "warning",
+        log_format=kopf.LogFormat[settings.log_format.upper()],
+    )
+    # Standalone: one replica reconciles; every step is idempotent, so a second replica only repeats work.
+    kopf.run(
+        registry=registry,
+        clusterwide=True,
+        standalone=True,
+        liveness_endpoint=settings.liveness_endpoint,
+        memo=kopf.Memo(settings=settings),
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""The operator's user-facing contract: every API name, annotation, label, path and default, declared once.
+
+Annotations a user sets:
+
+- `BINDING_ANNOTATION` on a Pod (or a Deployment, StatefulSet or DaemonSet, which copies it into its pod
+  template) names the RolesAnywhereBinding, in the pod's namespace, whose role the pod assumes.
+- `SKIP_CONTAINERS_ANNOTATION` on a Pod lists containers (comma-separated names) that get neither the
+  credentials env vars nor the credentials volume.
+
+Everything else here is written by the operator.
+"""
+
+from __future__ import annotations
+
+from rolesanywhere_sidecar.settings import FIELDS as _SIDECAR_FIELDS
+from rolesanywhere_sidecar.settings import env_of as _sidecar_env_of
+
+# --- The RolesAnywhereBinding API ------------------------------------------------------------------
+
+GROUP = "rolesanywhere.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "RolesAnywhereBinding"
+PLURAL = "rolesanywherebindings"
+
+#: Name of the operator as a field manager, in Events and in the managed-by label.
+OPERATOR_NAME = "rolesanywhere-operator"
+
+# --- Annotations and labels -------------------------------------------------------------------------
+
+#: Pod/workload annotation (set by the user): the name of the binding to inject, in the same namespace.
+BINDING_ANNOTATION = f"{GROUP}/binding"
+#: Pod annotation (set by the user): comma-separated container names left without credentials.
+SKIP_CONTAINERS_ANNOTATION = f"{GROUP}/skip-containers"
+#: Pod annotation (set by the webhook): the idempotency marker; its value is the binding injected.
+#: A pod carrying it is never injected again, so a re-invoked or re-submitted pod keeps one sidecar.
+INJECTED_ANNOTATION = f"{GROUP}/injected"
+#: Pod label (set by the webhook): the binding the pod was injected for; the binding's status counts
+#: the pods selected by it.
+INJECTED_LABEL = f"{GROUP}/injected-binding"
+#: Pod-template annotation (set by the operator): the binding annotation in this template was copied
+#: from the workload, so removing the workload's annotation removes it again (and nothing else).
+COPIED_FROM_WORKLOAD_ANNOTATION = f"{GROUP}/binding-from-workload"
+#: Label on the Certificate and its Secret (set by the operator): the binding they belong to.
+BINDING_LABEL = f"{GROUP}/binding-name"
+#: Standard label on everything the operator creates.
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+#: Namespace label: `disabled` keeps the webhook away from every pod of the namespace.
+INJECTION_NAMESPACE_LABEL = f"{GROUP}/injection"
+
+#: Namespaces the webhook never touches (besides the operator's own, added at run time).
+EXCLUDED_NAMESPACES = ("kube-system",)
+
+# --- cert-manager ------------------------------------------------------------------------------------
+
+CERT_MANAGER_GROUP = "cert-manager.io"
+CERT_MANAGER_VERSION = "v1"
+CERTIFICATES = "certificates"
+
+
+def certificate_name(binding: str) -> str:
+    """Name of the cert-manager Certificate a binding owns."""
+    return f"rolesanywhere-{binding}"
+
+
+def certificate_secret_name(binding: str) -> str:
+    """Name of the Secret cert-manager writes for a binding's Certificate."""
+    return f"rolesanywhere-{binding}-tls"
+
+
+# Keys of a kubernetes.io/tls Secret.
+TLS_CERT_KEY = "tls.crt"
+TLS_KEY_KEY = "tls.key"
+
+# --- The injected pod ---------------------------------------------------------------------------------
+
+#: Name of the injected credentials sidecar container (native sidecar or regular container).
+SIDECAR_CONTAINER = "rolesanywhere-sidecar"
+#: Name of the one-shot init container of the fallback for API servers without native sidecars.
+SIDECAR_INIT_CONTAINER = "rolesanywhere-init"
+#: Volume holding the certificate Secret; mounted in the sidecar only.
+CERTIFICATE_VOLUME = "rolesanywhere-certificate"
+#: In-memory volume the sidecar writes credentials to; mounted read-only in the app containers.
+CREDENTIALS_VOLUME = "rolesanywhere-credentials"
+#: Volume holding the CA bundle ConfigMap for the CreateSession endpoint; mounted in the sidecar only.
+CA_BUNDLE_VOLUME = "rolesanywhere-ca-bundle"
+
+#: Where the sidecar sees the certificate Secret.
+CERTIFICATE_MOUNT_PATH = "/etc/rolesanywhere/certificate"
+#: Where the sidecar sees the CA bundle ConfigMap.
+CA_BUNDLE_MOUNT_PATH = "/etc/rolesanywhere/ca"
+#: Size limit of the in-memory credentials volume (three small files).
+CREDENTIALS_VOLUME_SIZE = "1Mi"
+
+#: User and group the sidecar runs as (those of the project's image, set explicitly so they are known):
+#: the credentials files are readable by this group, which app containers get as a supplemental group
+#: when the pod has no fsGroup (an fsGroup already makes the files readable to every container).
+SIDECAR_USER_ID = 65532
+SIDECAR_GROUP_ID = 65532
+
+#: Native sidecars (init containers with restartPolicy Always) are on by default from this version.
+NATIVE_SIDECAR_MIN_VERSION = (1, 29)
+
+# --- The sidecar's contract (declared in rolesanywhere_sidecar.settings) ------------------------------
+
+#: Environment variable of every sidecar setting, by setting name; a KeyError here means the
+#: sidecar renamed a setting the operator relies on.
+SIDECAR_ENV: dict[str, str] = {f.name: _sidecar_env_of(f) for f in _SIDECAR_FIELDS}
+#: The sidecar's defaults, by setting name.
+SIDECAR_DEFAULTS: dict[str, object] = {f.name: f.default for f in _SIDECAR_FIELDS}
+
+#: The sidecar's executable in its image.
+SIDECAR_EXECUTABLE = "rolesanywhere-sidecar"
+#: Directory shared by the sidecar and the app containers (the sidecar's default output directory).
+CREDENTIALS_MOUNT_PATH = str(SIDECAR_DEFAULTS["output_dir"])
+#: Loopback port of the sidecar's credentials endpoint.
+SIDECAR_PORT = int(SIDECAR_DEFAULTS["port"])  # type: ignore[arg-type]
+#: Path of the credentials endpoint on the sidecar.
+CREDENTIALS_PATH = "/v1/credentials"
+
+# --- Env vars the app containers get ------------------------------------------------------------------
+
+AWS_CONTAINER_CREDENTIALS_FULL_URI = "AWS_CONTAINER_CREDENTIALS_FULL_URI"
+AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE = "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"
+AWS_SHARED_CREDENTIALS_FILE = "AWS_SHARED_CREDENTIALS_FILE"
+AWS_REGION = "AWS_REGION"
+AWS_DEFAULT_REGION = "AWS_DEFAULT_REGION"
+
+#: Files the sidecar writes into CREDENTIALS_MOUNT_PATH.
+TOKEN_FILE = "token"
+CREDENTIALS_FILE = "credentials"
+
+# --- Binding spec defaults (mirrored by the CRD's OpenAPI defaults) -----------------------------------
+
+DEFAULT_SESSION_DURATION = 3600
+MIN_SESSION_DURATION = 900
+MAX_SESSION_DURATION = 43200
+DELIVERY_ENDPOINT = "Endpoint"
+DELIVERY_FILE = "File"
+DEFAULT_PRIVATE_KEY_ALGORITHM = "ECDSA"
+#: Key size per private key algorithm (ECDSA P-256, RSA 2048).
+PRIVATE_KEY_SIZES = {"ECDSA": 256, "RSA": 2048}
+DEFAULT_CA_BUNDLE_KEY = "ca.crt"
+DEFAULT_ISSUER_KIND = "Issuer"
+DEFAULT_ISSUER_GROUP = CERT_MANAGER_GROUP
+
+# --- Status -------------------------------------------------------------------------------------------
+
+CONDITION_READY = "Ready"
+CONDITION_CERTIFICATE_READY = "CertificateReady"

@@ -1,0 +1,241 @@
+"""Thin kopf adapters: each handler gathers its input and calls the pure code or the Reconciler.
+
+All handlers live in `registry`, which the CLI (or a test's KopfRunner) runs; importing this module
+registers nothing globally.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from typing import Any
+
+import kopf
+
+from . import constants as c
+from .injection import InjectionError, inject_pod, should_inject
+from .kube import ApiError, Kube, binding_path, path
+from .reconcile import Reconciler
+from .settings import Settings
+from .spec import InvalidBindingError, parse_binding
+from .status import Event
+from .webhook import (
+    INJECT_HANDLER_ID,
+    WORKLOAD_HANDLER_ID,
+    RegisteringWebhookServer,
+    build_webhook_configuration,
+)
+from .workloads import WORKLOAD_RESOURCES, template_patch
+
+registry = kopf.OperatorRegistry()
+
+BINDING = (c.GROUP, c.VERSION, c.PLURAL)
+#: How long to wait before retrying after an API error.
+RETRY_DELAY = 5
+
+
+def _post_event(body: Any, event: Event) -> None:
+    kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+
+
+# --- Start-up -------------------------------------------------------------------------------------
+
+
+@kopf.on.login(registry=registry)
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """As kubectl: the pod's service account in a cluster, $KUBECONFIG (or ~/.kube/config) elsewhere."""
+    return kopf.login_via_client(**kwargs)
+
+
+@kopf.on.startup(registry=registry)
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logging.Logger, **_: Any) -> None:
+    ours: Settings = memo.settings
+    # kopf's bookkeeping goes into annotations under our group: the status belongs to the user.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=c.GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=c.GROUP, key="last-handled-configuration"
+    )
+    # Only what a person must act on becomes an Event; handlers' info logs stay in the log.
+    settings.posting.level = logging.WARNING
+    # Watch only injected pods and the Secrets of our Certificates (server-side label selectors).
+    settings.watching.label_selectors["v1", "pods"] = c.INJECTED_LABEL
+    settings.watching.label_selectors["v1", "secrets"] = c.BINDING_LABEL
+
+    kube = await Kube.connect()
+    memo.kube = kube
+    memo.reconciler = Reconciler(kube=kube, post_event=_post_event)
+    if ours.sidecar_mode == "auto":
+        memo.native_sidecar = await kube.server_version() >= c.NATIVE_SIDECAR_MIN_VERSION
+    else:
+        memo.native_sidecar = ours.sidecar_mode == "native"
+    memo.excluded_namespaces = (*c.EXCLUDED_NAMESPACES, *([ours.operator_namespace] if ours.operator_namespace else []))
+    logger.info("sidecar mode: %s", "native" if memo.native_sidecar else "classic")
+
+    async def register(client_config: dict[str, Any]) -> None:
+        configuration = build_webhook_configuration(
+            ours.webhook_configuration,
+            client_config,
+            failure_policy=ours.webhook_failure_policy,
+            excluded_namespaces=memo.excluded_namespaces,
+        )
+        await kube.apply(
+            path("admissionregistration.k8s.io/v1", "mutatingwebhookconfigurations", None, ours.webhook_configuration),
+            configuration,
+        )
+        logger.info("webhook configuration %s points at %s", ours.webhook_configuration,
+                    client_config.get("url") or client_config.get("service"))
+
+    settings.admission.managed = None
+    settings.admission.server = RegisteringWebhookServer(
+        register=register,
+        service=ours.webhook_service,
+        addr=ours.webhook_listen_address,
+        port=ours.webhook_port or None,
+        host=ours.webhook_host,
+        certfile=ours.webhook_cert_file,
+        pkeyfile=ours.webhook_key_file,
+        cafile=ours.webhook_ca_file,
+        file_check_interval=ours.webhook_reload_interval,
+    )
+
+
+@kopf.on.cleanup(registry=registry)
+async def close(memo: kopf.Memo, **_: Any) -> None:
+    kube = getattr(memo, "kube", None)
+    if kube is not None:
+        await kube.close()
+
+
+# --- Bindings ---------------------------------------------------------------------------------------
+
+
+@kopf.on.resume(*BINDING, registry=registry)
+@kopf.on.create(*BINDING, registry=registry)
+@kopf.on.update(*BINDING, registry=registry)
+async def reconcile_binding(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    try:
+        await memo.reconciler.reconcile(body)
+    except ApiError as error:
+        raise kopf.TemporaryError(str(error), delay=RETRY_DELAY) from error
+
+
+@kopf.daemon(*BINDING, registry=registry, cancellation_timeout=1)
+async def resync_binding(
+    namespace: str, name: str, memo: kopf.Memo, stopped: kopf.DaemonStopped, logger: logging.Logger, **_: Any
+) -> None:
+    """Refresh the status now and then: certificate expiry, and secretRef Secrets, which are not watched."""
+    while not stopped:
+        await stopped.wait(memo.settings.resync_interval)
+        if stopped:
+            return
+        try:
+            await memo.reconciler.refresh(namespace, name)
+        except ApiError as error:
+            logger.warning("refreshing the status failed: %s", error)
+
+
+@kopf.on.event(c.CERT_MANAGER_GROUP, c.CERT_MANAGER_VERSION, c.CERTIFICATES, registry=registry,
+               labels={c.MANAGED_BY_LABEL: c.OPERATOR_NAME, c.BINDING_LABEL: kopf.PRESENT})
+@kopf.on.event("v1", "secrets", registry=registry, labels={c.BINDING_LABEL: kopf.PRESENT})
+async def certificate_changed(namespace: str, labels: kopf.Labels, memo: kopf.Memo, **_: Any) -> None:
+    await _refresh(memo, namespace, labels[c.BINDING_LABEL])
+
+
+@kopf.on.event("v1", "pods", registry=registry, labels={c.INJECTED_LABEL: kopf.PRESENT})
+async def injected_pod_changed(namespace: str, labels: kopf.Labels, memo: kopf.Memo, **_: Any) -> None:
+    await _refresh(memo, namespace, labels[c.INJECTED_LABEL])
+
+
+async def _refresh(memo: kopf.Memo, namespace: str, name: str) -> None:
+    try:
+        await memo.reconciler.refresh(namespace, name)
+    except ApiError as error:
+        raise kopf.TemporaryError(str(error), delay=RETRY_DELAY) from error
+
+
+# --- Workloads --------------------------------------------------------------------------------------
+
+
+async def workload_changed(
+    body: kopf.Body, resource: kopf.Resource, memo: kopf.Memo, logger: logging.Logger, **_: Any
+) -> None:
+    namespace = body.metadata.namespace
+    patch = template_patch(body)
+    if patch is None or namespace in memo.excluded_namespaces:
+        return
+    try:
+        api_version = f"{resource.group}/{resource.version}" if resource.group else resource.version
+        await memo.kube.merge_patch(path(api_version, resource.plural, namespace, body.metadata.name), patch)
+    except ApiError as error:
+        if error.status == 404:
+            return
+        raise kopf.TemporaryError(str(error), delay=RETRY_DELAY) from error
+    logger.info("pod template annotation %s set to %s", c.BINDING_ANNOTATION,
+                patch["spec"]["template"]["metadata"]["annotations"][c.BINDING_ANNOTATION])
+
+
+async def copy_workload_binding(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
+    """At admission: the template gets the annotation in the same request (no extra rollout, no race
+    with the controller creating the first pods from the old template)."""
+    template = template_patch(body)
+    if template is not None:
+        patch.update(template)
+
+
+for _group, _version, _plural in WORKLOAD_RESOURCES:
+    # Catch-up for workloads changed while no operator ran (or the webhook call was missed).
+    kopf.on.event(_group, _version, _plural, registry=registry, id=f"workload-{_plural}")(workload_changed)
+    kopf.on.mutate(_group, _version, _plural, operations=["CREATE", "UPDATE"], id=WORKLOAD_HANDLER_ID,
+                   registry=registry)(copy_workload_binding)
+
+
+# --- Admission ----------------------------------------------------------------------------------------
+
+
+@kopf.on.mutate("v1", "pods", operations=["CREATE"], id=INJECT_HANDLER_ID, registry=registry)
+async def inject(
+    body: kopf.Body, patch: kopf.Patch, warnings: list[str], memo: kopf.Memo, logger: logging.Logger, **_: Any
+) -> None:
+    """Stages: should inject -> resolve the binding -> build -> patch. Errors name the stage."""
+    pod = _raw(body)
+    namespace = body.metadata.namespace or ""
+    try:
+        decision = should_inject(pod, namespace, memo.excluded_namespaces)
+    except InjectionError as error:
+        raise kopf.AdmissionError(str(error), code=400) from error
+    if not decision.inject:
+        return
+    assert decision.binding is not None
+
+    try:
+        found = await memo.kube.get(binding_path(namespace, decision.binding))
+    except ApiError as error:
+        raise kopf.AdmissionError(
+            f"resolve: cannot read {c.KIND} {decision.binding!r} in namespace {namespace!r}: {error}", code=500
+        ) from error
+    if found is None:
+        raise kopf.AdmissionError(
+            f"resolve: {c.KIND} {decision.binding!r} named by annotation {c.BINDING_ANNOTATION} "
+            f"does not exist in namespace {namespace!r}",
+            code=404,
+        )
+    try:
+        binding = parse_binding(found)
+        injected = inject_pod(pod, binding, memo.settings, native_sidecar=memo.native_sidecar)
+    except (InvalidBindingError, InjectionError) as error:
+        raise kopf.AdmissionError(f"{error}", code=400) from error
+
+    new_pod = injected.pod
+    patch.fns.append(lambda target: _replace(target, new_pod))
+    warnings.extend(injected.warnings)
+    logger.info("injected the sidecar for binding %s", binding.name)
+
+
+def _raw(body: kopf.Body) -> dict[str, Any]:
+    return copy.deepcopy(dict(body))
+
+
+def _replace(target: dict[str, Any], new: dict[str, Any]) -> None:
+    target.clear()
+    target.update(new)
+

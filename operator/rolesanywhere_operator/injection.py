@@ -1,0 +1,297 @@
+"""Pod injection as a pipeline of pure stages: should inject -> (resolve the binding: the handler's I/O)
+-> build the sidecar, volumes and env -> the injected pod.
+
+What a pod gets (and why):
+
+- the certificate Secret, mounted in the sidecar only: the app containers never see the private key;
+- an in-memory emptyDir the sidecar writes credentials to, mounted read-only in the app containers;
+- the sidecar as a native sidecar (the first init container, `restartPolicy: Always`, with an exec
+  startupProbe `rolesanywhere-sidecar check`): kubelet starts the app containers, and any later init
+  containers, only once credentials exist, and a Job's pod still completes. On API servers without native
+  sidecars ("classic" mode) an init container `serve --once` writes the first credentials and a regular
+  container keeps them fresh;
+- in every app container not listed in the skip-containers annotation: the env vars that point the AWS
+  SDKs at the sidecar (or at the credentials file for delivery File). A variable the container already
+  sets is never overridden. (Variables from envFrom cannot be seen here; an `env` entry wins over them.)
+- without a pod fsGroup, the sidecar's group as a supplemental group of the pod (additive; it chowns no
+  volume), so app containers running as any user can read the credentials files (mode 0640);
+- the INJECTED_LABEL label and the INJECTED_ANNOTATION marker: a pod carrying the marker is never
+  injected again, so a re-invoked webhook or a re-submitted pod keeps exactly one sidecar.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import constants as c
+from .settings import Settings
+from .spec import Binding, SecretCertificate
+
+
+class InjectionError(ValueError):
+    """The pod cannot be injected as it is; the message names the stage, the container or the volume."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome of the should-inject stage; `reason` says why a pod is left alone."""
+
+    inject: bool
+    reason: str
+    binding: str | None = None
+
+
+@dataclass
+class Injected:
+    pod: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+
+def should_inject(pod: dict[str, Any], namespace: str, excluded_namespaces: tuple[str, ...]) -> Decision:
+    """Stage 1: does the webhook touch this pod at all?"""
+    metadata = pod.get("metadata") or {}
+    annotations = metadata.get("annotations") or {}
+    binding = annotations.get(c.BINDING_ANNOTATION)
+    if namespace in excluded_namespaces:
+        return Decision(False, f"namespace {namespace} is excluded from injection")
+    if binding is None:
+        return Decision(False, f"no {c.BINDING_ANNOTATION} annotation")
+    if c.INJECTED_ANNOTATION in annotations:
+        return Decision(False, f"already injected (annotation {c.INJECTED_ANNOTATION})")
+    spec = pod.get("spec") or {}
+    names = {x.get("name") for x in (spec.get("containers") or []) + (spec.get("initContainers") or [])}
+    if c.SIDECAR_CONTAINER in names:
+        return Decision(False, f"already has a container named {c.SIDECAR_CONTAINER}")
+    if not binding.strip():
+        raise InjectionError(
+            f"should-inject: annotation {c.BINDING_ANNOTATION} is empty; expected the name of a {c.KIND}"
+        )
+    return Decision(True, "annotated", binding=binding.strip())
+
+
+def inject_pod(pod: dict[str, Any], binding: Binding, settings: Settings, *, native_sidecar: bool) -> Injected:
+    """Stage 3: the pod with the sidecar, volumes, env, label and marker added (a new dict)."""
+    pod = copy.deepcopy(pod)
+    metadata = pod.setdefault("metadata", {})
+    spec = pod.setdefault("spec", {})
+    containers = spec.setdefault("containers", [])
+    init_containers = spec.get("initContainers") or []
+    warnings: list[str] = []
+
+    skip = _skipped_containers(metadata, containers + init_containers, warnings)
+    volumes = spec.get("volumes") or []
+    taken = {v.get("name") for v in volumes}
+    new_volumes = build_volumes(binding, settings)
+    clash = sorted(taken & {v["name"] for v in new_volumes})
+    if clash:
+        raise InjectionError(f"build: the pod already has a volume named {clash[0]}")
+
+    app_env = build_app_env(binding)
+    spec_containers = [
+        container if container.get("name") in skip else _with_credentials(container, app_env)
+        for container in containers
+    ]
+    # Init containers after a native sidecar run with credentials; in classic mode nothing serves yet.
+    spec_init = [
+        _with_credentials(container, app_env) if native_sidecar and container.get("name") not in skip else container
+        for container in init_containers
+    ]
+    sidecar = build_sidecar(binding, settings, native=native_sidecar)
+    if native_sidecar:
+        spec_init = [sidecar, *spec_init]
+    else:
+        spec_init = [*spec_init, build_init_container(binding, settings)]
+        spec_containers = [*spec_containers, sidecar]
+
+    spec["containers"] = spec_containers
+    spec["initContainers"] = spec_init
+    spec["volumes"] = [*volumes, *new_volumes]
+    security = _with_sidecar_group(spec.get("securityContext") or {})
+    if security:
+        spec["securityContext"] = security
+    metadata.setdefault("labels", {})[c.INJECTED_LABEL] = binding.name
+    metadata.setdefault("annotations", {})[c.INJECTED_ANNOTATION] = binding.name
+    return Injected(pod=pod, warnings=warnings)
+
+
+def build_volumes(binding: Binding, settings: Settings) -> list[dict[str, Any]]:
+    volumes: list[dict[str, Any]] = [
+        {"name": c.CERTIFICATE_VOLUME, "secret": {"secretName": binding.secret_name}},
+        {"name": c.CREDENTIALS_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": c.CREDENTIALS_VOLUME_SIZE}},
+    ]
+    bundle = _ca_bundle(binding, settings)
+    if bundle is not None:
+        name, key = bundle
+        volumes.append({"name": c.CA_BUNDLE_VOLUME, "configMap": {"name": name, "items": [{"key": key, "path": key}]}})
+    return volumes
+
+
+def build_sidecar_env(binding: Binding, settings: Settings) -> list[dict[str, Any]]:
+    """The sidecar's settings as env vars (named by rolesanywhere_sidecar.settings)."""
+    cert_dir = c.CERTIFICATE_MOUNT_PATH
+    values: list[tuple[str, str]] = [
+        ("certificate", f"{cert_dir}/{c.TLS_CERT_KEY}"),
+        ("private_key", f"{cert_dir}/{c.TLS_KEY_KEY}"),
+    ]
+    if isinstance(binding.certificate, SecretCertificate):
+        if binding.certificate.intermediates_key:
+            values.append(("intermediates", f"{cert_dir}/{binding.certificate.intermediates_key}"))
+        if binding.certificate.passphrase_key:
+            values.append(("private_key_passphrase_file", f"{cert_dir}/{binding.certificate.passphrase_key}"))
+    values += [
+        ("trust_anchor_arn", binding.trust_anchor_arn),
+        ("profile_arn", binding.profile_arn),
+        ("role_arn", binding.role_arn),
+        ("region", binding.trust_anchor_region),
+        ("session_duration", str(binding.session_duration)),
+    ]
+    endpoint = binding.sidecar.endpoint or settings.default_endpoint
+    if endpoint:
+        values.append(("endpoint", endpoint))
+    bundle = _ca_bundle(binding, settings)
+    if bundle is not None:
+        values.append(("ca_bundle", f"{c.CA_BUNDLE_MOUNT_PATH}/{bundle[1]}"))
+    https_proxy = binding.sidecar.https_proxy or settings.default_https_proxy
+    no_proxy = binding.sidecar.no_proxy or settings.default_no_proxy
+    if https_proxy:
+        values.append(("with_proxy", "true"))
+    values += [("output_dir", c.CREDENTIALS_MOUNT_PATH), ("port", str(c.SIDECAR_PORT))]
+
+    env: list[dict[str, Any]] = [{"name": c.SIDECAR_ENV[key], "value": value} for key, value in values]
+    if binding.role_session_name:
+        env.append({"name": c.SIDECAR_ENV["role_session_name"], "value": binding.role_session_name})
+    else:
+        # The pod's own name: unknown at admission for generateName pods, so the kubelet fills it in.
+        env.append(
+            {"name": c.SIDECAR_ENV["role_session_name"], "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
+        )
+    if https_proxy:
+        env.append({"name": "HTTPS_PROXY", "value": https_proxy})
+        if no_proxy:
+            env.append({"name": "NO_PROXY", "value": no_proxy})
+    return env
+
+
+def build_sidecar(binding: Binding, settings: Settings, *, native: bool) -> dict[str, Any]:
+    """The long-running sidecar: a native sidecar init container, or a regular container (classic)."""
+    container: dict[str, Any] = {
+        "name": c.SIDECAR_CONTAINER,
+        "image": settings.sidecar_image,
+        "imagePullPolicy": settings.sidecar_image_pull_policy,
+        "command": [c.SIDECAR_EXECUTABLE, "serve"],
+        "env": build_sidecar_env(binding, settings),
+        "ports": [{"name": "credentials", "containerPort": c.SIDECAR_PORT, "protocol": "TCP"}],
+        "resources": _resources(binding, settings),
+        "securityContext": _SIDECAR_SECURITY_CONTEXT,
+        "volumeMounts": _sidecar_mounts(binding, settings),
+    }
+    if native:
+        container["restartPolicy"] = "Always"
+        container["startupProbe"] = {
+            "exec": {"command": [c.SIDECAR_EXECUTABLE, "check"]},
+            "periodSeconds": 1,
+            "timeoutSeconds": 5,
+            "failureThreshold": 120,
+        }
+    return copy.deepcopy(container)
+
+
+def build_init_container(binding: Binding, settings: Settings) -> dict[str, Any]:
+    """Classic mode's one-shot init container: the first credentials before the app starts."""
+    return copy.deepcopy(
+        {
+            "name": c.SIDECAR_INIT_CONTAINER,
+            "image": settings.sidecar_image,
+            "imagePullPolicy": settings.sidecar_image_pull_policy,
+            "command": [c.SIDECAR_EXECUTABLE, "serve", "--once"],
+            "env": build_sidecar_env(binding, settings),
+            "resources": _resources(binding, settings),
+            "securityContext": _SIDECAR_SECURITY_CONTEXT,
+            "volumeMounts": _sidecar_mounts(binding, settings),
+        }
+    )
+
+
+def build_app_env(binding: Binding) -> list[dict[str, str]]:
+    """What every app container gets, unless it sets the variable itself."""
+    if binding.delivery == c.DELIVERY_FILE:
+        env = [(c.AWS_SHARED_CREDENTIALS_FILE, f"{c.CREDENTIALS_MOUNT_PATH}/{c.CREDENTIALS_FILE}")]
+    else:
+        env = [
+            (c.AWS_CONTAINER_CREDENTIALS_FULL_URI, f"http://127.0.0.1:{c.SIDECAR_PORT}{c.CREDENTIALS_PATH}"),
+            (c.AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE, f"{c.CREDENTIALS_MOUNT_PATH}/{c.TOKEN_FILE}"),
+        ]
+    env += [(c.AWS_REGION, binding.app_region), (c.AWS_DEFAULT_REGION, binding.app_region)]
+    return [{"name": name, "value": value} for name, value in env]
+
+
+_SIDECAR_SECURITY_CONTEXT = {
+    "runAsNonRoot": True,
+    "runAsUser": c.SIDECAR_USER_ID,
+    "runAsGroup": c.SIDECAR_GROUP_ID,
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "capabilities": {"drop": ["ALL"]},
+}
+
+
+def _resources(binding: Binding, settings: Settings) -> dict[str, Any]:
+    if binding.sidecar.resources:
+        return copy.deepcopy(dict(binding.sidecar.resources))
+    return settings.sidecar_resource_requirements()
+
+
+def _ca_bundle(binding: Binding, settings: Settings) -> tuple[str, str] | None:
+    if binding.sidecar.ca_bundle is not None:
+        return (binding.sidecar.ca_bundle.config_map, binding.sidecar.ca_bundle.key)
+    return settings.default_ca_bundle
+
+
+def _sidecar_mounts(binding: Binding, settings: Settings) -> list[dict[str, Any]]:
+    mounts = [
+        {"name": c.CERTIFICATE_VOLUME, "mountPath": c.CERTIFICATE_MOUNT_PATH, "readOnly": True},
+        {"name": c.CREDENTIALS_VOLUME, "mountPath": c.CREDENTIALS_MOUNT_PATH},
+    ]
+    if _ca_bundle(binding, settings) is not None:
+        mounts.append({"name": c.CA_BUNDLE_VOLUME, "mountPath": c.CA_BUNDLE_MOUNT_PATH, "readOnly": True})
+    return mounts
+
+
+def _with_credentials(container: dict[str, Any], app_env: list[dict[str, str]]) -> dict[str, Any]:
+    container = copy.deepcopy(container)
+    name = container.get("name")
+    mounts = container.get("volumeMounts") or []
+    for mount in mounts:
+        if mount.get("mountPath", "").rstrip("/") == c.CREDENTIALS_MOUNT_PATH:
+            raise InjectionError(
+                f"build: container {name} already mounts volume {mount.get('name')} at {c.CREDENTIALS_MOUNT_PATH}, "
+                "where the credentials go; list it in the "
+                f"{c.SKIP_CONTAINERS_ANNOTATION} annotation or move that mount"
+            )
+    env = container.get("env") or []
+    already = {e.get("name") for e in env}
+    container["env"] = [*env, *(copy.deepcopy(e) for e in app_env if e["name"] not in already)]
+    container["volumeMounts"] = [
+        *mounts,
+        {"name": c.CREDENTIALS_VOLUME, "mountPath": c.CREDENTIALS_MOUNT_PATH, "readOnly": True},
+    ]
+    return container
+
+
+def _with_sidecar_group(security: dict[str, Any]) -> dict[str, Any]:
+    """The pod securityContext letting app containers read the sidecar's files (group-readable)."""
+    groups = security.get("supplementalGroups") or []
+    if security.get("fsGroup") is not None or c.SIDECAR_GROUP_ID in groups:
+        return security  # an fsGroup already makes the shared volume's files the pod's group
+    return {**security, "supplementalGroups": [*groups, c.SIDECAR_GROUP_ID]}
+
+
+def _skipped_containers(metadata: dict[str, Any], containers: list[dict[str, Any]], warnings: list[str]) -> set[str]:
+    text = (metadata.get("annotations") or {}).get(c.SKIP_CONTAINERS_ANNOTATION, "")
+    skip = {name.strip() for name in text.split(",") if name.strip()}
+    unknown = sorted(skip - {x.get("name") for x in containers})
+    if unknown:
+        warnings.append(f"{c.SKIP_CONTAINERS_ANNOTATION} names containers the pod does not have: {', '.join(unknown)}")
+    return skip

@@ -1,0 +1,134 @@
+"""A thin asyncio Kubernetes API client that speaks plain dicts.
+
+The operator reads and writes a handful of objects (bindings, Certificates, Secrets, Pods, workloads,
+issuers); plain JSON by path keeps that uniform for core and custom resources alike. Authentication,
+TLS and kubeconfig handling come from kubernetes.aio.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+from urllib.parse import quote
+
+from kubernetes.aio import client as aio_client
+from kubernetes.aio import config as aio_config
+
+from . import constants as c
+
+
+class ApiError(Exception):
+    """The API server refused a request; `status` is the HTTP status, the message the server's."""
+
+    def __init__(self, method: str, path: str, status: int, message: str) -> None:
+        super().__init__(f"{method} {path}: HTTP {status}: {message}")
+        self.status = status
+        self.message = message
+
+
+def path(api_version: str, plural: str, namespace: str | None = None, name: str | None = None,
+         subresource: str | None = None) -> str:
+    """The API path of a collection or an object: path("v1", "pods", "ns", "web-1")."""
+    root = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+    parts = [root]
+    if namespace:
+        parts.append(f"namespaces/{quote(namespace)}")
+    parts.append(plural)
+    if name:
+        parts.append(quote(name))
+    if subresource:
+        parts.append(subresource)
+    return "/".join(parts)
+
+
+def binding_path(namespace: str, name: str | None = None, subresource: str | None = None) -> str:
+    return path(c.API_VERSION, c.PLURAL, namespace, name, subresource)
+
+
+class Kube:
+    def __init__(self, api: aio_client.ApiClient) -> None:
+        self._api = api
+
+    @classmethod
+    async def connect(cls) -> Kube:
+        """In a pod: its service account. Elsewhere: $KUBECONFIG (or ~/.kube/config), as kubectl does."""
+        configuration = aio_client.Configuration()
+        if os.environ.get("KUBERNETES_SERVICE_HOST"):
+            aio_config.load_incluster_config(client_configuration=configuration)
+        else:
+            await aio_config.load_kube_config(client_configuration=configuration, persist_config=False)
+        return cls(aio_client.ApiClient(configuration=configuration))
+
+    async def close(self) -> None:
+        await self._api.close()
+
+    async def request(
+        self,
+        method: str,
+        api_path: str,
+        *,
+        query: dict[str, str] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+    ) -> Any:
+        headers = {"Accept": "application/json", "Content-Type": content_type}
+        method_, url, headers, body_, _ = await self._api.param_serialize(
+            method,
+            api_path,
+            query_params=list((query or {}).items()),
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        response = await self._api.call_api(method_, url, header_params=headers, body=body_, _request_timeout=30)
+        raw = await response.read()
+        if response.status >= 400:
+            try:
+                message = json.loads(raw).get("message", "")
+            except ValueError:
+                message = raw.decode(errors="replace")
+            raise ApiError(method, api_path, response.status, message)
+        return json.loads(raw) if raw else None
+
+    async def get(self, api_path: str) -> dict[str, Any] | None:
+        """The object, or None when it does not exist."""
+        try:
+            return await self.request("GET", api_path)
+        except ApiError as error:
+            if error.status == 404:
+                return None
+            raise
+
+    async def list(self, api_path: str, *, label_selector: str | None = None) -> list[dict[str, Any]]:
+        query = {"labelSelector": label_selector} if label_selector else None
+        return (await self.request("GET", api_path, query=query)).get("items") or []
+
+    async def apply(self, api_path: str, obj: dict[str, Any]) -> dict[str, Any]:
+        """Server-side apply as the operator: the fields it sets are its own, others' stay untouched."""
+        return await self.request(
+            "PATCH",
+            api_path,
+            query={"fieldManager": c.OPERATOR_NAME, "force": "true"},
+            body=obj,
+            content_type="application/apply-patch+yaml",
+        )
+
+    async def merge_patch(self, api_path: str, patch: dict[str, Any]) -> dict[str, Any]:
+        return await self.request(
+            "PATCH", api_path, query={"fieldManager": c.OPERATOR_NAME}, body=patch,
+            content_type="application/merge-patch+json",
+        )
+
+    async def delete(self, api_path: str) -> None:
+        try:
+            await self.request("DELETE", api_path)
+        except ApiError as error:
+            if error.status != 404:
+                raise
+
+    async def server_version(self) -> tuple[int, int]:
+        """(major, minor) of the API server; "29+" style minors count as 29."""
+        version = await self.request("GET", "/version")
+        minor = "".join(ch for ch in str(version.get("minor", "0")) if ch.isdigit()) or "0"
+        return int(version.get("major", "1")), int(minor)

@@ -1,0 +1,131 @@
+"""Reconciliation I/O for one binding: keep its Certificate, observe, write status, post Events.
+
+Everything here reads or writes the API through `Kube`; every decision is made by the pure modules
+(spec, certificates, status). Each step is idempotent (server-side apply by a fixed name, status
+computed from scratch), so a restarted operator converges to the same state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import constants as c
+from .certificates import build_certificate, owner_reference
+from .kube import Kube, binding_path, path
+from .spec import Binding, InvalidBindingError, IssuedCertificate, parse_binding
+from .status import Event, Observed, compute_status, invalid_spec_status, same_status
+
+PostEvent = Callable[[Mapping[str, Any], Event], None]
+Clock = Callable[[], dt.datetime]
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass
+class Reconciler:
+    kube: Kube
+    post_event: PostEvent
+    now: Clock = utcnow
+    # One refresh at a time per binding, so two events never post the same Event twice.
+    _locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
+
+    async def reconcile(self, body: Mapping[str, Any]) -> None:
+        """Create or update the binding's Certificate, then refresh its status."""
+        namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+        try:
+            binding = parse_binding(body)
+        except InvalidBindingError:
+            binding = None
+        if binding is not None and isinstance(binding.certificate, IssuedCertificate):
+            await self.kube.apply(
+                path(f"{c.CERT_MANAGER_GROUP}/{c.CERT_MANAGER_VERSION}", c.CERTIFICATES, namespace,
+                     c.certificate_name(name)),
+                build_certificate(binding),
+            )
+        await self.refresh(namespace, name)
+
+    async def refresh(self, namespace: str, name: str) -> None:
+        """Recompute and write the binding's status from what exists now; post Events on transitions."""
+        lock = self._locks.setdefault((namespace, name), asyncio.Lock())
+        async with lock:
+            body = await self.kube.get(binding_path(namespace, name))
+            if body is None:
+                self._locks.pop((namespace, name), None)
+                return
+            previous = body.get("status") or {}
+            generation = body["metadata"].get("generation", 0)
+            try:
+                binding = parse_binding(body)
+            except InvalidBindingError as error:
+                status, events = invalid_spec_status(str(error), generation, previous, self.now())
+            else:
+                observed = await self.observe(binding, generation)
+                status, events = compute_status(binding, observed, previous, self.now())
+                await self._own_secret(binding, observed.secret)
+            if not same_status(previous, status):
+                await self.kube.apply(
+                    binding_path(namespace, name, "status"),
+                    {
+                        "apiVersion": c.API_VERSION,
+                        "kind": c.KIND,
+                        "metadata": {"name": name, "namespace": namespace},
+                        "status": status,
+                    },
+                )
+            for event in events:
+                self.post_event(body, event)
+
+    async def observe(self, binding: Binding, generation: int) -> Observed:
+        ns = binding.namespace
+        certificate = issuer_found = None
+        if isinstance(binding.certificate, IssuedCertificate):
+            certificate = await self.kube.get(
+                path(f"{c.CERT_MANAGER_GROUP}/{c.CERT_MANAGER_VERSION}", c.CERTIFICATES, ns,
+                     c.certificate_name(binding.name))
+            )
+            issuer_found = await self._issuer_found(binding, certificate)
+        secret = await self.kube.get(path("v1", "secrets", ns, binding.secret_name))
+        pods = await self.kube.list(path("v1", "pods", ns), label_selector=f"{c.INJECTED_LABEL}={binding.name}")
+        return Observed(
+            generation=generation, certificate=certificate, issuer_found=issuer_found, secret=secret, pods=pods
+        )
+
+    async def _issuer_found(self, binding: Binding, certificate: Mapping[str, Any] | None) -> bool | None:
+        """Whether a cert-manager issuer exists; None when not ours to check (external) or not needed."""
+        assert isinstance(binding.certificate, IssuedCertificate)
+        issuer = binding.certificate.issuer
+        if issuer.group != c.CERT_MANAGER_GROUP or issuer.kind not in ("Issuer", "ClusterIssuer"):
+            return None
+        ready = any(
+            cond.get("type") == "Ready" and cond.get("status") == "True"
+            for cond in ((certificate or {}).get("status") or {}).get("conditions") or []
+        )
+        if ready:
+            return None
+        api_version = f"{c.CERT_MANAGER_GROUP}/{c.CERT_MANAGER_VERSION}"
+        if issuer.kind == "ClusterIssuer":
+            found = await self.kube.get(path(api_version, "clusterissuers", None, issuer.name))
+        else:
+            found = await self.kube.get(path(api_version, "issuers", binding.namespace, issuer.name))
+        return found is not None
+
+    async def _own_secret(self, binding: Binding, secret: Mapping[str, Any] | None) -> None:
+        """Make cert-manager's Secret owned by the binding too, so deleting the binding deletes it.
+
+        (cert-manager only owns Secrets when run with --enable-certificate-owner-ref.)
+        """
+        if secret is None or not isinstance(binding.certificate, IssuedCertificate) or not binding.uid:
+            return
+        owners = (secret.get("metadata") or {}).get("ownerReferences") or []
+        if any(owner.get("uid") == binding.uid for owner in owners):
+            return
+        await self.kube.merge_patch(
+            path("v1", "secrets", binding.namespace, binding.secret_name),
+            {"metadata": {"ownerReferences": [*owners, owner_reference(binding, controller=False)]}},
+        )

@@ -1,0 +1,220 @@
+"""Every setting of the operator, declared once: flag, environment variable, default and meaning.
+
+Each field of `Settings` is one setting. Its flag is `--<name-with-dashes>` and its environment variable
+`ROLESANYWHERE_OPERATOR_<NAME_UPPER_SNAKE>`. Precedence: flag > environment variable > default.
+Precedence for what a pod's sidecar gets: the binding's spec.sidecar > these operator defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+ENV_PREFIX = "ROLESANYWHERE_OPERATOR_"
+
+
+class SettingsError(ValueError):
+    """A setting has a bad value; the message names the flag and the environment variable."""
+
+
+def _text(text: str) -> str:
+    if not text.strip():
+        raise ValueError("expected a non-empty string")
+    return text.strip()
+
+
+def _optional_text(text: str) -> str | None:
+    return text.strip() or None
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"expected a port number from 0 to 65535, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise ValueError(f"expected a port number from 0 to 65535, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"expected a number of seconds, got {text!r}") from None
+    if value <= 0:
+        raise ValueError(f"expected a positive number of seconds, got {value}")
+    return value
+
+
+def _choice(*choices: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}, got {text!r}")
+        return text
+
+    return parse
+
+
+def _resources(text: str) -> str:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise ValueError(f'expected JSON like {{"requests": {{"cpu": "10m"}}}}, got {text!r}') from None
+    if not isinstance(value, dict) or set(value) - {"requests", "limits"}:
+        raise ValueError(f"expected a JSON object with requests and/or limits, got {text!r}")
+    return json.dumps(value, sort_keys=True)
+
+
+def _config_map_key(text: str) -> tuple[str, str] | None:
+    if not text.strip():
+        return None
+    name, _, key = text.strip().partition("/")
+    if not name:
+        raise ValueError(f"expected CONFIGMAP or CONFIGMAP/KEY, got {text!r}")
+    return (name, key or "ca.crt")
+
+
+def setting(default: object, meaning: str, parse: Callable[[str], object]):
+    """Declare one setting: its default, a one-line meaning and how to parse its text form."""
+    return field(default=default, metadata={"meaning": meaning, "parse": parse})
+
+
+DEFAULT_SIDECAR_RESOURCES = '{"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "64Mi"}}'
+
+
+@dataclass(frozen=True)
+class Settings:
+    # --- The injected sidecar ---
+    sidecar_image: str = setting(
+        "rolesanywhere-sidecar:0.1.0", "image of the injected credentials sidecar", _text
+    )
+    sidecar_image_pull_policy: str = setting(
+        "IfNotPresent", "imagePullPolicy of the sidecar", _choice("Always", "IfNotPresent", "Never")
+    )
+    sidecar_resources: str = setting(
+        DEFAULT_SIDECAR_RESOURCES, "sidecar resources as JSON, unless the binding sets spec.sidecar.resources",
+        _resources,
+    )
+    sidecar_mode: str = setting(
+        "auto",
+        "native (init container with restartPolicy Always), classic (init container + regular container, "
+        "for API servers before 1.29) or auto (by the API server's version)",
+        _choice("auto", "native", "classic"),
+    )
+    default_endpoint: str | None = setting(
+        None, "CreateSession endpoint URL for bindings that set none (default the regional endpoint)",
+        _optional_text,
+    )
+    default_ca_bundle: tuple[str, str] | None = setting(
+        None, "CONFIGMAP[/KEY] in the pod's namespace trusted for the endpoint, for bindings that set none",
+        _config_map_key,
+    )
+    default_https_proxy: str | None = setting(
+        None, "HTTPS proxy for the sidecar, for bindings that set none", _optional_text
+    )
+    default_no_proxy: str | None = setting(None, "NO_PROXY for the sidecar, for bindings that set none", _optional_text)
+    # --- The admission webhook ---
+    webhook_listen_address: str = setting("0.0.0.0", "address the webhook server listens on", _text)
+    webhook_port: int = setting(9443, "port of the webhook server (0 picks a free port)", _port)
+    webhook_host: str | None = setting(
+        None, "host name or IP in the webhook URL registered with the API server (out-of-cluster runs)",
+        _optional_text,
+    )
+    webhook_service: str | None = setting(
+        None, "NAMESPACE/NAME of the Service in front of the webhook (in-cluster runs; overrides the URL)",
+        _optional_text,
+    )
+    webhook_cert_file: str | None = setting(None, "PEM serving certificate of the webhook (reloaded on change)", _optional_text)
+    webhook_key_file: str | None = setting(None, "PEM private key of the webhook's serving certificate", _optional_text)
+    webhook_ca_file: str | None = setting(
+        None, "PEM CA bundle the API server trusts for the webhook; written into the webhook configuration", _optional_text
+    )
+    webhook_reload_interval: float = setting(
+        10.0, "seconds between checks of the serving certificate files for a renewal (then reloaded)", _seconds
+    )
+    webhook_configuration: str = setting(
+        "rolesanywhere-operator", "name of the MutatingWebhookConfiguration the operator keeps", _text
+    )
+    # Fail: a pod that asked for a role never starts silently without credentials, and a pod naming a
+    # missing binding is always refused. The namespaces the webhook skips (kube-system, the operator's
+    # own, and those labelled rolesanywhere.dev/injection=disabled) keep the control plane and the
+    # operator itself able to start while the webhook is down, so Fail cannot deadlock the cluster.
+    webhook_failure_policy: str = setting(
+        "Fail", "failurePolicy of the pod webhook: Fail (no pod starts without its credentials) or Ignore",
+        _choice("Fail", "Ignore"),
+    )
+    operator_namespace: str | None = setting(
+        None, "namespace the operator runs in; the webhook never touches it", _optional_text
+    )
+    # --- Reconciliation ---
+    resync_interval: float = setting(
+        60.0, "seconds between full status refreshes of each binding (events refresh sooner)", _seconds
+    )
+    # --- Process ---
+    liveness_endpoint: str | None = setting(
+        None, "URL the liveness probe endpoint listens on, e.g. http://0.0.0.0:8080/healthz", _optional_text
+    )
+    log_format: str = setting("full", "log line format: plain, full or json", _choice("plain", "full", "json"))
+    log_level: str = setting("info", "lowest level logged: debug, info or warning", _choice("debug", "info", "warning"))
+
+
+    def sidecar_resource_requirements(self) -> dict[str, Any]:
+        """The sidecar's default resources as a container's `resources` object."""
+        return json.loads(self.sidecar_resources)
+
+
+FIELDS: tuple[dataclasses.Field, ...] = dataclasses.fields(Settings)
+
+
+def flag_of(f: dataclasses.Field) -> str:
+    return "--" + f.name.replace("_", "-")
+
+
+def env_of(f: dataclasses.Field) -> str:
+    return ENV_PREFIX + f.name.upper()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add one flag per setting; unset flags stay absent so the environment and the defaults apply."""
+    for f in FIELDS:
+        parser.add_argument(
+            flag_of(f),
+            dest=f.name,
+            metavar=f.name.upper(),
+            default=argparse.SUPPRESS,
+            help=f"{f.metadata['meaning']} [env {env_of(f)}; default {f.default}]",
+        )
+
+
+def resolve(flags: Mapping[str, object], environ: Mapping[str, str]) -> Settings:
+    """Settings from parsed flags (text), the environment and the defaults; SettingsError names the source."""
+    values: dict[str, object] = {}
+    for f in FIELDS:
+        if f.name in flags:
+            raw, source = flags[f.name], flag_of(f)
+        elif env_of(f) in environ:
+            raw, source = environ[env_of(f)], env_of(f)
+        else:
+            continue
+        try:
+            values[f.name] = f.metadata["parse"](str(raw))
+        except ValueError as error:
+            raise SettingsError(f"bad {source}: {error}") from None
+    settings = Settings(**values)
+    if (settings.webhook_cert_file is None) != (settings.webhook_key_file is None):
+        raise SettingsError("--webhook-cert-file and --webhook-key-file must be given together")
+    return settings
+
+
+def reference_markdown() -> str:
+    """The settings table operator/README.md carries: flag, environment variable, default, meaning."""
+    rows = ["| Flag | Environment variable | Default | Meaning |", "| --- | --- | --- | --- |"]
+    for f in FIELDS:
+        default = "" if f.default is None else f"`{f.default}`"
+        rows.append(f"| `{flag_of(f)}` | `{env_of(f)}` | {default} | {f.metadata['meaning']} |")
+    return "\n".join(rows) + "\n"

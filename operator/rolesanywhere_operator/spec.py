@@ -1,0 +1,223 @@
+"""Parse a RolesAnywhereBinding into a typed `Binding`, checking what the API server checks.
+
+The CRD validates the same rules (OpenAPI patterns and CEL), so on a live cluster a bad binding never
+gets stored; this module repeats them because the operator must not trust what it reads (a binding
+stored under an older CRD) and the webhook must explain a bad binding to the pod's creator.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import kopf
+
+from . import constants as c
+
+# The ARN patterns of the CRD (crds/rolesanywherebindings.yaml); a unit test keeps them equal.
+_PARTITION = r"(aws|aws-cn|aws-us-gov)"
+_REGION = r"[a-z]{2}(-gov)?-[a-z]+-[0-9]+"
+_UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+TRUST_ANCHOR_ARN_PATTERN = rf"^arn:{_PARTITION}:rolesanywhere:{_REGION}:[0-9]{{12}}:trust-anchor/{_UUID}$"
+PROFILE_ARN_PATTERN = rf"^arn:{_PARTITION}:rolesanywhere:{_REGION}:[0-9]{{12}}:profile/{_UUID}$"
+ROLE_ARN_PATTERN = rf"^arn:{_PARTITION}:iam::[0-9]{{12}}:role/[A-Za-z0-9+=,.@_/-]+$"
+REGION_PATTERN = rf"^{_REGION}$"
+
+
+class InvalidBindingError(kopf.PermanentError):
+    """A binding's spec is invalid; the message names the field and what is expected.
+
+    Permanent: retrying cannot help until someone edits the binding.
+    """
+
+
+@dataclass(frozen=True)
+class IssuerRef:
+    name: str
+    kind: str
+    group: str
+
+
+@dataclass(frozen=True)
+class IssuedCertificate:
+    """A certificate cert-manager issues (and renews) for the binding."""
+
+    issuer: IssuerRef
+    common_name: str
+    organizational_units: tuple[str, ...]
+    duration: str | None
+    renew_before: str | None
+    private_key_algorithm: str  # "ECDSA" or "RSA"
+
+
+@dataclass(frozen=True)
+class SecretCertificate:
+    """A certificate issued elsewhere, in an existing Secret with tls.crt and tls.key."""
+
+    secret_name: str
+    intermediates_key: str | None
+    passphrase_key: str | None
+
+
+@dataclass(frozen=True)
+class CABundle:
+    config_map: str
+    key: str
+
+
+@dataclass(frozen=True)
+class SidecarOptions:
+    endpoint: str | None = None
+    ca_bundle: CABundle | None = None
+    https_proxy: str | None = None
+    no_proxy: str | None = None
+    resources: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Binding:
+    name: str
+    namespace: str
+    uid: str
+    trust_anchor_arn: str
+    profile_arn: str
+    role_arn: str
+    #: Region of the trust anchor; where CreateSession goes.
+    trust_anchor_region: str
+    #: Region the app containers get as AWS_REGION (spec.region, default the trust anchor's).
+    app_region: str
+    session_duration: int
+    #: None means the pod's own name (filled in by the kubelet through the downward API).
+    role_session_name: str | None
+    certificate: IssuedCertificate | SecretCertificate
+    delivery: str
+    sidecar: SidecarOptions
+
+    @property
+    def secret_name(self) -> str:
+        """The Secret holding the certificate and key the sidecar presents."""
+        if isinstance(self.certificate, SecretCertificate):
+            return self.certificate.secret_name
+        return c.certificate_secret_name(self.name)
+
+
+def parse_binding(body: Mapping[str, Any]) -> Binding:
+    """A `Binding` from a RolesAnywhereBinding object; raises InvalidBindingError naming the bad field."""
+    metadata = body.get("metadata") or {}
+    name, namespace = metadata.get("name", ""), metadata.get("namespace", "")
+    spec = body.get("spec")
+    if not isinstance(spec, Mapping):
+        raise InvalidBindingError(f"binding {namespace}/{name}: spec is missing")
+    where = f"binding {namespace}/{name}: spec"
+
+    trust_anchor = _matching(spec, "trustAnchorArn", TRUST_ANCHOR_ARN_PATTERN, where, "a trust anchor ARN")
+    profile = _matching(spec, "profileArn", PROFILE_ARN_PATTERN, where, "a Roles Anywhere profile ARN")
+    role = _matching(spec, "roleArn", ROLE_ARN_PATTERN, where, "an IAM role ARN")
+    anchor_parts, profile_parts = trust_anchor.split(":"), profile.split(":")
+    if profile_parts[3] != anchor_parts[3]:
+        raise InvalidBindingError(f"{where}.profileArn: must be in the same region as spec.trustAnchorArn")
+    for field, arn in (("profileArn", profile), ("roleArn", role)):
+        if arn.split(":")[1] != anchor_parts[1]:
+            raise InvalidBindingError(f"{where}.{field}: must be in the same partition as spec.trustAnchorArn")
+
+    region = spec.get("region")
+    if region is not None:
+        region = _matching(spec, "region", REGION_PATTERN, where, "an AWS region such as eu-west-1")
+    duration = spec.get("sessionDuration", c.DEFAULT_SESSION_DURATION)
+    if isinstance(duration, bool) or not isinstance(duration, int) or not (
+        c.MIN_SESSION_DURATION <= duration <= c.MAX_SESSION_DURATION
+    ):
+        raise InvalidBindingError(
+            f"{where}.sessionDuration: expected seconds from {c.MIN_SESSION_DURATION} to "
+            f"{c.MAX_SESSION_DURATION}, got {duration!r}"
+        )
+    delivery = spec.get("delivery", c.DELIVERY_ENDPOINT)
+    if delivery not in (c.DELIVERY_ENDPOINT, c.DELIVERY_FILE):
+        raise InvalidBindingError(
+            f"{where}.delivery: expected {c.DELIVERY_ENDPOINT} or {c.DELIVERY_FILE}, got {delivery!r}"
+        )
+    return Binding(
+        name=name,
+        namespace=namespace,
+        uid=metadata.get("uid", ""),
+        trust_anchor_arn=trust_anchor,
+        profile_arn=profile,
+        role_arn=role,
+        trust_anchor_region=anchor_parts[3],
+        app_region=region or anchor_parts[3],
+        session_duration=duration,
+        role_session_name=spec.get("roleSessionName"),
+        certificate=_certificate(spec.get("certificate"), name, namespace, f"{where}.certificate"),
+        delivery=delivery,
+        sidecar=_sidecar(spec.get("sidecar") or {}, f"{where}.sidecar"),
+    )
+
+
+def _matching(spec: Mapping[str, Any], field: str, pattern: str, where: str, expected: str) -> str:
+    value = spec.get(field)
+    if not isinstance(value, str) or not re.fullmatch(pattern, value):
+        raise InvalidBindingError(f"{where}.{field}: expected {expected}, got {value!r}")
+    return value
+
+
+def _certificate(
+    certificate: Any, name: str, namespace: str, where: str
+) -> IssuedCertificate | SecretCertificate:
+    if not isinstance(certificate, Mapping):
+        raise InvalidBindingError(f"{where}: missing; set issuerRef or secretRef")
+    issuer, secret = certificate.get("issuerRef"), certificate.get("secretRef")
+    if (issuer is None) == (secret is None):
+        raise InvalidBindingError(f"{where}: exactly one of issuerRef and secretRef must be set")
+    if secret is not None:
+        issuer_only = [k for k in ("commonName", "organizationalUnits", "duration", "renewBefore", "privateKey")
+                       if k in certificate]
+        if issuer_only:
+            raise InvalidBindingError(f"{where}: {', '.join(issuer_only)} apply only with issuerRef")
+        if not secret.get("name"):
+            raise InvalidBindingError(f"{where}.secretRef.name: expected the name of a Secret")
+        return SecretCertificate(
+            secret_name=secret["name"],
+            intermediates_key=secret.get("intermediatesKey"),
+            passphrase_key=secret.get("passphraseKey"),
+        )
+    if not issuer.get("name"):
+        raise InvalidBindingError(f"{where}.issuerRef.name: expected the name of a cert-manager issuer")
+    algorithm = (certificate.get("privateKey") or {}).get("algorithm", c.DEFAULT_PRIVATE_KEY_ALGORITHM)
+    if algorithm not in c.PRIVATE_KEY_SIZES:
+        raise InvalidBindingError(
+            f"{where}.privateKey.algorithm: expected one of {', '.join(c.PRIVATE_KEY_SIZES)}, got {algorithm!r}"
+        )
+    return IssuedCertificate(
+        issuer=IssuerRef(
+            name=issuer["name"],
+            kind=issuer.get("kind", c.DEFAULT_ISSUER_KIND),
+            group=issuer.get("group", c.DEFAULT_ISSUER_GROUP),
+        ),
+        common_name=certificate.get("commonName") or f"{name}.{namespace}",
+        organizational_units=tuple(certificate.get("organizationalUnits") or ()),
+        duration=certificate.get("duration"),
+        renew_before=certificate.get("renewBefore"),
+        private_key_algorithm=algorithm,
+    )
+
+
+def _sidecar(sidecar: Mapping[str, Any], where: str) -> SidecarOptions:
+    endpoint = sidecar.get("endpoint")
+    if endpoint is not None and not re.fullmatch(r"https?://[^\s/]+(/.*)?", endpoint):
+        raise InvalidBindingError(f"{where}.endpoint: expected an http:// or https:// URL, got {endpoint!r}")
+    bundle = sidecar.get("caBundle")
+    ca_bundle = None
+    if bundle is not None:
+        if not bundle.get("configMapName"):
+            raise InvalidBindingError(f"{where}.caBundle.configMapName: expected the name of a ConfigMap")
+        ca_bundle = CABundle(bundle["configMapName"], bundle.get("key", c.DEFAULT_CA_BUNDLE_KEY))
+    proxy = sidecar.get("proxy") or {}
+    return SidecarOptions(
+        endpoint=endpoint,
+        ca_bundle=ca_bundle,
+        https_proxy=proxy.get("httpsProxy"),
+        no_proxy=proxy.get("noProxy"),
+        resources=sidecar.get("resources"),
+    )

@@ -1,0 +1,265 @@
+"""A binding's status and the Events a person must act on, computed from what was observed (pure).
+
+Conditions:
+
+- CertificateReady: the certificate the sidecars present exists, is complete and is valid now. Reasons:
+  Issued (cert-manager issued it), SecretValid (secretRef), CertificatePending (cert-manager is working
+  on it), IssuerNotFound, CertificateFailed, SecretMissing, SecretKeysMissing, CertificateInvalid,
+  CertificateExpired, CertificateNotYetValid, InvalidSpec.
+- Ready: the binding can give pods credentials; mirrors CertificateReady's reason when it cannot.
+
+A Warning Event is posted when Ready moves to a reason in `ACTIONABLE` (once per transition, not on every
+refresh), and a Normal Event when it becomes True.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography import x509
+
+from . import constants as c
+from .spec import Binding, IssuedCertificate, SecretCertificate
+
+#: Reasons a person must act on (fix the issuer, the Secret, the spec, or renew the certificate).
+ACTIONABLE = frozenset(
+    {
+        "IssuerNotFound",
+        "CertificateFailed",
+        "SecretMissing",
+        "SecretKeysMissing",
+        "CertificateInvalid",
+        "CertificateExpired",
+        "CertificateNotYetValid",
+        "InvalidSpec",
+    }
+)
+
+
+@dataclass(frozen=True)
+class CertificateInfo:
+    serial_number: str  # lowercase hex, even length
+    subject: str  # RFC 4514
+    not_before: dt.datetime
+    not_after: dt.datetime
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str  # Normal or Warning
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What the operator read from the API for one binding."""
+
+    generation: int
+    certificate: Mapping[str, Any] | None = None  # the cert-manager Certificate (issuerRef bindings)
+    issuer_found: bool | None = None  # None: not checked (external issuer group, or no need)
+    secret: Mapping[str, Any] | None = None
+    pods: Sequence[Mapping[str, Any]] = ()
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    status: str  # "True", "False", "Unknown"
+    reason: str
+    message: str
+
+
+def parse_certificate(pem: bytes) -> CertificateInfo:
+    """The first certificate of a PEM bundle (a Secret's tls.crt holds the leaf first)."""
+    cert = x509.load_pem_x509_certificate(pem)
+    serial = format(cert.serial_number, "x")
+    return CertificateInfo(
+        serial_number=serial.zfill(len(serial) + len(serial) % 2),
+        subject=cert.subject.rfc4514_string(),
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+    )
+
+
+def compute_status(
+    binding: Binding, observed: Observed, previous: Mapping[str, Any] | None, now: dt.datetime
+) -> tuple[dict[str, Any], list[Event]]:
+    """The new status of `binding` and the Events to post, given its previous status."""
+    info, secret_verdict = _check_secret(binding, observed.secret, now)
+    if isinstance(binding.certificate, IssuedCertificate):
+        verdict = _issued_verdict(binding, observed, secret_verdict)
+    else:
+        verdict = secret_verdict
+    certificate_status: dict[str, Any] = {"secretName": binding.secret_name}
+    if info is not None:
+        certificate_status.update(
+            serialNumber=info.serial_number,
+            subject=info.subject,
+            notBefore=_timestamp(info.not_before),
+            notAfter=_timestamp(info.not_after),
+        )
+    if verdict.status == "True":
+        ready = _Verdict(
+            "True", "Ready", f"pods annotated {c.BINDING_ANNOTATION}={binding.name} get credentials for {binding.role_arn}"
+        )
+    else:
+        ready = _Verdict("False", verdict.reason, verdict.message)
+    status = {
+        "observedGeneration": observed.generation,
+        "conditions": _conditions(
+            {c.CONDITION_READY: ready, c.CONDITION_CERTIFICATE_READY: verdict}, observed.generation, previous, now
+        ),
+        "certificate": certificate_status,
+        "pods": count_pods(observed.pods),
+    }
+    return status, _events(previous, ready)
+
+
+def invalid_spec_status(
+    message: str, generation: int, previous: Mapping[str, Any] | None, now: dt.datetime
+) -> tuple[dict[str, Any], list[Event]]:
+    """The status of a binding whose spec the operator cannot use."""
+    ready = _Verdict("False", "InvalidSpec", message)
+    unknown = _Verdict("Unknown", "InvalidSpec", "the spec must be fixed first")
+    status = {
+        "observedGeneration": generation,
+        "conditions": _conditions(
+            {c.CONDITION_READY: ready, c.CONDITION_CERTIFICATE_READY: unknown}, generation, previous, now
+        ),
+    }
+    return status, _events(previous, ready)
+
+
+def count_pods(pods: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Injected pods that exist (not finished, not being deleted), and how many of them are Ready."""
+    live = [
+        p
+        for p in pods
+        if not (p.get("metadata") or {}).get("deletionTimestamp")
+        and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+    ]
+    ready = sum(
+        1
+        for p in live
+        if any(
+            cond.get("type") == "Ready" and cond.get("status") == "True"
+            for cond in (p.get("status") or {}).get("conditions") or []
+        )
+    )
+    return {"total": len(live), "ready": ready, "summary": f"{ready}/{len(live)}"}
+
+
+def same_status(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> bool:
+    """Whether two statuses say the same, so an unchanged status is not written again."""
+    return _comparable(a or {}) == _comparable(b or {})
+
+
+def _comparable(status: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in status.items() if k in ("observedGeneration", "conditions", "certificate", "pods")}
+
+
+def _check_secret(
+    binding: Binding, secret: Mapping[str, Any] | None, now: dt.datetime
+) -> tuple[CertificateInfo | None, _Verdict]:
+    name = binding.secret_name
+    if secret is None:
+        return None, _Verdict("False", "SecretMissing", f"Secret {name} does not exist in namespace {binding.namespace}")
+    data = secret.get("data") or {}
+    required = [c.TLS_CERT_KEY, c.TLS_KEY_KEY]
+    if isinstance(binding.certificate, SecretCertificate):
+        required += [k for k in (binding.certificate.intermediates_key, binding.certificate.passphrase_key) if k]
+    missing = [key for key in required if not data.get(key)]
+    if missing:
+        return None, _Verdict(
+            "False", "SecretKeysMissing", f"Secret {name} lacks the key(s) {', '.join(missing)}; expected {', '.join(required)}"
+        )
+    try:
+        info = parse_certificate(base64.b64decode(data[c.TLS_CERT_KEY]))
+    except (ValueError, binascii.Error) as error:
+        return None, _Verdict(
+            "False", "CertificateInvalid", f"Secret {name} key {c.TLS_CERT_KEY} is not a PEM certificate: {error}"
+        )
+    if now >= info.not_after:
+        return info, _Verdict(
+            "False", "CertificateExpired",
+            f"the certificate in Secret {name} (serial {info.serial_number}) expired at {_timestamp(info.not_after)}",
+        )
+    if now < info.not_before:
+        return info, _Verdict(
+            "False", "CertificateNotYetValid",
+            f"the certificate in Secret {name} (serial {info.serial_number}) is valid from {_timestamp(info.not_before)}",
+        )
+    return info, _Verdict(
+        "True", "SecretValid", f"serial {info.serial_number}, {info.subject}, valid until {_timestamp(info.not_after)}"
+    )
+
+
+def _issued_verdict(binding: Binding, observed: Observed, secret_verdict: _Verdict) -> _Verdict:
+    assert isinstance(binding.certificate, IssuedCertificate)
+    issuer = binding.certificate.issuer
+    certificate_name = c.certificate_name(binding.name)
+    if observed.issuer_found is False:
+        where = "" if issuer.kind == "ClusterIssuer" else f" in namespace {binding.namespace}"
+        return _Verdict(
+            "False", "IssuerNotFound",
+            f"{issuer.kind} {issuer.name}{where} does not exist; create it or fix spec.certificate.issuerRef",
+        )
+    if observed.certificate is None:
+        return _Verdict("False", "CertificatePending", f"Certificate {certificate_name} is being created")
+    conditions = {
+        cond.get("type"): cond for cond in (observed.certificate.get("status") or {}).get("conditions") or []
+    }
+    ready, issuing = conditions.get("Ready", {}), conditions.get("Issuing", {})
+    if ready.get("status") == "True" and secret_verdict.status == "True":
+        return _Verdict("True", "Issued", secret_verdict.message)
+    if issuing.get("status") == "False" and issuing.get("reason") == "Failed":
+        return _Verdict(
+            "False", "CertificateFailed", f"Certificate {certificate_name}: {issuing.get('message', 'issuance failed')}"
+        )
+    if ready.get("status") == "True":
+        return secret_verdict  # cert-manager says Ready but the Secret disagrees (edited by hand?)
+    message = ready.get("message") or "waiting for cert-manager"
+    return _Verdict("False", "CertificatePending", f"Certificate {certificate_name}: {message}")
+
+
+def _conditions(
+    verdicts: Mapping[str, _Verdict], generation: int, previous: Mapping[str, Any] | None, now: dt.datetime
+) -> list[dict[str, Any]]:
+    before = {cond.get("type"): cond for cond in (previous or {}).get("conditions") or []}
+    conditions = []
+    for kind, verdict in verdicts.items():
+        old = before.get(kind) or {}
+        since = old.get("lastTransitionTime") if old.get("status") == verdict.status else None
+        conditions.append(
+            {
+                "type": kind,
+                "status": verdict.status,
+                "reason": verdict.reason,
+                "message": verdict.message,
+                "lastTransitionTime": since or _timestamp(now),
+                "observedGeneration": generation,
+            }
+        )
+    return conditions
+
+
+def _events(previous: Mapping[str, Any] | None, ready: _Verdict) -> list[Event]:
+    old = next(
+        (cond for cond in (previous or {}).get("conditions") or [] if cond.get("type") == c.CONDITION_READY), {}
+    )
+    if (old.get("status"), old.get("reason")) == (ready.status, ready.reason):
+        return []
+    if ready.status == "True":
+        return [Event("Normal", "Ready", ready.message)]
+    if ready.reason in ACTIONABLE:
+        return [Event("Warning", ready.reason, ready.message)]
+    return []
+
+
+def _timestamp(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,141 @@
+"""The admission webhook's serving side: kopf's HTTPS server, and the MutatingWebhookConfiguration the
+operator keeps pointing at it (with the current CA bundle, re-applied whenever the serving certificate
+files change, e.g. when cert-manager renews them).
+
+The operator writes the configuration itself instead of kopf's managed mode because the webhook needs a
+namespaceSelector (kube-system, the operator's namespace and opted-out namespaces are never sent to it),
+which kopf's generated configuration cannot express.
+
+failurePolicy (default Fail, see settings.webhook_failure_policy): a pod that names a binding must never
+start without its credentials, nor a pod naming a missing binding slip through while the webhook is down.
+The cost, pods of other namespaces not being created while no operator replica answers, is bounded by
+the namespaceSelector: the control plane and the operator itself can always start, so the cluster heals.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import kopf
+
+from . import constants as c
+
+#: kopf handler id of the pod mutation; kopf's server routes POST /<id> to it.
+INJECT_HANDLER_ID = "inject-pod"
+#: kopf handler id of the workload mutation (binding annotation copied into the pod template).
+WORKLOAD_HANDLER_ID = "copy-workload-binding"
+#: Names of the webhooks inside the configuration (must be fully qualified names).
+WEBHOOK_NAME = f"inject.pods.{c.GROUP}"
+WORKLOAD_WEBHOOK_NAME = f"template.workloads.{c.GROUP}"
+#: How long the API server waits for the webhook (it fails the request per failurePolicy after that).
+WEBHOOK_TIMEOUT_SECONDS = 10
+
+
+def build_webhook_configuration(
+    name: str,
+    client_config: dict[str, Any],
+    *,
+    failure_policy: str,
+    excluded_namespaces: tuple[str, ...],
+) -> dict[str, Any]:
+    """The MutatingWebhookConfiguration sending Pod and workload requests to the operator (pure).
+
+    Two webhooks: Pod CREATE (injection, `failure_policy`), and Deployment/StatefulSet/DaemonSet CREATE and
+    UPDATE (the binding annotation copied into the pod template in the same request, so the first pods
+    already carry it). The second is Ignore: the operator also copies the annotation when it sees the
+    workload change, so a missed call only costs one more rollout.
+    """
+    namespace_selector = {
+        "matchExpressions": [
+            {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": sorted(set(excluded_namespaces))},
+            {"key": c.INJECTION_NAMESPACE_LABEL, "operator": "NotIn", "values": ["disabled"]},
+        ]
+    }
+    common = {
+        "namespaceSelector": namespace_selector,
+        "matchPolicy": "Equivalent",
+        # The webhooks only read (the binding); a dry run changes nothing either.
+        "sideEffects": "None",
+        # Later webhooks adding containers would not get credentials; that is the user's call.
+        "reinvocationPolicy": "Never",
+        "timeoutSeconds": WEBHOOK_TIMEOUT_SECONDS,
+        "admissionReviewVersions": ["v1"],
+    }
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": name, "labels": {c.MANAGED_BY_LABEL: c.OPERATOR_NAME}},
+        "webhooks": [
+            {
+                "name": WEBHOOK_NAME,
+                "clientConfig": _for_handler(client_config, INJECT_HANDLER_ID),
+                "rules": [
+                    {
+                        "apiGroups": [""],
+                        "apiVersions": ["v1"],
+                        "resources": ["pods"],
+                        "operations": ["CREATE"],
+                        "scope": "Namespaced",
+                    }
+                ],
+                "failurePolicy": failure_policy,
+                **common,
+            },
+            {
+                "name": WORKLOAD_WEBHOOK_NAME,
+                "clientConfig": _for_handler(client_config, WORKLOAD_HANDLER_ID),
+                "rules": [
+                    {
+                        "apiGroups": ["apps"],
+                        "apiVersions": ["v1"],
+                        "resources": ["deployments", "statefulsets", "daemonsets"],
+                        "operations": ["CREATE", "UPDATE"],
+                        "scope": "Namespaced",
+                    }
+                ],
+                "failurePolicy": "Ignore",
+                **common,
+            },
+        ],
+    }
+
+
+def client_config_for(served: dict[str, Any], service: str | None) -> dict[str, Any]:
+    """Where the API server reaches the operator: kopf's URL, or the in-cluster Service, plus the CA bundle."""
+    config: dict[str, Any] = {}
+    if service:
+        namespace, _, rest = service.partition("/")
+        name, _, port = rest.partition(":")
+        config["service"] = {"namespace": namespace, "name": name, "port": int(port or 443)}
+    else:
+        config["url"] = served["url"].rstrip("/")
+    if served.get("caBundle"):
+        config["caBundle"] = served["caBundle"]
+    return config
+
+
+def _for_handler(client_config: dict[str, Any], handler_id: str) -> dict[str, Any]:
+    """The client config of one kopf handler: kopf's server routes POST /<handler id> to it."""
+    config = copy.deepcopy(client_config)
+    if "url" in config:
+        config["url"] = f"{config['url']}/{handler_id}"
+    else:
+        config["service"]["path"] = f"/{handler_id}"
+    return config
+
+
+class RegisteringWebhookServer(kopf.WebhookServer):
+    """kopf's webhook server that, each time it (re)starts serving, applies the webhook configuration."""
+
+    def __init__(self, *, register: Callable[[dict[str, Any]], Awaitable[None]], service: str | None,
+                 **server_options: Any) -> None:
+        super().__init__(**server_options)
+        self._register = register
+        self._service = service
+
+    async def __call__(self, fn: Any) -> AsyncIterator[Any]:
+        async for served in super().__call__(fn):
+            await self._register(client_config_for(dict(served), self._service))
+            yield served

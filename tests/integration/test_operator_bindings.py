@@ -1,0 +1,198 @@
+"""RolesAnywhereBinding on the real control plane with the real cert-manager: validation by the API
+server, the Certificate, status, printer columns, Events and garbage collection."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+
+import pytest
+from cryptography import x509
+from localcluster import pki
+from localcluster.controlplane import wait_for
+from support.operator_harness import (
+    OperatorProcess,
+    binding,
+    binding_status,
+    ca_issuer,
+    condition,
+    install_crd,
+)
+
+TRUST_ANCHOR = "arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/11111111-2222-3333-4444-555555555555"
+PROFILE = "arn:aws:rolesanywhere:us-east-1:123456789012:profile/66666666-7777-8888-9999-000000000000"
+ROLE = "arn:aws:iam::123456789012:role/s3-reader"
+ARNS = {"trust_anchor_arn": TRUST_ANCHOR, "profile_arn": PROFILE, "role_arn": ROLE}
+TIMEOUT = 30
+
+
+@pytest.fixture(scope="module")
+def operator(cluster, tmp_path_factory):
+    process = OperatorProcess(cluster, tmp_path_factory.mktemp("operator")).start()
+    yield process
+    process.stop()
+
+
+def events_for(cluster, namespace: str, name: str) -> list[tuple[str, str, str]]:
+    result = cluster.kubectl(
+        "get", "events", "-n", namespace, "-o", "json",
+        f"--field-selector=involvedObject.kind=RolesAnywhereBinding,involvedObject.name={name}",
+    )
+    return [(e["type"], e["reason"], e["message"]) for e in json.loads(result.stdout)["items"]]
+
+
+def wait_until_ready(cluster, namespace: str, name: str, reason: str = "Ready") -> dict:
+    def ready():
+        status = binding_status(cluster, namespace, name)
+        return status if condition(status, "Ready").get("reason") == reason else None
+
+    return wait_for(ready, timeout=TIMEOUT, what=f"binding {namespace}/{name} to report Ready reason {reason}")
+
+
+REJECTED = [
+    (
+        "malformed trust anchor ARN",
+        {"trustAnchorArn": "arn:aws:rolesanywhere:us-east-1:1234:trust-anchor/x"},
+        ["spec.trustAnchorArn: Invalid value"],
+    ),
+    (
+        "role in another partition",
+        {"roleArn": "arn:aws-cn:iam::123456789012:role/s3-reader"},
+        ["spec.roleArn: Invalid value", "must be in the same partition as spec.trustAnchorArn"],
+    ),
+    (
+        "profile in another region",
+        {"profileArn": PROFILE.replace("us-east-1", "eu-west-1")},
+        ["spec.profileArn: Invalid value", "must be in the same region as spec.trustAnchorArn"],
+    ),
+    ("session too short", {"sessionDuration": 899}, ["spec.sessionDuration: Invalid value: 899"]),
+    ("session too long", {"sessionDuration": 43201}, ["spec.sessionDuration: Invalid value: 43201"]),
+    (
+        "both issuerRef and secretRef",
+        {"certificate": {"issuerRef": {"name": "ca"}, "secretRef": {"name": "s"}}},
+        ["spec.certificate: Invalid value", "exactly one of spec.certificate.issuerRef and spec.certificate.secretRef"],
+    ),
+    (
+        "neither issuerRef nor secretRef",
+        {"certificate": {}},
+        ["spec.certificate: Invalid value", "exactly one of spec.certificate.issuerRef and spec.certificate.secretRef"],
+    ),
+]
+
+
+@pytest.mark.parametrize("spec, messages", [(s, m) for _, s, m in REJECTED], ids=[i for i, _, _ in REJECTED])
+def test_invalid_bindings_are_rejected_by_the_api_server_naming_the_field(cluster, spec, messages):
+    install_crd(cluster)
+    manifest = binding("invalid", **ARNS)
+    manifest["spec"].update(spec)
+    # A server-side dry run goes through the same validation (schema and CEL) and stores nothing.
+    result = cluster.kubectl("create", "--dry-run=server", "-n", "default", "-f", "-", input=json.dumps(manifest),
+                             check=False)
+    assert result.returncode != 0, "the API server accepted an invalid binding"
+    for message in messages:
+        assert message in result.stderr
+
+
+def test_a_valid_binding_passes_the_same_validation(cluster):
+    install_crd(cluster)
+    manifest = binding("valid", **ARNS)
+    result = cluster.kubectl("create", "--dry-run=server", "-n", "default", "-f", "-", input=json.dumps(manifest))
+    assert "created (server dry run)" in result.stdout
+
+
+def test_a_binding_with_a_ca_issuer_becomes_ready_and_kubectl_shows_it(cluster, namespace, operator):
+    ca_issuer(cluster, namespace, pki.issue("shop CA", now=dt.datetime.now(dt.UTC), is_ca=True))
+    cluster.apply(binding("s3-reader", **ARNS, sessionDuration=900), namespace)
+    status = wait_until_ready(cluster, namespace, "s3-reader")
+
+    secret = cluster.get("secret", "rolesanywhere-s3-reader-tls", namespace)
+    cert = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["tls.crt"]))
+    serial = format(cert.serial_number, "x")
+    serial = serial.zfill(len(serial) + len(serial) % 2)
+    not_after = cert.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert status["certificate"] == {
+        "secretName": "rolesanywhere-s3-reader-tls",
+        "serialNumber": serial,
+        "subject": "CN=s3-reader." + namespace,
+        "notBefore": cert.not_valid_before_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "notAfter": not_after,
+    }
+    assert condition(status, "CertificateReady")["reason"] == "Issued"
+
+    table = cluster.kubectl("get", "rolesanywherebindings", "-n", namespace, "-o", "wide").stdout.splitlines()
+    header = table[0].split()
+    assert header == ["NAME", "READY", "ROLE", "CERT", "EXPIRY", "PODS", "AGE", "CERT", "SERIAL", "REASON"]
+    row = table[1].split()
+    assert row[:5] == ["s3-reader", "True", ROLE, not_after, "0/0"]
+    assert row[6:] == [serial, "Ready"]
+
+    certificate = cluster.get("certificate", "rolesanywhere-s3-reader", namespace)
+    owner = certificate["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["name"], owner["controller"]) == ("RolesAnywhereBinding", "s3-reader", True)
+    assert ("Normal", "Ready", f"pods annotated rolesanywhere.dev/binding=s3-reader get credentials for {ROLE}") in (
+        events_for(cluster, namespace, "s3-reader")
+    )
+
+
+def test_a_missing_issuer_is_reported_and_the_binding_recovers_when_it_appears(cluster, namespace, operator):
+    cluster.apply(binding("reports", **ARNS), namespace)
+    status = wait_until_ready(cluster, namespace, "reports", reason="IssuerNotFound")
+    message = f"Issuer ca in namespace {namespace} does not exist; create it or fix spec.certificate.issuerRef"
+    assert condition(status, "Ready")["message"] == message
+    wait_for(
+        lambda: ("Warning", "IssuerNotFound", message) in events_for(cluster, namespace, "reports"),
+        timeout=TIMEOUT,
+        what="the IssuerNotFound Event",
+    )
+    ca_issuer(cluster, namespace, pki.issue("late CA", now=dt.datetime.now(dt.UTC), is_ca=True))
+    wait_until_ready(cluster, namespace, "reports")
+
+
+def test_a_secret_ref_binding_reports_a_missing_secret_then_uses_it(cluster, namespace, operator):
+    manifest = binding("exported", **ARNS)
+    manifest["spec"]["certificate"] = {"secretRef": {"name": "from-private-ca"}}
+    cluster.apply(manifest, namespace)
+    status = wait_until_ready(cluster, namespace, "exported", reason="SecretMissing")
+    assert condition(status, "Ready")["message"] == f"Secret from-private-ca does not exist in namespace {namespace}"
+
+    now = dt.datetime.now(dt.UTC)
+    leaf = pki.issue("exported", now=now, issuer=pki.issue("private CA", now=now, is_ca=True), client=True)
+    cluster.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "from-private-ca"},
+            "type": "kubernetes.io/tls",
+            "stringData": {"tls.crt": leaf.cert_pem.decode(), "tls.key": leaf.key_pem().decode()},
+        },
+        namespace,
+    )
+    status = wait_until_ready(cluster, namespace, "exported")  # the resync finds it; Secrets are not watched
+    assert condition(status, "CertificateReady")["reason"] == "SecretValid"
+    assert status["certificate"]["subject"] == "CN=exported"
+
+
+def test_deleting_a_binding_deletes_its_certificate_and_secret(cluster, namespace, operator):
+    ca_issuer(cluster, namespace, pki.issue("shop CA", now=dt.datetime.now(dt.UTC), is_ca=True))
+    cluster.apply(binding("short-lived", **ARNS), namespace)
+    wait_until_ready(cluster, namespace, "short-lived")
+    cluster.kubectl("delete", "rab", "short-lived", "-n", namespace)
+
+    def gone() -> bool:
+        certificates = cluster.kubectl("get", "certificates", "-n", namespace, "-o", "name").stdout
+        secret = cluster.kubectl("get", "secret", "rolesanywhere-short-lived-tls", "-n", namespace, check=False)
+        return certificates == "" and secret.returncode != 0
+
+    # The garbage collector notices a newly installed CRD only on its next discovery resync (every 30 s),
+    # so on a fresh control plane this can take that long once.
+    wait_for(gone, timeout=90, what="the garbage collector to delete the Certificate and its Secret")
+
+
+def test_the_crd_in_crds_is_what_the_cluster_serves(cluster):
+    install_crd(cluster)
+    served = cluster.get("crd", "rolesanywherebindings.rolesanywhere.dev")
+    names = served["spec"]["names"]
+    assert (names["kind"], names["shortNames"], served["spec"]["scope"]) == (
+        "RolesAnywhereBinding", ["rab"], "Namespaced"
+    )

@@ -1,0 +1,244 @@
+"""The other pure builders: the Certificate, the webhook configuration, workload templates, settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from rolesanywhere_operator import settings as settings_module
+from rolesanywhere_operator.certificates import build_certificate
+from rolesanywhere_operator.spec import parse_binding
+from rolesanywhere_operator.webhook import build_webhook_configuration, client_config_for
+from rolesanywhere_operator.workloads import template_patch
+
+
+def binding(certificate: dict):
+    return parse_binding(
+        {
+            "metadata": {"name": "s3-reader", "namespace": "shop", "uid": "uid-1"},
+            "spec": {
+                "trustAnchorArn": "arn:aws:rolesanywhere:eu-west-1:111122223333:trust-anchor/"
+                "11111111-2222-3333-4444-555555555555",
+                "profileArn": "arn:aws:rolesanywhere:eu-west-1:111122223333:profile/"
+                "66666666-7777-8888-9999-000000000000",
+                "roleArn": "arn:aws:iam::111122223333:role/s3-reader",
+                "certificate": certificate,
+            },
+        }
+    )
+
+
+LABELS = {"app.kubernetes.io/managed-by": "rolesanywhere-operator", "rolesanywhere.dev/binding-name": "s3-reader"}
+
+
+def test_certificate_with_defaults():
+    assert build_certificate(binding({"issuerRef": {"name": "shop-ca"}})) == {
+        "apiVersion": "cert-manager.io/v1",
+        "kind": "Certificate",
+        "metadata": {
+            "name": "rolesanywhere-s3-reader",
+            "namespace": "shop",
+            "labels": LABELS,
+            "ownerReferences": [
+                {
+                    "apiVersion": "rolesanywhere.dev/v1alpha1",
+                    "kind": "RolesAnywhereBinding",
+                    "name": "s3-reader",
+                    "uid": "uid-1",
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": {
+            "secretName": "rolesanywhere-s3-reader-tls",
+            "secretTemplate": {"labels": LABELS},
+            "commonName": "s3-reader.shop",
+            "usages": ["digital signature", "client auth"],
+            "privateKey": {"algorithm": "ECDSA", "size": 256, "encoding": "PKCS8", "rotationPolicy": "Always"},
+            "issuerRef": {"name": "shop-ca", "kind": "Issuer", "group": "cert-manager.io"},
+        },
+    }
+
+
+def test_certificate_with_every_option():
+    cert = build_certificate(
+        binding(
+            {
+                "issuerRef": {"name": "pca", "kind": "AWSPCAClusterIssuer", "group": "awspca.cert-manager.io"},
+                "commonName": "reports",
+                "organizationalUnits": ["finance", "batch"],
+                "duration": "720h",
+                "renewBefore": "240h",
+                "privateKey": {"algorithm": "RSA"},
+            }
+        )
+    )
+    assert cert["spec"] == {
+        "secretName": "rolesanywhere-s3-reader-tls",
+        "secretTemplate": {"labels": LABELS},
+        "commonName": "reports",
+        "subject": {"organizationalUnits": ["finance", "batch"]},
+        "duration": "720h",
+        "renewBefore": "240h",
+        "usages": ["digital signature", "client auth"],
+        "privateKey": {"algorithm": "RSA", "size": 2048, "encoding": "PKCS8", "rotationPolicy": "Always"},
+        "issuerRef": {"name": "pca", "kind": "AWSPCAClusterIssuer", "group": "awspca.cert-manager.io"},
+    }
+
+
+def test_a_secret_ref_binding_has_no_certificate():
+    with pytest.raises(TypeError, match="binding shop/s3-reader uses secretRef"):
+        build_certificate(binding({"secretRef": {"name": "exported"}}))
+
+
+NAMESPACE_SELECTOR = {
+    "matchExpressions": [
+        {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["kube-system", "rolesanywhere-system"]},
+        {"key": "rolesanywhere.dev/injection", "operator": "NotIn", "values": ["disabled"]},
+    ]
+}
+COMMON = {
+    "namespaceSelector": NAMESPACE_SELECTOR,
+    "matchPolicy": "Equivalent",
+    "sideEffects": "None",
+    "reinvocationPolicy": "Never",
+    "timeoutSeconds": 10,
+    "admissionReviewVersions": ["v1"],
+}
+
+
+def test_webhook_configuration_out_of_cluster():
+    served = {"url": "https://127.0.0.1:40123", "caBundle": "Q0E="}
+    assert build_webhook_configuration(
+        "rolesanywhere-operator",
+        client_config_for(served, None),
+        failure_policy="Fail",
+        excluded_namespaces=("rolesanywhere-system", "kube-system"),
+    ) == {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {
+            "name": "rolesanywhere-operator",
+            "labels": {"app.kubernetes.io/managed-by": "rolesanywhere-operator"},
+        },
+        "webhooks": [
+            {
+                "name": "inject.pods.rolesanywhere.dev",
+                "clientConfig": {"url": "https://127.0.0.1:40123/inject-pod", "caBundle": "Q0E="},
+                "rules": [
+                    {
+                        "apiGroups": [""],
+                        "apiVersions": ["v1"],
+                        "resources": ["pods"],
+                        "operations": ["CREATE"],
+                        "scope": "Namespaced",
+                    }
+                ],
+                "failurePolicy": "Fail",
+                **COMMON,
+            },
+            {
+                "name": "template.workloads.rolesanywhere.dev",
+                "clientConfig": {"url": "https://127.0.0.1:40123/copy-workload-binding", "caBundle": "Q0E="},
+                "rules": [
+                    {
+                        "apiGroups": ["apps"],
+                        "apiVersions": ["v1"],
+                        "resources": ["deployments", "statefulsets", "daemonsets"],
+                        "operations": ["CREATE", "UPDATE"],
+                        "scope": "Namespaced",
+                    }
+                ],
+                "failurePolicy": "Ignore",
+                **COMMON,
+            },
+        ],
+    }
+
+
+def test_webhook_configuration_in_cluster_uses_the_service():
+    served = {"url": "https://10.0.0.7:9443", "caBundle": "Q0E="}
+    config = build_webhook_configuration(
+        "rolesanywhere-operator",
+        client_config_for(served, "rolesanywhere-system/rolesanywhere-webhook"),
+        failure_policy="Ignore",
+        excluded_namespaces=(),
+    )
+    pods, workloads = config["webhooks"]
+    assert pods["clientConfig"] == {
+        "service": {
+            "namespace": "rolesanywhere-system",
+            "name": "rolesanywhere-webhook",
+            "port": 443,
+            "path": "/inject-pod",
+        },
+        "caBundle": "Q0E=",
+    }
+    assert workloads["clientConfig"]["service"]["path"] == "/copy-workload-binding"
+    assert pods["failurePolicy"] == "Ignore"
+    assert client_config_for(served, "ops/hook:8443")["service"]["port"] == 8443
+
+
+def workload(annotation: str | None, template: dict | None) -> dict:
+    return {
+        "metadata": {"annotations": {"rolesanywhere.dev/binding": annotation} if annotation else {}},
+        "spec": {"template": {"metadata": {"annotations": template} if template is not None else {}}},
+    }
+
+
+COPIED = "rolesanywhere.dev/binding-from-workload"
+BINDING = "rolesanywhere.dev/binding"
+
+
+@pytest.mark.parametrize(
+    "annotation, template, patch",
+    [
+        ("s3", None, {BINDING: "s3", COPIED: "true"}),
+        ("s3", {BINDING: "s3", COPIED: "true"}, None),
+        ("dynamo", {BINDING: "s3", COPIED: "true"}, {BINDING: "dynamo", COPIED: "true"}),
+        (None, {BINDING: "s3", COPIED: "true", "other": "x"}, {BINDING: None, COPIED: None}),
+        (None, {BINDING: "s3"}, None),  # the user's own template annotation stays
+        ("dynamo", {BINDING: "s3"}, None),  # and wins over the workload's
+        (None, None, None),
+    ],
+)
+def test_workload_template_patch(annotation, template, patch):
+    expected = None if patch is None else {"spec": {"template": {"metadata": {"annotations": patch}}}}
+    assert template_patch(workload(annotation, template)) == expected
+
+
+def test_settings_precedence_flag_over_env_over_default():
+    env = {"ROLESANYWHERE_OPERATOR_SIDECAR_IMAGE": "from-env:1", "ROLESANYWHERE_OPERATOR_WEBHOOK_PORT": "8443"}
+    resolved = settings_module.resolve({"sidecar_image": "from-flag:1"}, env)
+    assert (resolved.sidecar_image, resolved.webhook_port, resolved.webhook_failure_policy) == (
+        "from-flag:1",
+        8443,
+        "Fail",
+    )
+
+
+@pytest.mark.parametrize(
+    "flags, env, message",
+    [
+        ({"webhook_port": "x"}, {}, "bad --webhook-port: expected a port number from 0 to 65535, got 'x'"),
+        ({}, {"ROLESANYWHERE_OPERATOR_WEBHOOK_FAILURE_POLICY": "Maybe"},
+         "bad ROLESANYWHERE_OPERATOR_WEBHOOK_FAILURE_POLICY: expected one of Fail, Ignore, got 'Maybe'"),
+        ({"sidecar_resources": "[]"}, {}, "bad --sidecar-resources: expected a JSON object with requests and/or limits"),
+        ({"webhook_cert_file": "/tmp/c"}, {}, "--webhook-cert-file and --webhook-key-file must be given together"),
+    ],
+)
+def test_bad_settings_name_the_flag_or_env_var(flags, env, message):
+    with pytest.raises(settings_module.SettingsError) as raised:
+        settings_module.resolve(flags, env)
+    assert str(raised.value).startswith(message)
+
+
+def test_default_ca_bundle_setting():
+    assert settings_module.resolve({"default_ca_bundle": "corp-ca"}, {}).default_ca_bundle == ("corp-ca", "ca.crt")
+    assert settings_module.resolve({"default_ca_bundle": "corp-ca/b.pem"}, {}).default_ca_bundle == ("corp-ca", "b.pem")
+
+
+def test_the_readme_carries_the_current_settings_table():
+    readme = (Path(__file__).resolve().parents[2] / "operator" / "README.md").read_text()
+    assert settings_module.reference_markdown() in readme, "regenerate the table with reference_markdown()"

@@ -1,0 +1,131 @@
+"""The pod injection builders, case by case.
+
+Each file under testdata/injection/pods is one pod: the binding's spec changes, the pod as submitted
+and the pod as injected (or the error). The sidecar containers appear there as placeholders
+($native-sidecar, $classic-sidecar, $classic-init) because their contents are specified once, by the
+files under testdata/injection/sidecars, so changing a sidecar env var touches one file, not every pod.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from rolesanywhere_operator import constants as c
+from rolesanywhere_operator.injection import (
+    InjectionError,
+    build_init_container,
+    build_sidecar,
+    inject_pod,
+    should_inject,
+)
+from rolesanywhere_operator.settings import Settings
+from rolesanywhere_operator.spec import parse_binding
+
+TESTDATA = Path(__file__).parent / "testdata" / "injection"
+POD_CASES = sorted((TESTDATA / "pods").glob("*.yaml"))
+SIDECAR_CASES = sorted((TESTDATA / "sidecars").glob("*.yaml"))
+
+
+def load_case(path: Path) -> dict:
+    case = yaml.safe_load(path.read_text())
+    binding = yaml.safe_load((TESTDATA / "binding.yaml").read_text())
+    binding["spec"].update(case.get("spec") or {})
+    case["binding"] = parse_binding(binding)
+    overrides = dict(case.get("settings") or {})
+    if "default_ca_bundle" in overrides:
+        overrides["default_ca_bundle"] = tuple(overrides["default_ca_bundle"])
+    case["settings"] = Settings(**overrides)
+    case["native"] = case.get("native", True)
+    return case
+
+
+def expand_placeholders(pod: dict, case: dict) -> dict:
+    built = {
+        "$native-sidecar": build_sidecar(case["binding"], case["settings"], native=True),
+        "$classic-sidecar": build_sidecar(case["binding"], case["settings"], native=False),
+        "$classic-init": build_init_container(case["binding"], case["settings"]),
+    }
+    spec = pod["spec"]
+    for key in ("containers", "initContainers"):
+        if key in spec:
+            spec[key] = [built.get(x, x) if isinstance(x, str) else x for x in spec[key]]
+    return pod
+
+
+@pytest.mark.parametrize("path", POD_CASES, ids=[p.stem for p in POD_CASES])
+def test_pod_cases(path: Path):
+    case = load_case(path)
+    if "error" in case:
+        with pytest.raises(InjectionError) as raised:
+            inject_pod(case["pod"], case["binding"], case["settings"], native_sidecar=case["native"])
+        assert str(raised.value) == case["error"].strip()
+        return
+    submitted = yaml.safe_load(path.read_text())["pod"]
+    injected = inject_pod(case["pod"], case["binding"], case["settings"], native_sidecar=case["native"])
+    assert injected.pod == expand_placeholders(case["expected"], case)
+    assert injected.warnings == case.get("warnings", [])
+    assert case["pod"] == submitted, "the builder must not modify the submitted pod"
+
+
+@pytest.mark.parametrize("path", SIDECAR_CASES, ids=[p.stem for p in SIDECAR_CASES])
+def test_sidecar_cases(path: Path):
+    case = load_case(path)
+    assert build_sidecar(case["binding"], case["settings"], native=case["native"]) == case["expected"]
+    if "expected_init" in case:
+        assert build_init_container(case["binding"], case["settings"]) == case["expected_init"]
+
+
+def test_every_sidecar_env_var_is_a_sidecar_setting():
+    """The operator only sets variables the sidecar declares (plus the standard proxy variables)."""
+    case = load_case(TESTDATA / "sidecars" / "secret-ref-and-options.yaml")
+    names = {e["name"] for e in build_sidecar(case["binding"], case["settings"], native=True)["env"]}
+    assert names - set(c.SIDECAR_ENV.values()) == {"HTTPS_PROXY", "NO_PROXY"}
+
+
+def annotated(annotations: dict | None = None, containers: list | None = None) -> dict:
+    return {
+        "metadata": {"annotations": annotations or {}},
+        "spec": {"containers": containers or [{"name": "app", "image": "app:1"}]},
+    }
+
+
+@pytest.mark.parametrize(
+    "pod, namespace, inject, reason",
+    [
+        (annotated({c.BINDING_ANNOTATION: "s3"}), "shop", True, "annotated"),
+        (annotated({c.BINDING_ANNOTATION: " s3 "}), "shop", True, "annotated"),
+        (annotated(), "shop", False, "no rolesanywhere.dev/binding annotation"),
+        ({"metadata": {}, "spec": {}}, "shop", False, "no rolesanywhere.dev/binding annotation"),
+        (annotated({c.BINDING_ANNOTATION: "s3"}), "kube-system", False, "namespace kube-system is excluded from injection"),
+        (
+            annotated({c.BINDING_ANNOTATION: "s3", c.INJECTED_ANNOTATION: "s3"}),
+            "shop",
+            False,
+            "already injected (annotation rolesanywhere.dev/injected)",
+        ),
+        (
+            annotated({c.BINDING_ANNOTATION: "s3"}, [{"name": "rolesanywhere-sidecar"}]),
+            "shop",
+            False,
+            "already has a container named rolesanywhere-sidecar",
+        ),
+    ],
+)
+def test_should_inject(pod, namespace, inject, reason):
+    decision = should_inject(pod, namespace, ("kube-system",))
+    assert (decision.inject, decision.reason) == (inject, reason)
+    if inject:
+        assert decision.binding == "s3"
+
+
+def test_an_empty_binding_annotation_is_an_error_naming_the_annotation():
+    with pytest.raises(InjectionError, match="annotation rolesanywhere.dev/binding is empty"):
+        should_inject(annotated({c.BINDING_ANNOTATION: " "}), "shop", ())
+
+
+def test_an_injected_pod_is_not_injected_again():
+    case = load_case(TESTDATA / "pods" / "native-basic.yaml")
+    once = inject_pod(case["pod"], case["binding"], case["settings"], native_sidecar=True).pod
+    assert not should_inject(once, "shop", ()).inject

@@ -1,0 +1,55 @@
+"""The pod runner's kubelet imitations that need no cluster: the atomic volume writer, $(VAR) expansion,
+and path and port rewriting."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from localcluster.podrunner import PodRunner, _expand, write_atomic_directory
+
+
+def test_volume_files_sit_behind_an_atomically_swapped_data_link(tmp_path: Path):
+    volume = tmp_path / "certificate"
+    write_atomic_directory(volume, {"tls.crt": b"one", "tls.key": b"key-one", "nested/ca.crt": b"ca"}, 0o640)
+    first = os.readlink(volume / "..data")
+    assert os.readlink(volume / "tls.crt") == "..data/tls.crt"
+    assert os.readlink(volume / "nested") == "..data/nested"
+    assert (volume / "tls.crt").read_bytes() == b"one"
+    assert ((volume / "tls.key").stat().st_mode & 0o777) == 0o640
+
+    write_atomic_directory(volume, {"tls.crt": b"two", "tls.key": b"key-two"})
+    second = os.readlink(volume / "..data")
+    assert second != first and not (volume / first).exists(), "the old version must be removed"
+    assert (volume / "tls.crt").read_bytes() == b"two"
+    assert not (volume / "nested").exists(), "a key that went away must go away"
+    assert sorted(p.name for p in volume.iterdir()) == sorted(["..data", second, "tls.crt", "tls.key"])
+
+
+def test_expand_follows_kubernetes_rules():
+    env = {"NAME": "web", "PORT": "8080"}
+    assert _expand("$(NAME):$(PORT)", env) == "web:8080"
+    assert _expand("$(MISSING) stays", env) == "$(MISSING) stays"
+    assert _expand("$$(NAME) is escaped", env) == "$(NAME) is escaped"
+
+
+def test_paths_under_mounts_and_declared_ports_are_rewritten(tmp_path: Path):
+    runner = PodRunner(Path("/unused"), Path("/unused"), "shop", "web", tmp_path)
+    container = {
+        "name": "app",
+        "volumeMounts": [
+            {"name": "creds", "mountPath": "/var/run/secrets/rolesanywhere"},
+            {"name": "root", "mountPath": "/var/run"},
+        ],
+    }
+    mounts = runner._mounts(container)
+    assert runner._rewrite_paths("/var/run/secrets/rolesanywhere/token", mounts) == f"{tmp_path}/volumes/creds/token"
+    assert runner._rewrite_paths("/var/run/other", mounts) == f"{tmp_path}/volumes/root/other"
+    assert runner._rewrite_paths("/var/running", mounts) == "/var/running"
+
+    runner._ports = {9911: 40001}
+    assert runner._rewrite_ports("URI", "http://127.0.0.1:9911/v1/credentials") == "http://127.0.0.1:40001/v1/credentials"
+    assert runner._rewrite_ports("URI", "http://localhost:9911") == "http://localhost:40001"
+    assert runner._rewrite_ports("ROLESANYWHERE_PORT", "9911") == "40001"
+    assert runner._rewrite_ports("REPLICAS", "9911") == "9911"
+    assert runner._rewrite_ports("URI", "http://127.0.0.1:99110") == "http://127.0.0.1:99110"

@@ -1,0 +1,166 @@
+"""Binding spec validation: what the operator accepts, and errors that name the field."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import kopf
+import pytest
+import yaml
+from rolesanywhere_operator import spec as spec_module
+from rolesanywhere_operator.spec import (
+    CABundle,
+    InvalidBindingError,
+    IssuedCertificate,
+    IssuerRef,
+    SecretCertificate,
+    SidecarOptions,
+    parse_binding,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+TRUST_ANCHOR = "arn:aws:rolesanywhere:eu-west-1:111122223333:trust-anchor/11111111-2222-3333-4444-555555555555"
+PROFILE = "arn:aws:rolesanywhere:eu-west-1:111122223333:profile/66666666-7777-8888-9999-000000000000"
+ROLE = "arn:aws:iam::111122223333:role/team/s3-reader"
+
+
+def binding(**spec) -> dict:
+    body = {
+        "apiVersion": "rolesanywhere.dev/v1alpha1",
+        "kind": "RolesAnywhereBinding",
+        "metadata": {"name": "s3-reader", "namespace": "shop", "uid": "uid-1"},
+        "spec": {
+            "trustAnchorArn": TRUST_ANCHOR,
+            "profileArn": PROFILE,
+            "roleArn": ROLE,
+            "certificate": {"issuerRef": {"name": "shop-ca"}},
+        },
+    }
+    body["spec"].update(spec)
+    return body
+
+
+def test_defaults():
+    parsed = parse_binding(binding())
+    assert parsed.trust_anchor_region == parsed.app_region == "eu-west-1"
+    assert parsed.session_duration == 3600
+    assert parsed.delivery == "Endpoint"
+    assert parsed.role_session_name is None
+    assert parsed.certificate == IssuedCertificate(
+        issuer=IssuerRef(name="shop-ca", kind="Issuer", group="cert-manager.io"),
+        common_name="s3-reader.shop",
+        organizational_units=(),
+        duration=None,
+        renew_before=None,
+        private_key_algorithm="ECDSA",
+    )
+    assert parsed.secret_name == "rolesanywhere-s3-reader-tls"
+    assert parsed.sidecar == SidecarOptions()
+
+
+def test_everything_set():
+    parsed = parse_binding(
+        binding(
+            region="us-east-1",
+            sessionDuration=43200,
+            roleSessionName="batch",
+            delivery="File",
+            certificate={"secretRef": {"name": "exported", "intermediatesKey": "chain.pem", "passphraseKey": "pw"}},
+            sidecar={
+                "endpoint": "https://ra.internal:8443",
+                "caBundle": {"configMapName": "corp-ca"},
+                "proxy": {"httpsProxy": "http://proxy:3128", "noProxy": ".corp"},
+                "resources": {"limits": {"memory": "64Mi"}},
+            },
+        )
+    )
+    assert (parsed.app_region, parsed.trust_anchor_region) == ("us-east-1", "eu-west-1")
+    assert parsed.certificate == SecretCertificate("exported", "chain.pem", "pw")
+    assert parsed.secret_name == "exported"
+    assert parsed.sidecar == SidecarOptions(
+        endpoint="https://ra.internal:8443",
+        ca_bundle=CABundle("corp-ca", "ca.crt"),
+        https_proxy="http://proxy:3128",
+        no_proxy=".corp",
+        resources={"limits": {"memory": "64Mi"}},
+    )
+
+
+@pytest.mark.parametrize(
+    "partition_arns",
+    [
+        ("aws-cn", "cn-north-1"),
+        ("aws-us-gov", "us-gov-west-1"),
+    ],
+)
+def test_other_partitions(partition_arns):
+    partition, region = partition_arns
+    parsed = parse_binding(
+        binding(
+            trustAnchorArn=TRUST_ANCHOR.replace("arn:aws:", f"arn:{partition}:").replace("eu-west-1", region),
+            profileArn=PROFILE.replace("arn:aws:", f"arn:{partition}:").replace("eu-west-1", region),
+            roleArn=ROLE.replace("arn:aws:", f"arn:{partition}:"),
+        )
+    )
+    assert parsed.trust_anchor_region == region
+
+
+def edit(path: str, value):
+    """A binding with spec field `path` (dotted) set to `value`, or removed when value is REMOVE."""
+    body = binding()
+    target = body["spec"]
+    *parents, last = path.split(".")
+    for key in parents:
+        target = target.setdefault(key, {})
+    if value is REMOVE:
+        target.pop(last, None)
+    else:
+        target[last] = copy.deepcopy(value)
+    return body
+
+
+REMOVE = object()
+
+
+@pytest.mark.parametrize(
+    "path, value, message",
+    [
+        ("trustAnchorArn", "arn:aws:rolesanywhere:eu-west-1:1111:trust-anchor/x", "spec.trustAnchorArn: expected a trust anchor ARN"),
+        ("trustAnchorArn", REMOVE, "spec.trustAnchorArn: expected a trust anchor ARN, got None"),
+        ("profileArn", TRUST_ANCHOR, "spec.profileArn: expected a Roles Anywhere profile ARN"),
+        ("roleArn", "arn:aws:iam::111122223333:user/bob", "spec.roleArn: expected an IAM role ARN"),
+        ("profileArn", PROFILE.replace("eu-west-1", "eu-west-2"), "spec.profileArn: must be in the same region as spec.trustAnchorArn"),
+        ("roleArn", ROLE.replace("arn:aws:", "arn:aws-cn:"), "spec.roleArn: must be in the same partition as spec.trustAnchorArn"),
+        ("region", "Europe", "spec.region: expected an AWS region"),
+        ("sessionDuration", 899, "spec.sessionDuration: expected seconds from 900 to 43200, got 899"),
+        ("sessionDuration", 43201, "spec.sessionDuration: expected seconds from 900 to 43200, got 43201"),
+        ("sessionDuration", "3600", "spec.sessionDuration: expected seconds from 900 to 43200, got '3600'"),
+        ("delivery", "Env", "spec.delivery: expected Endpoint or File, got 'Env'"),
+        ("certificate", REMOVE, "spec.certificate: missing; set issuerRef or secretRef"),
+        ("certificate.secretRef", {"name": "x"}, "spec.certificate: exactly one of issuerRef and secretRef must be set"),
+        ("certificate", {}, "spec.certificate: exactly one of issuerRef and secretRef must be set"),
+        ("certificate", {"secretRef": {"name": "x"}, "commonName": "a"}, "spec.certificate: commonName apply only with issuerRef"),
+        ("certificate.issuerRef", {"kind": "Issuer"}, "spec.certificate.issuerRef.name: expected the name of"),
+        ("certificate.privateKey", {"algorithm": "DSA"}, "spec.certificate.privateKey.algorithm: expected one of ECDSA, RSA"),
+        ("sidecar", {"endpoint": "ftp://x"}, "spec.sidecar.endpoint: expected an http:// or https:// URL"),
+        ("sidecar", {"caBundle": {}}, "spec.sidecar.caBundle.configMapName: expected the name of a ConfigMap"),
+    ],
+)
+def test_invalid_specs_name_the_field(path, value, message):
+    with pytest.raises(InvalidBindingError) as raised:
+        parse_binding(edit(path, value))
+    assert str(raised.value).startswith("binding shop/s3-reader: ")
+    assert message in str(raised.value)
+    assert isinstance(raised.value, kopf.PermanentError)
+
+
+def test_crd_patterns_equal_the_operators():
+    crd = yaml.safe_load((REPO / "crds" / "rolesanywherebindings.yaml").read_text())
+    (version,) = crd["spec"]["versions"]
+    props = version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+    assert props["trustAnchorArn"]["pattern"] == spec_module.TRUST_ANCHOR_ARN_PATTERN
+    assert props["profileArn"]["pattern"] == spec_module.PROFILE_ARN_PATTERN
+    assert props["roleArn"]["pattern"] == spec_module.ROLE_ARN_PATTERN
+    assert props["region"]["pattern"] == spec_module.REGION_PATTERN
+    assert (props["sessionDuration"]["minimum"], props["sessionDuration"]["maximum"]) == (900, 43200)

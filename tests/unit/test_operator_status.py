@@ -1,0 +1,226 @@
+"""Status computation: conditions, certificate details, pod counts and the Events a person acts on."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+
+import pytest
+from localcluster import pki
+from rolesanywhere_operator.spec import parse_binding
+from rolesanywhere_operator.status import Event, Observed, compute_status, count_pods, invalid_spec_status
+
+NOW = dt.datetime(2030, 5, 1, 12, 0, 0, tzinfo=dt.UTC)
+CA = pki.issue("shop-ca", now=NOW, is_ca=True)
+LEAF = pki.issue(
+    "s3-reader.shop", now=NOW, issuer=CA, client=True, serial=0xABCDEF, not_before=NOW - dt.timedelta(hours=1),
+    valid_for=dt.timedelta(days=90),
+)
+ROLE = "arn:aws:iam::111122223333:role/s3-reader"
+
+
+def binding(certificate: dict | None = None):
+    return parse_binding(
+        {
+            "metadata": {"name": "s3-reader", "namespace": "shop", "uid": "uid-1", "generation": 3},
+            "spec": {
+                "trustAnchorArn": "arn:aws:rolesanywhere:eu-west-1:111122223333:trust-anchor/"
+                "11111111-2222-3333-4444-555555555555",
+                "profileArn": "arn:aws:rolesanywhere:eu-west-1:111122223333:profile/"
+                "66666666-7777-8888-9999-000000000000",
+                "roleArn": ROLE,
+                "certificate": certificate or {"issuerRef": {"name": "shop-ca"}},
+            },
+        }
+    )
+
+
+def tls_secret(cert: pki.Issued = LEAF, **extra: bytes) -> dict:
+    data = {"tls.crt": cert.cert_pem + CA.cert_pem, "tls.key": cert.key_pem(), **extra}
+    return {"metadata": {"name": "s"}, "data": {k: base64.b64encode(v).decode() for k, v in data.items()}}
+
+
+def certificate(ready: str, message: str = "", issuing: dict | None = None) -> dict:
+    conditions = [{"type": "Ready", "status": ready, "message": message}]
+    if issuing:
+        conditions.append({"type": "Issuing", **issuing})
+    return {"status": {"conditions": conditions}}
+
+
+def pod(ready: bool, phase: str = "Running", deleting: bool = False) -> dict:
+    metadata = {"deletionTimestamp": "2030-05-01T11:00:00Z"} if deleting else {}
+    return {
+        "metadata": metadata,
+        "status": {"phase": phase, "conditions": [{"type": "Ready", "status": "True" if ready else "False"}]},
+    }
+
+
+def condition(kind: str, status: str, reason: str, message: str) -> dict:
+    return {
+        "type": kind,
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": "2030-05-01T12:00:00Z",
+        "observedGeneration": 3,
+    }
+
+
+def conditions(ready: tuple[str, str, str], cert: tuple[str, str, str]) -> list:
+    return [condition("Ready", *ready), condition("CertificateReady", *cert)]
+
+
+ISSUED_MESSAGE = "serial abcdef, CN=s3-reader.shop, valid until 2030-07-30T11:00:00Z"
+CERTIFICATE_STATUS = {
+    "secretName": "rolesanywhere-s3-reader-tls",
+    "serialNumber": "abcdef",
+    "subject": "CN=s3-reader.shop",
+    "notBefore": "2030-05-01T11:00:00Z",
+    "notAfter": "2030-07-30T11:00:00Z",
+}
+
+
+def test_issued_certificate_makes_the_binding_ready():
+    observed = Observed(
+        generation=3,
+        certificate=certificate("True"),
+        secret=tls_secret(),
+        pods=[pod(True), pod(False), pod(True, phase="Succeeded"), pod(True, deleting=True)],
+    )
+    status, events = compute_status(binding(), observed, None, NOW)
+    ready_message = f"pods annotated rolesanywhere.dev/binding=s3-reader get credentials for {ROLE}"
+    assert status == {
+        "observedGeneration": 3,
+        "conditions": conditions(("True", "Ready", ready_message), ("True", "Issued", ISSUED_MESSAGE)),
+        "certificate": CERTIFICATE_STATUS,
+        "pods": {"total": 2, "ready": 1, "summary": "1/2"},
+    }
+    assert events == [Event("Normal", "Ready", ready_message)]
+
+    # Refreshing later with nothing changed: no Event, and the transition times stay.
+    again, events = compute_status(binding(), observed, status, NOW + dt.timedelta(minutes=5))
+    assert again == status
+    assert events == []
+
+
+def test_missing_issuer_is_an_event_naming_it():
+    status, events = compute_status(binding(), Observed(generation=3, issuer_found=False, certificate=None), None, NOW)
+    message = "Issuer shop-ca in namespace shop does not exist; create it or fix spec.certificate.issuerRef"
+    assert status["conditions"] == conditions(("False", "IssuerNotFound", message), ("False", "IssuerNotFound", message))
+    assert status["certificate"] == {"secretName": "rolesanywhere-s3-reader-tls"}
+    assert status["pods"] == {"total": 0, "ready": 0, "summary": "0/0"}
+    assert events == [Event("Warning", "IssuerNotFound", message)]
+
+
+def test_missing_cluster_issuer_message_has_no_namespace():
+    b = binding({"issuerRef": {"name": "corp", "kind": "ClusterIssuer"}})
+    _, events = compute_status(b, Observed(generation=3, issuer_found=False), None, NOW)
+    assert events == [
+        Event("Warning", "IssuerNotFound", "ClusterIssuer corp does not exist; create it or fix spec.certificate.issuerRef")
+    ]
+
+
+def test_pending_certificate_is_not_an_event():
+    observed = Observed(generation=3, certificate=certificate("False", "Issuing certificate as Secret does not exist"))
+    status, events = compute_status(binding(), observed, None, NOW)
+    message = "Certificate rolesanywhere-s3-reader: Issuing certificate as Secret does not exist"
+    assert status["conditions"] == conditions(
+        ("False", "CertificatePending", message), ("False", "CertificatePending", message)
+    )
+    assert events == []
+
+
+def test_failed_issuance_is_an_event_with_cert_managers_message():
+    observed = Observed(
+        generation=3,
+        certificate=certificate("False", issuing={"status": "False", "reason": "Failed", "message": "CA key mismatch"}),
+    )
+    status, events = compute_status(binding(), observed, None, NOW)
+    message = "Certificate rolesanywhere-s3-reader: CA key mismatch"
+    assert status["conditions"][0] == condition("Ready", "False", "CertificateFailed", message)
+    assert events == [Event("Warning", "CertificateFailed", message)]
+
+
+SECRET_REF = {"secretRef": {"name": "exported", "intermediatesKey": "chain.pem"}}
+
+
+@pytest.mark.parametrize(
+    "secret, reason, message",
+    [
+        (None, "SecretMissing", "Secret exported does not exist in namespace shop"),
+        (
+            tls_secret(),
+            "SecretKeysMissing",
+            "Secret exported lacks the key(s) chain.pem; expected tls.crt, tls.key, chain.pem",
+        ),
+        (
+            {"data": {"tls.crt": base64.b64encode(b"junk").decode(), "tls.key": "eA==", "chain.pem": "eA=="}},
+            "CertificateInvalid",
+            "Secret exported key tls.crt is not a PEM certificate",
+        ),
+        (
+            tls_secret(
+                pki.issue("old", now=NOW, issuer=CA, serial=0x10, not_before=NOW - dt.timedelta(days=10),
+                          valid_for=dt.timedelta(days=1)),
+                **{"chain.pem": CA.cert_pem},
+            ),
+            "CertificateExpired",
+            "the certificate in Secret exported (serial 10) expired at 2030-04-22T12:00:00Z",
+        ),
+    ],
+)
+def test_secret_ref_problems_are_events(secret, reason, message):
+    status, events = compute_status(binding(SECRET_REF), Observed(generation=3, secret=secret), None, NOW)
+    ready = status["conditions"][0]
+    assert (ready["status"], ready["reason"]) == ("False", reason)
+    assert ready["message"].startswith(message)
+    assert [(e.type, e.reason) for e in events] == [("Warning", reason)]
+
+
+def test_valid_secret_ref_is_ready():
+    secret = tls_secret(**{"chain.pem": CA.cert_pem})
+    status, _ = compute_status(binding(SECRET_REF), Observed(generation=3, secret=secret), None, NOW)
+    assert status["conditions"][1] == condition("CertificateReady", "True", "SecretValid", ISSUED_MESSAGE)
+    assert status["certificate"] == {**CERTIFICATE_STATUS, "secretName": "exported"}
+
+
+def test_a_fixed_problem_then_a_new_one_each_post_once():
+    failing, events1 = compute_status(binding(SECRET_REF), Observed(generation=3), None, NOW)
+    still, events2 = compute_status(binding(SECRET_REF), Observed(generation=3), failing, NOW)
+    assert [e.reason for e in events1] == ["SecretMissing"] and events2 == []
+    assert still["conditions"][0]["lastTransitionTime"] == failing["conditions"][0]["lastTransitionTime"]
+
+
+def test_invalid_spec_status():
+    status, events = invalid_spec_status("binding shop/x: spec.roleArn: expected an IAM role ARN", 7, None, NOW)
+    assert status == {
+        "observedGeneration": 7,
+        "conditions": [
+            {
+                "type": "Ready",
+                "status": "False",
+                "reason": "InvalidSpec",
+                "message": "binding shop/x: spec.roleArn: expected an IAM role ARN",
+                "lastTransitionTime": "2030-05-01T12:00:00Z",
+                "observedGeneration": 7,
+            },
+            {
+                "type": "CertificateReady",
+                "status": "Unknown",
+                "reason": "InvalidSpec",
+                "message": "the spec must be fixed first",
+                "lastTransitionTime": "2030-05-01T12:00:00Z",
+                "observedGeneration": 7,
+            },
+        ],
+    }
+    assert events == [Event("Warning", "InvalidSpec", "binding shop/x: spec.roleArn: expected an IAM role ARN")]
+
+
+def test_count_pods():
+    assert count_pods([]) == {"total": 0, "ready": 0, "summary": "0/0"}
+    assert count_pods([pod(True), pod(True), pod(False, phase="Pending"), pod(False, phase="Failed")]) == {
+        "total": 3,
+        "ready": 2,
+        "summary": "2/3",
+    }
