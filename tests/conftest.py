@@ -20,8 +20,9 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "hack"))
 
-from localcluster import ToolsUnavailable, cert_manager_crds, tools_bin as find_tools_bin  # noqa: E402
-from localcluster.controlplane import ControlPlane, kubectl, wait_for  # noqa: E402
+from localcluster import ToolsUnavailable, cert_manager_crds
+from localcluster import tools_bin as find_tools_bin
+from localcluster.controlplane import ControlPlane, kubectl, wait_for
 
 #: Run the integration tests against this kubeconfig instead of starting a local control plane.
 TEST_KUBECONFIG_ENV = "ROLESANYWHERE_TEST_KUBECONFIG"

@@ -30,14 +30,14 @@ def tools_bin() -> Path:
         if not (path / "kube-apiserver").exists():
             raise ToolsUnavailable(f"{TOOLS_BIN_ENV}={configured} does not hold kube-apiserver: run `hack/tools.sh bindir`")
         return path
-    result = subprocess.run([str(TOOLS_SCRIPT), "bindir"], capture_output=True, text=True)
+    result = subprocess.run([str(TOOLS_SCRIPT), "bindir"], capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise ToolsUnavailable(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "hack/tools.sh failed")
     return Path(result.stdout.strip())
 
 
 def cert_manager_crds() -> Path:
-    result = subprocess.run([str(TOOLS_SCRIPT), "crds"], capture_output=True, text=True)
+    result = subprocess.run([str(TOOLS_SCRIPT), "crds"], capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise ToolsUnavailable(result.stderr.strip() or "hack/tools.sh crds failed")
     return Path(result.stdout.strip())

@@ -44,7 +44,11 @@ def kubectl(
 ) -> subprocess.CompletedProcess:
     """Run the pinned kubectl against `kubeconfig`; with `check`, a failure raises with kubectl's message."""
     result = subprocess.run(
-        [str(bin_dir / "kubectl"), f"--kubeconfig={kubeconfig}", *args], capture_output=True, text=True, input=input
+        [str(bin_dir / "kubectl"), f"--kubeconfig={kubeconfig}", *args],
+        capture_output=True,
+        text=True,
+        input=input,
+        check=False,
     )
     if check and result.returncode != 0:
         raise ControlPlaneError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
@@ -206,7 +210,7 @@ class ControlPlane:
         ]
 
     def _write_pki(self) -> None:
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         self.pki_dir.mkdir(parents=True, exist_ok=True)
         ca = pki.issue("rolesanywhere-local-cluster-ca", now=now, is_ca=True, key_kind="ec-p256")
         ca.write(self.pki_dir, "ca")
@@ -266,16 +270,15 @@ class ControlPlane:
         self.kubectl("create", "namespace", CERT_MANAGER_NAMESPACE, check=False)
 
     def _spawn(self, name: str, args: list[str]) -> int:
-        log = open(self.log_dir / f"{name}.log", "ab")
-        proc = subprocess.Popen(
-            [str(self.bin_dir / name), *args],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # survives the starting command (make cluster-up) and its Ctrl-C
-            cwd=self.root,
-        )
-        log.close()
+        with open(self.log_dir / f"{name}.log", "ab") as log:
+            proc = subprocess.Popen(
+                [str(self.bin_dir / name), *args],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # survives the starting command (make cluster-up) and its Ctrl-C
+                cwd=self.root,
+            )
         return proc.pid
 
     def _wait_http(self, url: str, component: str, timeout: float) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import sys
 
 import kopf
@@ -37,11 +38,14 @@ def main(argv: list[str] | None = None) -> int:
         quiet=settings.log_level == "warning",
         log_format=kopf.LogFormat[settings.log_format.upper()],
     )
-    # Standalone: one replica reconciles; every step is idempotent, so a second replica only repeats work.
+    # With a peering name, replicas see each other and only the highest-priority one reconciles (every
+    # replica still serves the webhook); without one, the operator runs standalone.
     kopf.run(
         registry=registry,
         clusterwide=True,
-        standalone=True,
+        standalone=settings.peering is None,
+        peering_name=settings.peering,
+        priority=random.randrange(1, 2**31) if settings.peering else None,
         liveness_endpoint=settings.liveness_endpoint,
         memo=kopf.Memo(settings=settings),
     )

@@ -51,6 +51,9 @@ INJECTION_NAMESPACE_LABEL = f"{GROUP}/injection"
 #: Namespaces the webhook never touches (besides the operator's own, added at run time).
 EXCLUDED_NAMESPACES = ("kube-system",)
 
+#: API group of kopf's peering objects (ClusterKopfPeering), through which replicas take turns.
+KOPF_PEERING_GROUP = "kopf.dev"
+
 # --- cert-manager ------------------------------------------------------------------------------------
 
 CERT_MANAGER_GROUP = "cert-manager.io"

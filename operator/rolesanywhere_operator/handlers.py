@@ -71,12 +71,17 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: lo
     memo.excluded_namespaces = (*c.EXCLUDED_NAMESPACES, *([ours.operator_namespace] if ours.operator_namespace else []))
     logger.info("sidecar mode: %s", "native" if memo.native_sidecar else "classic")
 
+    if ours.peering:
+        await _ensure_peering(kube, ours.peering)
+    owner = await _webhook_owner(kube, ours.webhook_owner_cluster_role)
+
     async def register(client_config: dict[str, Any]) -> None:
         configuration = build_webhook_configuration(
             ours.webhook_configuration,
             client_config,
             failure_policy=ours.webhook_failure_policy,
             excluded_namespaces=memo.excluded_namespaces,
+            owner=owner,
         )
         await kube.apply(
             path("admissionregistration.k8s.io/v1", "mutatingwebhookconfigurations", None, ours.webhook_configuration),
@@ -97,6 +102,31 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: lo
         cafile=ours.webhook_ca_file,
         file_check_interval=ours.webhook_reload_interval,
     )
+
+
+async def _ensure_peering(kube: Kube, name: str) -> None:
+    """Create the ClusterKopfPeering object kopf peers through (a chart cannot ship a custom resource
+    together with its CRD); an existing one is left as it is."""
+    peering_path = path(f"{c.KOPF_PEERING_GROUP}/v1", "clusterkopfpeerings", None, name)
+    if await kube.get(peering_path) is None:
+        try:
+            await kube.request("POST", path(f"{c.KOPF_PEERING_GROUP}/v1", "clusterkopfpeerings"),
+                               body={"apiVersion": f"{c.KOPF_PEERING_GROUP}/v1", "kind": "ClusterKopfPeering",
+                                "metadata": {"name": name}})
+        except ApiError as error:
+            if error.status != 409:  # another replica created it first
+                raise
+
+
+async def _webhook_owner(kube: Kube, cluster_role: str | None) -> dict[str, Any] | None:
+    """The owner reference the webhook configuration carries, so it goes away with the install."""
+    if not cluster_role:
+        return None
+    role = await kube.get(path("rbac.authorization.k8s.io/v1", "clusterroles", None, cluster_role))
+    if role is None:
+        raise kopf.PermanentError(f"--webhook-owner-cluster-role: ClusterRole {cluster_role!r} does not exist")
+    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+            "name": cluster_role, "uid": role["metadata"]["uid"]}
 
 
 @kopf.on.cleanup(registry=registry)

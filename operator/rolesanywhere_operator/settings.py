@@ -148,6 +148,12 @@ class Settings:
         "Fail", "failurePolicy of the pod webhook: Fail (no pod starts without its credentials) or Ignore",
         _choice("Fail", "Ignore"),
     )
+    webhook_owner_cluster_role: str | None = setting(
+        None,
+        "ClusterRole made the owner of the webhook configuration, so deleting it (helm uninstall) removes "
+        "the configuration too",
+        _optional_text,
+    )
     operator_namespace: str | None = setting(
         None, "namespace the operator runs in; the webhook never touches it", _optional_text
     )
@@ -156,6 +162,12 @@ class Settings:
         60.0, "seconds between full status refreshes of each binding (events refresh sooner)", _seconds
     )
     # --- Process ---
+    peering: str | None = setting(
+        None,
+        "name of the ClusterKopfPeering through which replicas agree that one reconciles at a time "
+        "(created if missing); unset runs standalone",
+        _optional_text,
+    )
     liveness_endpoint: str | None = setting(
         None, "URL the liveness probe endpoint listens on, e.g. http://0.0.0.0:8080/healthz", _optional_text
     )

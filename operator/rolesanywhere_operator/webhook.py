@@ -39,6 +39,7 @@ def build_webhook_configuration(
     *,
     failure_policy: str,
     excluded_namespaces: tuple[str, ...],
+    owner: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The MutatingWebhookConfiguration sending Pod and workload requests to the operator (pure).
 
@@ -66,7 +67,11 @@ def build_webhook_configuration(
     return {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "MutatingWebhookConfiguration",
-        "metadata": {"name": name, "labels": {c.MANAGED_BY_LABEL: c.OPERATOR_NAME}},
+        "metadata": {
+            "name": name,
+            "labels": {c.MANAGED_BY_LABEL: c.OPERATOR_NAME},
+            **({"ownerReferences": [owner]} if owner else {}),
+        },
         "webhooks": [
             {
                 "name": WEBHOOK_NAME,

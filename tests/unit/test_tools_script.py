@@ -14,7 +14,7 @@ def run_tools(tmp_path: Path, **env_overrides) -> subprocess.CompletedProcess:
     env = {"HOME": str(tmp_path), "ROLESANYWHERE_CACHE": str(tmp_path / "cache"), "PATH": os.environ["PATH"]}
     env.update(env_overrides)
     return subprocess.run([str(REPO_ROOT / "hack/tools.sh"), "bindir"], env=env, capture_output=True, text=True,
-                          timeout=120)
+                          timeout=120, check=False)
 
 
 def test_missing_go_toolchain_is_one_clear_line(tmp_path):
@@ -55,7 +55,7 @@ def copy_of_venv_script(tmp_path: Path) -> Path:
 def test_missing_python_is_one_clear_line(tmp_path):
     script = copy_of_venv_script(tmp_path)
     result = subprocess.run([str(script)], env={"PATH": os.environ["PATH"], "PYTHON": "python3.99"},
-                            capture_output=True, text=True, timeout=60)
+                            capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode != 0
     assert result.stderr.strip() == "hack/venv.sh: python3.99 is missing: install Python >= 3.11"
 
@@ -64,7 +64,7 @@ def test_unreachable_package_index_is_one_clear_line(tmp_path):
     script = copy_of_venv_script(tmp_path)
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "PIP_INDEX_URL": "http://127.0.0.1:9/simple",
            "PIP_NO_CACHE_DIR": "1", "PIP_RETRIES": "0", "PIP_TIMEOUT": "2"}
-    result = subprocess.run([str(script)], env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run([str(script)], env=env, capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode != 0
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("hack/venv.sh: cannot install the Python packages from the package index"), result.stderr

@@ -1,0 +1,190 @@
+"""The Helm chart: lint, schema, server-side validation, install and uninstall on a real control plane.
+
+These tests get a control plane of their own: the chart installs cluster-scoped objects (CRDs, the
+ClusterRole) whose removal the other tests must not see.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from localcluster import cert_manager_crds
+from localcluster.controlplane import ControlPlane, wait_for
+from support.operator_harness import OperatorProcess
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "charts" / "rolesanywhere-operator"
+ALL_VALUES = Path(__file__).parent / "testdata" / "chart-values-all.yaml"
+KUBE_VERSION = "1.34.4"
+
+
+class Helm:
+    def __init__(self, bin_dir: Path, kubeconfig: Path, home: Path) -> None:
+        self.binary = str(bin_dir / "helm")
+        self.env = {"KUBECONFIG": str(kubeconfig), "HOME": str(home), "PATH": "/usr/bin:/bin",
+                    "HELM_CACHE_HOME": str(home / "cache"), "HELM_CONFIG_HOME": str(home / "config"),
+                    "HELM_DATA_HOME": str(home / "data")}
+
+    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        result = subprocess.run([self.binary, *args], env=self.env, capture_output=True, text=True, check=False)
+        if check and result.returncode != 0:
+            raise AssertionError(f"helm {' '.join(args)} failed:\n{result.stderr}")
+        return result
+
+    def template(self, *args: str) -> list[dict]:
+        out = self("template", "rao", str(CHART), "--kube-version", KUBE_VERSION, *args).stdout
+        return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+@pytest.fixture(scope="module")
+def chart_cluster(tools_bin, tmp_path_factory):
+    plane = ControlPlane(tmp_path_factory.mktemp("chart-cluster"), tools_bin)
+    plane.start(cert_manager_crds=cert_manager_crds())
+    yield plane
+    plane.stop()
+
+
+@pytest.fixture
+def helm(tools_bin, chart_cluster, tmp_path) -> Helm:
+    return Helm(tools_bin, chart_cluster.kubeconfig, tmp_path)
+
+
+def leaf_paths(tree, prefix=()):
+    if isinstance(tree, dict) and tree:
+        for key, value in tree.items():
+            yield from leaf_paths(value, (*prefix, key))
+    else:
+        yield prefix
+
+
+def test_lint_passes(helm):
+    result = helm("lint", str(CHART), "--strict", "--kube-version", KUBE_VERSION)
+    assert "1 chart(s) linted, 0 chart(s) failed" in result.stdout
+
+
+def test_the_all_options_values_file_sets_every_value():
+    defaults = yaml.safe_load((CHART / "values.yaml").read_text())
+    everything = yaml.safe_load(ALL_VALUES.read_text())
+    top_level = {path[0] for path in leaf_paths(defaults)}
+    assert set(everything) == top_level
+    for path in leaf_paths(defaults):
+        node = everything
+        for key in path:
+            assert key in node, f"{ALL_VALUES.name} does not set {'.'.join(path)}"
+            node = node[key]
+
+
+@pytest.mark.parametrize("values", [None, ALL_VALUES], ids=["defaults", "every-option"])
+def test_rendered_manifests_pass_server_side_validation(helm, chart_cluster, values):
+    args = ["-n", "rao-system"] + (["-f", str(values)] if values else [])
+    documents = helm.template(*args)
+    chart_cluster.kubectl("create", "namespace", "rao-system", check=False)
+    result = chart_cluster.kubectl(
+        "apply", "--dry-run=server", "-n", "rao-system", "-f", "-",
+        input="\n---\n".join(json.dumps(d) for d in documents), check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    applied = {line.split(" ", 1)[0] for line in result.stdout.splitlines()}
+    assert len(applied) == len(documents)
+
+
+def test_every_option_reaches_the_operator(helm):
+    documents = helm.template("-n", "rao-system", "-f", str(ALL_VALUES))
+    deployment = next(d for d in documents if d["kind"] == "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert deployment["spec"]["replicas"] == 3
+    assert container["image"] == "registry.example/rolesanywhere-operator:9.9.9"
+    assert env["ROLESANYWHERE_OPERATOR_SIDECAR_IMAGE"] == "registry.example/rolesanywhere-sidecar:9.9.8"
+    assert json.loads(env["ROLESANYWHERE_OPERATOR_SIDECAR_RESOURCES"]) == {
+        "requests": {"cpu": "20m", "memory": "40Mi"}, "limits": {"memory": "80Mi"}}
+    assert env["ROLESANYWHERE_OPERATOR_DEFAULT_ENDPOINT"] == "https://rolesanywhere.example:8443"
+    assert env["ROLESANYWHERE_OPERATOR_DEFAULT_CA_BUNDLE"] == "corporate-ca/bundle.pem"
+    assert env["ROLESANYWHERE_OPERATOR_DEFAULT_HTTPS_PROXY"] == "http://proxy.example:3128"
+    assert env["ROLESANYWHERE_OPERATOR_WEBHOOK_FAILURE_POLICY"] == "Ignore"
+    assert env["ROLESANYWHERE_OPERATOR_LOG_LEVEL"] == "debug"
+    assert container["ports"][0]["containerPort"] == 10443
+    assert pod["priorityClassName"] == "system-cluster-critical"
+    serving = next(d for d in documents if d["kind"] == "Certificate" and d["metadata"]["name"] == "rao-webhook")
+    assert serving["spec"]["issuerRef"] == {"name": "corporate-issuer", "kind": "ClusterIssuer",
+                                            "group": "cert-manager.io"}
+    assert not any(d["kind"] == "Issuer" for d in documents)  # no self-signed CA with an issuerRef
+
+
+def test_the_operator_settings_the_chart_sets_exist():
+    from rolesanywhere_operator import settings
+
+    known = {settings.env_of(f) for f in settings.FIELDS}
+    template = (CHART / "templates" / "deployment.yaml").read_text()
+    used = {word for word in template.replace("{", " ").replace("}", " ").replace(",", " ").split()
+            if word.startswith("ROLESANYWHERE_OPERATOR_")}
+    assert used and used <= known, used - known
+
+
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [("webhok.port=9443", "webhok"), ("webhook.failurePolicy=Sometimes", "/webhook/failurePolicy"),
+     ("crds.kepp=true", "kepp"), ("replicaCount=0", "/replicaCount")],
+)
+def test_a_values_typo_is_rejected_naming_the_key(helm, override, named):
+    result = helm("template", "rao", str(CHART), "--kube-version", KUBE_VERSION, "--set", override, check=False)
+    assert result.returncode != 0
+    assert "values don't meet the specifications of the schema" in result.stderr
+    assert named in result.stderr
+
+
+def _exists(cluster, *args) -> bool:
+    return cluster.kubectl("get", *args, check=False).returncode == 0
+
+
+def test_install_creates_everything_and_uninstall_removes_it_keeping_the_crd(helm, chart_cluster, tmp_path):
+    cluster, ns = chart_cluster, "rao-keep"
+    helm("install", "rao", str(CHART), "-n", ns, "--create-namespace")
+    expected = [
+        ("crd", "rolesanywherebindings.rolesanywhere.dev"), ("crd", "clusterkopfpeerings.kopf.dev"),
+        ("clusterrole", "rao"), ("clusterrolebinding", "rao"), ("serviceaccount", "rao", "-n", ns),
+        ("service", "rao-webhook", "-n", ns), ("deployment", "rao", "-n", ns),
+        ("certificate", "rao-webhook", "-n", ns), ("issuer", "rao-webhook", "-n", ns),
+    ]
+    for args in expected:
+        assert _exists(cluster, *args), args
+    # cert-manager issues the webhook's serving certificate from the chart's CA.
+    wait_for(lambda: _exists(cluster, "secret", "rao-webhook-tls", "-n", ns), timeout=90,
+             what="the webhook serving Secret")
+
+    # The operator (out of cluster here: no kubelet runs its pod) owns its webhook configuration
+    # through the chart's ClusterRole, so uninstalling removes that too.
+    operator = OperatorProcess(cluster, tmp_path / "operator",
+                               extra_args=("--webhook-owner-cluster-role=rao", "--peering=rao")).start()
+    try:
+        webhook = json.loads(cluster.kubectl("get", "mutatingwebhookconfiguration",
+                                             operator.webhook_configuration, "-o", "json").stdout)
+        assert [o["name"] for o in webhook["metadata"]["ownerReferences"]] == ["rao"]
+        assert _exists(cluster, "clusterkopfpeering", "rao")
+    finally:
+        operator.process.terminate()
+        operator.process.wait(timeout=20)
+
+    helm("uninstall", "rao", "-n", ns, "--wait")
+    for args in expected:
+        if args[0] == "crd" and args[1].startswith("rolesanywherebindings"):
+            continue
+        wait_for(lambda args=args: not _exists(cluster, *args), timeout=60, what=f"{args} to be removed")
+    wait_for(lambda: not _exists(cluster, "mutatingwebhookconfiguration", operator.webhook_configuration),
+             timeout=60, what="the garbage collector to remove the webhook configuration")
+    assert _exists(cluster, "crd", "rolesanywherebindings.rolesanywhere.dev")  # crds.keep (the default)
+
+
+def test_uninstall_removes_the_crd_when_not_kept(helm, chart_cluster):
+    cluster, ns = chart_cluster, "rao-drop"
+    cluster.kubectl("delete", "crd", "rolesanywherebindings.rolesanywhere.dev", "--ignore-not-found")
+    helm("install", "rao", str(CHART), "-n", ns, "--create-namespace", "--set", "crds.keep=false")
+    assert _exists(cluster, "crd", "rolesanywherebindings.rolesanywhere.dev")
+    helm("uninstall", "rao", "-n", ns, "--wait")
+    wait_for(lambda: not _exists(cluster, "crd", "rolesanywherebindings.rolesanywhere.dev"), timeout=60,
+             what="the CRD to be removed")
