@@ -3,10 +3,10 @@
     python hack/docs.py          rewrite the generated blocks in README.md
     python hack/docs.py --check  exit 1, naming the block, when README.md has drifted
 
-Sources: the CRD (crds/rolesanywherebindings.yaml, each field's description), the annotations and
-labels (rolesanywhere_operator/constants.py, each name's `#:` comment), the chart values
-(charts/rolesanywhere-operator/values.yaml, each key's `# --` comment), and the operator and sidecar
-settings (their settings modules).
+Sources: the CRD (crds/rolesanywherebindings.rolesanywhere.dev.yaml, each field's description), the
+annotations and labels (rolesanywhere_operator/constants.py, each name's `#:` comment), the chart
+values (charts/rolesanywhere-operator/values.yaml, each key's `# --` comment), and the operator and
+sidecar settings (their settings modules).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
-CRD = REPO / "crds" / "rolesanywherebindings.yaml"
+CRD = REPO / "crds" / "rolesanywherebindings.rolesanywhere.dev.yaml"
 VALUES = REPO / "charts" / "rolesanywhere-operator" / "values.yaml"
 CONSTANTS = REPO / "operator" / "rolesanywhere_operator" / "constants.py"
 

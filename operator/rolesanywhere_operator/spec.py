@@ -16,7 +16,7 @@ import kopf
 
 from . import constants as c
 
-# The ARN patterns of the CRD (crds/rolesanywherebindings.yaml); a unit test keeps them equal.
+# The ARN patterns of the CRD (crds/rolesanywherebindings.rolesanywhere.dev.yaml); a unit test keeps them equal.
 _PARTITION = r"(aws|aws-cn|aws-us-gov)"
 _REGION = r"[a-z]{2}(-gov)?-[a-z]+-[0-9]+"
 _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"

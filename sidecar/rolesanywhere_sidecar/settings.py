@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,18 @@ def _text(text: str) -> str:
     if not text.strip():
         raise ValueError("expected a non-empty string")
     return text.strip()
+
+
+#: The service's limit on a role session name; longer names (a pod's name can have up to 253
+#: characters) are cut to it, keeping the start, which names the workload.
+ROLE_SESSION_NAME_MAX = 64
+
+
+def _role_session_name(text: str) -> str:
+    name = _text(text)
+    if not re.fullmatch(r"[\w+=,.@-]{2,}", name):
+        raise ValueError(f"expected at least 2 of the characters A-Z a-z 0-9 + = , . @ _ -, got {text!r}")
+    return name[:ROLE_SESSION_NAME_MAX]
 
 
 def _arn(text: str) -> str:
@@ -187,7 +200,10 @@ class Settings:
     role_session_name: str | None = field(
         default=None,
         metadata=about(
-            "role session name (default: the certificate serial number, as the service does)", _text, FETCH
+            "role session name, cut to 64 characters (default: the certificate serial number, as the service "
+            "does)",
+            _role_session_name,
+            FETCH,
         ),
     )
     # Transport to the Roles Anywhere endpoint.

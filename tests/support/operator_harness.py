@@ -22,7 +22,7 @@ from localcluster.controlplane import wait_for
 from localcluster.podrunner import write_atomic_directory
 
 REPO = Path(__file__).resolve().parents[2]
-CRD = REPO / "crds" / "rolesanywherebindings.yaml"
+CRD = REPO / "crds" / "rolesanywherebindings.rolesanywhere.dev.yaml"
 OPERATOR = str(Path(sys.executable).with_name("rolesanywhere-operator"))
 START_TIMEOUT = 60
 

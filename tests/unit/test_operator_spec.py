@@ -156,7 +156,7 @@ def test_invalid_specs_name_the_field(path, value, message):
 
 
 def test_crd_patterns_equal_the_operators():
-    crd = yaml.safe_load((REPO / "crds" / "rolesanywherebindings.yaml").read_text())
+    crd = yaml.safe_load((REPO / "crds" / "rolesanywherebindings.rolesanywhere.dev.yaml").read_text())
     (version,) = crd["spec"]["versions"]
     props = version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
     assert props["trustAnchorArn"]["pattern"] == spec_module.TRUST_ANCHOR_ARN_PATTERN

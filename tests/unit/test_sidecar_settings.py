@@ -141,3 +141,18 @@ def test_the_readme_reference_matches_the_declarations():
         "sidecar/README.md is out of date: paste the output of "
         "`python -c 'from rolesanywhere_sidecar.settings import reference_markdown as r; print(r(), end=\"\")'`"
     )
+
+
+def test_a_pod_name_longer_than_the_service_allows_is_cut_to_a_valid_session_name():
+    long_pod_name = "nightly-backup-" + "x" * 100 + "-7d4f8b9c6-abcde"
+    resolved = resolve("serve", {}, {**ARNS, env_of(_field("role_session_name")): long_pod_name})
+    assert resolved.role_session_name == long_pod_name[:64]
+
+
+def test_a_role_session_name_with_characters_the_service_refuses_is_an_error():
+    with pytest.raises(SettingsError, match="ROLESANYWHERE_ROLE_SESSION_NAME.*A-Z a-z 0-9"):
+        resolve("serve", {}, {**ARNS, env_of(_field("role_session_name")): "has space"})
+
+
+def _field(name):
+    return next(f for f in FIELDS if f.name == name)
