@@ -28,8 +28,8 @@ test-unit: venv ## Run the unit tests only (no cluster, no binaries)
 	$(PY) -m pytest -m 'not integration'
 
 .PHONY: demo
-demo: venv tools ## Bring up the local cluster and run the end-to-end demo
-	$(LOCALCLUSTER) up
+demo: venv tools ## Offline end to end: a pod lists S3 buckets with Roles Anywhere credentials (ARGS=--help)
+	$(PY) hack/demo.py $(ARGS)
 
 .PHONY: cluster-up
 cluster-up: venv tools ## Start the local control plane (etcd, kube-apiserver, controller-manager, cert-manager)

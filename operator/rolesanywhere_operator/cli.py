@@ -40,14 +40,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     # With a peering name, replicas see each other and only the highest-priority one reconciles (every
     # replica still serves the webhook); without one, the operator runs standalone.
+    priority = random.randrange(1, 2**31) if settings.peering else None
     kopf.run(
         registry=registry,
         clusterwide=True,
         standalone=settings.peering is None,
         peering_name=settings.peering,
-        priority=random.randrange(1, 2**31) if settings.peering else None,
+        priority=priority,
         liveness_endpoint=settings.liveness_endpoint,
-        memo=kopf.Memo(settings=settings),
+        memo=kopf.Memo(settings=settings, priority=priority),
     )
     return 0
 

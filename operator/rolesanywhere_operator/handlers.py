@@ -6,6 +6,7 @@ registers nothing globally.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
 from typing import Any
@@ -16,6 +17,7 @@ from . import constants as c
 from .injection import InjectionError, inject_pod, should_inject
 from .kube import ApiError, Kube, binding_path, path
 from .reconcile import Reconciler
+from .resync import resync_forever
 from .settings import Settings
 from .spec import InvalidBindingError, parse_binding
 from .status import Event
@@ -90,6 +92,11 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: lo
         logger.info("webhook configuration %s points at %s", ours.webhook_configuration,
                     client_config.get("url") or client_config.get("service"))
 
+    memo.resync = asyncio.create_task(
+        resync_forever(kube, memo.reconciler.refresh, interval=ours.resync_interval, peering=ours.peering,
+                       priority=memo.priority, logger=logger)
+    )
+
     settings.admission.managed = None
     settings.admission.server = RegisteringWebhookServer(
         register=register,
@@ -131,6 +138,9 @@ async def _webhook_owner(kube: Kube, cluster_role: str | None) -> dict[str, Any]
 
 @kopf.on.cleanup(registry=registry)
 async def close(memo: kopf.Memo, **_: Any) -> None:
+    resync = getattr(memo, "resync", None)
+    if resync is not None:
+        resync.cancel()
     kube = getattr(memo, "kube", None)
     if kube is not None:
         await kube.close()
@@ -147,21 +157,6 @@ async def reconcile_binding(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         await memo.reconciler.reconcile(body)
     except ApiError as error:
         raise kopf.TemporaryError(str(error), delay=RETRY_DELAY) from error
-
-
-@kopf.daemon(*BINDING, registry=registry, cancellation_timeout=1)
-async def resync_binding(
-    namespace: str, name: str, memo: kopf.Memo, stopped: kopf.DaemonStopped, logger: logging.Logger, **_: Any
-) -> None:
-    """Refresh the status now and then: certificate expiry, and secretRef Secrets, which are not watched."""
-    while not stopped:
-        await stopped.wait(memo.settings.resync_interval)
-        if stopped:
-            return
-        try:
-            await memo.reconciler.refresh(namespace, name)
-        except ApiError as error:
-            logger.warning("refreshing the status failed: %s", error)
 
 
 @kopf.on.event(c.CERT_MANAGER_GROUP, c.CERT_MANAGER_VERSION, c.CERTIFICATES, registry=registry,

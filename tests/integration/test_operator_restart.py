@@ -78,3 +78,19 @@ def test_a_restarted_operator_converges_without_duplicates(cluster, namespace, t
         assert ready_events(cluster, namespace) == 1, "the restart reported Ready again"
     finally:
         operator.stop()
+
+
+def test_a_binding_can_be_deleted_while_no_operator_runs(cluster, namespace, tmp_path):
+    """No finalizer: with the operator gone (uninstalled, crashed), deleting a binding, its namespace or
+    the CRD never hangs."""
+    operator = OperatorProcess(cluster, tmp_path / "operator").start()
+    try:
+        ca_issuer(cluster, namespace, pki.issue("shop CA", now=dt.datetime.now(dt.UTC), is_ca=True))
+        cluster.apply(binding("s3-reader", **ARNS), namespace)
+        wait_for(lambda: condition(binding_status(cluster, namespace, "s3-reader"), "Ready").get("status") == "True",
+                 timeout=TIMEOUT, what="the binding to become Ready")
+    finally:
+        operator.stop()
+    assert not cluster.get("rab", "s3-reader", namespace)["metadata"].get("finalizers")
+    cluster.kubectl("delete", "rab", "s3-reader", "-n", namespace, "--timeout=20s")
+    assert cluster.kubectl("get", "rab", "s3-reader", "-n", namespace, check=False).returncode != 0

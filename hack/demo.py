@@ -1,0 +1,551 @@
+"""`make demo`: a pod gets AWS credentials through IAM Roles Anywhere and lists S3 buckets; offline.
+
+The classic Roles Anywhere walkthrough, on the local control plane (hack/localcluster) with moto
+standing in for AWS and the emulator for the Roles Anywhere service:
+
+  1. the control plane with cert-manager (reused when one already runs in --root);
+  2. the operator, out of cluster, its webhook on 127.0.0.1 (first, as a user would install it, and
+     because a binding left by an earlier run is only deleted with the operator running);
+  3. a private CA: a self-signed root Certificate and a CA Issuer signing with it;
+  4. moto, IAM authentication on: S3 buckets, and a role that may only read S3;
+  5. the Roles Anywhere emulator: a trust anchor trusting the private CA, a profile for the role;
+  6. a RolesAnywhereBinding, until Ready (cert-manager issued its workload certificate);
+  7. a Deployment annotated with the binding whose app runs `aws s3 ls`: its pod, as the webhook
+     injected it, run by the pod runner, lists the buckets;
+  8. the same Deployment without the annotation: `aws s3 ls` fails for want of credentials;
+  9. `kubectl get rab`.
+
+Exit status: 0 only when both outcomes are the expected ones; 1 otherwise; 130 when interrupted.
+Every process the demo starts (moto, the emulator, the operator, the pods' processes) is stopped on
+exit, Ctrl-C included. The control plane keeps running (unless --stop-cluster), so kubectl can look
+around afterwards; the next run reuses it and starts the demo namespace afresh.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+REPO = Path(__file__).resolve().parents[1]
+for _root in (REPO / "hack", REPO / "tests"):  # localcluster, and the AWS stand-ins the tests use
+    if str(_root) not in sys.path:
+        sys.path.insert(0, str(_root))
+
+import yaml
+from localcluster import ToolsUnavailable, cert_manager_crds, tools_bin
+from localcluster.__main__ import DEFAULT_ROOT
+from localcluster.controlplane import ControlPlane, ControlPlaneError, wait_for
+from localcluster.podrunner import PodRunner, PodRunnerError
+from rolesanywhere_operator.constants import BINDING_ANNOTATION, INJECTED_LABEL, SIDECAR_CONTAINER
+from support.awsfakes import S3_READ_ONLY_POLICY, EmulatorProcess, MotoServer, arn, emulator_config
+from support.operator_harness import OperatorProcess, binding, deployment
+
+NAMESPACE = "rolesanywhere-demo"
+BUCKETS = ("rolesanywhere-demo-invoices", "rolesanywhere-demo-reports")
+ROLE_NAME = "s3-read-only"
+BINDING = "s3-reader"
+CA_ISSUER = "demo-ca"
+ROOT_CA_SECRET = "demo-root-ca"
+#: Fixed, unlike the tests' random names, so a killed run's configuration is replaced by the next.
+WEBHOOK_CONFIGURATION = "rolesanywhere-demo"
+APP_WITH_ROLE = "s3-lister"
+APP_WITHOUT_ROLE = "s3-lister-no-binding"
+LIST_BUCKETS = ["aws", "s3", "ls"]
+CREDENTIALS_ERROR = "Unable to locate credentials"
+STEPS = 9
+#: Seconds any one wait may take before the demo gives up and says what it waited for.
+TIMEOUT = 90
+#: Seconds between "still ..." lines while a step runs.
+HEARTBEAT_SECONDS = 5.0
+INTERRUPTED = 130
+#: HTTP status of an accepted CreateSession.
+CREATED = 201
+
+
+class DemoError(RuntimeError):
+    """A step could not be done; the message says what was expected and where to look."""
+
+
+# --- Printing -------------------------------------------------------------------------------------------
+
+
+class Console:
+    """Prints each step as it happens, every line stamped with the time since the start; while a step
+    runs, a "still ..." line every HEARTBEAT_SECONDS, so a person watching never wonders whether it hung."""
+
+    def __init__(self, out: TextIO = sys.stdout, clock: Callable[[], float] = time.monotonic) -> None:
+        self.out, self.clock = out, clock
+        self.started = clock()
+        self.step_number = 0
+        self.activity = ""
+        self._lock = threading.Lock()
+
+    def line(self, text: str = "") -> None:
+        stamped = f"[{self.clock() - self.started:6.1f}s] {text}" if text else ""
+        with self._lock:
+            try:
+                self.out.write(stamped + "\n")
+                self.out.flush()
+            except OSError:  # the reader went away (`make demo | head`): carry on, so the clean-up runs
+                self.out = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+
+    def note(self, text: str, prefix: str = "") -> None:
+        for line in text.strip("\n").splitlines() or [""]:
+            self.line(f"      {prefix}{line}")
+
+    def doing(self, activity: str) -> None:
+        """Say what the step does now; the heartbeat repeats it."""
+        self.activity = activity
+        self.note(f"{activity} ...")
+
+    @contextlib.contextmanager
+    def step(self, title: str) -> Iterator[None]:
+        self.step_number += 1
+        self.activity = f"on step {self.step_number}/{STEPS}"
+        self.line(f"{self.step_number}/{STEPS}  {title}")
+        begun = self.clock()
+        stop = threading.Event()
+        heartbeat = threading.Thread(target=self._heartbeat, args=(stop, begun), daemon=True)
+        heartbeat.start()
+        try:
+            yield
+        except KeyboardInterrupt:
+            self.note(f"interrupted after {self.clock() - begun:.1f}s")
+            raise
+        except BaseException:
+            self.note(f"FAILED after {self.clock() - begun:.1f}s")
+            raise
+        else:
+            self.note(f"done in {self.clock() - begun:.1f}s")
+        finally:
+            stop.set()
+            heartbeat.join()
+
+    def _heartbeat(self, stop: threading.Event, begun: float) -> None:
+        while not stop.wait(HEARTBEAT_SECONDS):
+            self.note(f"... still {self.activity} ({self.clock() - begun:.0f}s)")
+
+
+# --- State shared by the steps --------------------------------------------------------------------------
+
+
+@dataclass
+class Demo:
+    root: Path  # the control plane's state directory
+    console: Console
+    stack: contextlib.ExitStack  # stops what the steps start, newest first
+    plane: ControlPlane | None = None
+    root_ca_pem: bytes = b""
+    moto: MotoServer | None = None
+    role_arn: str = ""
+    emulator: EmulatorProcess | None = None
+    arns: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def workdir(self) -> Path:
+        """Configuration and logs of this run (kept after it, for a look)."""
+        return self.root / "demo"
+
+    def kubectl(self, *args: str, input: str | None = None) -> str:
+        assert self.plane is not None
+        return self.plane.kubectl(*args, input=input).stdout
+
+    def apply(self, manifest: dict) -> None:
+        self.kubectl("apply", "-n", NAMESPACE, "-f", "-", input=json.dumps(manifest))
+
+    def get(self, kind: str, name: str) -> dict | None:
+        assert self.plane is not None
+        result = self.plane.kubectl("get", kind, name, "-n", NAMESPACE, "-o", "json", check=False)
+        return json.loads(result.stdout) if result.returncode == 0 else None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    expected: bool
+    summary: str
+
+
+# --- The steps --------------------------------------------------------------------------------------------
+
+
+def start_cluster(demo: Demo, *, restart: bool) -> None:
+    plane = ControlPlane(demo.root, tools_bin())
+    demo.plane = plane
+    if not restart and plane.running() and _serves_cert_manager(plane):
+        demo.console.note(f"reusing the control plane running in {demo.root}")
+    else:
+        demo.console.doing("starting etcd, kube-apiserver, kube-controller-manager and cert-manager")
+        plane.start(cert_manager_crds=cert_manager_crds())
+    demo.console.note(f"Kubernetes {plane.version()}, API server on 127.0.0.1, no kubelet (the pod runner runs pods)")
+    demo.console.note("to watch from a second terminal:")
+    demo.console.note(f"export KUBECONFIG={plane.kubeconfig}", prefix="  ")
+    demo.console.note(f'export PATH="{plane.bin_dir}:$PATH"   # the pinned kubectl', prefix="  ")
+
+
+def _serves_cert_manager(plane: ControlPlane) -> bool:
+    return plane.kubectl("get", "crd", "certificates.cert-manager.io", check=False).returncode == 0
+
+
+def create_private_ca(demo: Demo) -> None:
+    reset_namespace(demo)
+    demo.console.doing("creating Issuer selfsigned, Certificate demo-root-ca (isCA) and Issuer demo-ca")
+    demo.apply({"apiVersion": "cert-manager.io/v1", "kind": "Issuer", "metadata": {"name": "selfsigned"},
+                "spec": {"selfSigned": {}}})
+    demo.apply({
+        "apiVersion": "cert-manager.io/v1",
+        "kind": "Certificate",
+        "metadata": {"name": ROOT_CA_SECRET},
+        "spec": {
+            "isCA": True,
+            "commonName": "Roles Anywhere Demo Root CA",
+            "secretName": ROOT_CA_SECRET,
+            "duration": "720h",
+            "privateKey": {"algorithm": "ECDSA", "size": 256},
+            "issuerRef": {"name": "selfsigned", "kind": "Issuer"},
+        },
+    })
+    demo.apply({"apiVersion": "cert-manager.io/v1", "kind": "Issuer", "metadata": {"name": CA_ISSUER},
+                "spec": {"ca": {"secretName": ROOT_CA_SECRET}}})
+    demo.console.doing("waiting for cert-manager to issue the root CA")
+    wait_ready(demo, "certificate", ROOT_CA_SECRET)
+    wait_ready(demo, "issuer", CA_ISSUER)
+    secret = demo.get("secret", ROOT_CA_SECRET) or {}
+    demo.root_ca_pem = base64.b64decode(secret["data"]["ca.crt"])
+    demo.console.note(f"Issuer {CA_ISSUER} signs with the root CA in Secret {NAMESPACE}/{ROOT_CA_SECRET}")
+
+
+def reset_namespace(demo: Demo) -> None:
+    """Start from an empty demo namespace (the operator must run: it removes its finalizer from bindings)."""
+    assert demo.plane is not None
+    if demo.plane.kubectl("get", "namespace", NAMESPACE, check=False).returncode == 0:
+        demo.console.doing(f"deleting namespace {NAMESPACE} left by an earlier run")
+        # Bindings first, while the operator runs to release their finalizer, so the namespace controller
+        # finds nothing left to wait for on its first round.
+        demo.kubectl("delete", "rolesanywherebindings", "--all", "-n", NAMESPACE, f"--timeout={TIMEOUT}s")
+        demo.kubectl("delete", "namespace", NAMESPACE, "--wait=false")
+        wait_for(lambda: demo.plane.kubectl("get", "namespace", NAMESPACE, check=False).returncode != 0,
+                 timeout=TIMEOUT, what=f"namespace {NAMESPACE} to be deleted")
+    demo.kubectl("create", "namespace", NAMESPACE)
+    # Pods cannot be created before the service-account controller has made "default".
+    wait_for(lambda: demo.get("serviceaccount", "default"), timeout=TIMEOUT,
+             what=f"the default service account in {NAMESPACE}")
+    demo.console.note(f"namespace {NAMESPACE} created")
+
+
+def start_moto(demo: Demo) -> None:
+    demo.console.doing("starting the moto server")
+    demo.moto = MotoServer()
+    demo.stack.callback(demo.moto.stop)
+    s3 = demo.moto.client("s3")
+    for bucket in BUCKETS:
+        s3.create_bucket(Bucket=bucket)
+    demo.role_arn = demo.moto.create_role(ROLE_NAME, S3_READ_ONLY_POLICY)
+    demo.console.note(f"moto on {demo.moto.endpoint}: IAM authentication on, every call must be signed by a known key")
+    demo.console.note(f"buckets: {', '.join(BUCKETS)}")
+    actions = ", ".join(S3_READ_ONLY_POLICY["Statement"][0]["Action"])
+    demo.console.note(f"role {demo.role_arn}: may do {actions}; trusts rolesanywhere.amazonaws.com")
+
+
+def start_emulator(demo: Demo) -> None:
+    assert demo.moto is not None
+    demo.arns = {"trust_anchor_arn": arn("trust-anchor"), "profile_arn": arn("profile"), "role_arn": demo.role_arn}
+    bundle = demo.workdir / "trust-anchor.pem"
+    bundle.write_bytes(demo.root_ca_pem)
+    document = emulator_config(
+        demo.moto,
+        trust_anchors=[{"arn": demo.arns["trust_anchor_arn"], "caBundle": str(bundle)}],
+        # The operator names each session after its pod; the profile must accept that.
+        profiles=[{"arn": demo.arns["profile_arn"], "roleArns": [demo.role_arn], "acceptRoleSessionName": True}],
+    )
+    config = demo.workdir / "emulator.yaml"
+    config.write_text(yaml.safe_dump(document, sort_keys=False))
+    demo.console.doing("starting rolesanywhere-emulator")
+    demo.emulator = EmulatorProcess(config)
+    demo.stack.callback(demo.emulator.stop)
+    demo.console.note(f"CreateSession endpoint {demo.emulator.url}")
+    demo.console.note(f"trust anchor {demo.arns['trust_anchor_arn']}: the root CA of Issuer {CA_ISSUER}")
+    demo.console.note(f"profile      {demo.arns['profile_arn']}: role {ROLE_NAME}")
+
+
+def start_operator(demo: Demo) -> None:
+    operator = OperatorProcess(demo.plane, demo.workdir / "operator")
+    operator.webhook_configuration = WEBHOOK_CONFIGURATION
+    demo.stack.callback(operator.stop)  # also deletes the webhook configuration: no pod is refused later
+    # A killed run's configuration points at a dead port, and pods are refused while it is there.
+    demo.kubectl("delete", "mutatingwebhookconfiguration", WEBHOOK_CONFIGURATION, "--ignore-not-found")
+    demo.console.doing("installing the CRD and starting rolesanywhere-operator")
+    operator.start()
+    demo.console.note(f"webhook https://127.0.0.1:{operator.port}, registered as MutatingWebhookConfiguration "
+                      f"{WEBHOOK_CONFIGURATION}")
+    demo.console.note(f"log: {operator.log_path}")
+
+
+def create_binding(demo: Demo) -> None:
+    assert demo.emulator is not None
+    demo.apply(binding(BINDING, issuer=CA_ISSUER, sidecar={"endpoint": demo.emulator.url}, **demo.arns))
+    demo.console.note(f"RolesAnywhereBinding {BINDING}: role {ROLE_NAME}, certificate from Issuer {CA_ISSUER}")
+    demo.console.doing("waiting for cert-manager to issue the workload certificate and the binding to be Ready")
+    status = wait_ready(demo, "rolesanywherebinding", BINDING)
+    certificate = status.get("certificate") or {}
+    demo.console.note(f"certificate {certificate.get('subject')}, serial {certificate.get('serialNumber')}, "
+                      f"valid until {certificate.get('notAfter')}")
+
+
+def list_buckets_with_binding(demo: Demo) -> Outcome:
+    pod = create_workload(demo, APP_WITH_ROLE, {BINDING_ANNOTATION: BINDING})
+    labels = pod["metadata"].get("labels") or {}
+    if labels.get(INJECTED_LABEL) != BINDING:
+        raise DemoError(f"the webhook did not inject pod {pod['metadata']['name']} (no label {INJECTED_LABEL}); "
+                        f"see the operator's log in {demo.workdir / 'operator'}")
+    sidecar = next(c for c in pod["spec"].get("initContainers") or [] if c["name"] == SIDECAR_CONTAINER)
+    demo.console.note(f"injected: sidecar {SIDECAR_CONTAINER} ({' '.join(sidecar.get('command') or [])}), "
+                      f"app env AWS_CONTAINER_CREDENTIALS_FULL_URI")
+    result = run_pod(demo, pod, with_sidecar=True)
+    listed = result.returncode == 0 and all(bucket in result.stdout for bucket in BUCKETS)
+    if listed:
+        return Outcome(True, f"with the binding, the app listed {len(BUCKETS)} buckets")
+    return Outcome(False, f"with the binding, `aws s3 ls` should list {', '.join(BUCKETS)} but exited "
+                          f"{result.returncode}; the sidecar's log: "
+                          f"{demo.workdir / 'pods' / APP_WITH_ROLE / 'logs' / (SIDECAR_CONTAINER + '.log')}")
+
+
+def list_buckets_without_binding(demo: Demo) -> Outcome:
+    pod = create_workload(demo, APP_WITHOUT_ROLE, {})
+    if INJECTED_LABEL in (pod["metadata"].get("labels") or {}):
+        raise DemoError(f"pod {pod['metadata']['name']} was injected although its Deployment has no annotation")
+    demo.console.note("not injected: no sidecar, no credentials")
+    result = run_pod(demo, pod, with_sidecar=False)
+    if result.returncode != 0 and CREDENTIALS_ERROR in result.stderr:
+        return Outcome(True, f'without it, the same app failed: "{CREDENTIALS_ERROR}"')
+    return Outcome(False, f"without the binding, `aws s3 ls` should fail with {CREDENTIALS_ERROR!r} but exited "
+                          f"{result.returncode}")
+
+
+def show_bindings(demo: Demo) -> None:
+    demo.console.note(f"$ kubectl get rab -n {NAMESPACE}", prefix="  ")
+    demo.console.note(demo.kubectl("get", "rab", "-n", NAMESPACE), prefix="  ")
+    demo.console.note("(PODS counts ready pods: without a kubelet, the pods stay Pending; the pod runner ran them)")
+
+
+# --- Workloads --------------------------------------------------------------------------------------------
+
+
+def create_workload(demo: Demo, name: str, annotations: dict[str, str]) -> dict:
+    """Create a Deployment whose app lists buckets on moto's S3; its pod, once the ReplicaSet made it."""
+    assert demo.moto is not None
+    env = {"AWS_ENDPOINT_URL_S3": demo.moto.endpoint, "AWS_EC2_METADATA_DISABLED": "true"}
+    demo.apply(deployment(name, annotations=annotations, env=env, command=LIST_BUCKETS))
+    shown = ", ".join(f"{k}: {v}" for k, v in annotations.items()) or "no annotation"
+    demo.console.note(f"Deployment {name} ({shown}), app: {' '.join(LIST_BUCKETS)}")
+    demo.console.doing("waiting for kube-controller-manager to create its pod, through the webhook")
+
+    def only_pod() -> dict | None:
+        found = json.loads(demo.kubectl("get", "pods", "-n", NAMESPACE, "-l", f"app={name}", "-o", "json"))["items"]
+        return found[0] if len(found) == 1 else None
+
+    pod = wait_for(only_pod, timeout=TIMEOUT, what=f"the pod of Deployment {name}")
+    demo.console.note(f"pod {pod['metadata']['name']}")
+    return pod
+
+
+def run_pod(demo: Demo, pod: dict, *, with_sidecar: bool) -> subprocess.CompletedProcess:
+    """Run the pod with the pod runner (its sidecar first, until its startupProbe passes), then its app."""
+    assert demo.plane is not None
+    name = pod["metadata"]["name"]
+    directory = demo.workdir / "pods" / pod["metadata"]["labels"]["app"]
+    runner = PodRunner(demo.plane.bin_dir, demo.plane.kubeconfig, NAMESPACE, name, directory, timeout=TIMEOUT)
+    if with_sidecar:
+        demo.console.doing("starting the sidecar: CreateSession with the certificate, until credentials are written")
+    with runner:
+        if with_sidecar:
+            show_session(demo)
+        demo.console.doing(f"running the app: {' '.join(LIST_BUCKETS)}")
+        result = runner.run("app")
+    demo.console.note(f"$ {' '.join(LIST_BUCKETS)}", prefix="  ")
+    if result.stdout.strip():
+        demo.console.note(result.stdout, prefix="  ")
+    if result.stderr.strip():
+        demo.console.note(result.stderr, prefix="  ")
+    demo.console.note(f"exit code {result.returncode}", prefix="  ")
+    return result
+
+
+def show_session(demo: Demo) -> None:
+    assert demo.emulator is not None
+    accepted = [s for s in demo.emulator.sessions() if s["status"] == CREATED]
+    if accepted:
+        session = accepted[-1]
+        demo.console.note(f"Roles Anywhere CreateSession: certificate {session['subject']} (serial "
+                          f"{session['serialNumberHex']}) -> temporary credentials {session['accessKeyId']} "
+                          f"for {ROLE_NAME}, until {session['expiration']}")
+
+
+def wait_ready(demo: Demo, kind: str, name: str) -> dict:
+    """Wait for the Ready condition of `kind/name`; its status. On timeout, the condition's last message."""
+    last: dict = {}
+
+    def ready() -> dict | None:
+        nonlocal last
+        status = (demo.get(kind, name) or {}).get("status") or {}
+        last = next((c for c in status.get("conditions") or [] if c["type"] == "Ready"), {})
+        return status if last.get("status") == "True" else None
+
+    try:
+        return wait_for(ready, timeout=TIMEOUT, what=f"{kind} {NAMESPACE}/{name} to be Ready")
+    except ControlPlaneError as error:
+        raise DemoError(f"{error}; its Ready condition: {last.get('reason', 'none')}: {last.get('message', '')}") \
+            from None
+
+
+# --- Running it -------------------------------------------------------------------------------------------
+
+
+def run_steps(demo: Demo, *, restart_cluster: bool) -> list[Outcome]:
+    c = demo.console
+    with c.step("Local control plane with cert-manager"):
+        start_cluster(demo, restart=restart_cluster)
+        shutil.rmtree(demo.workdir, ignore_errors=True)  # the last run's files; its processes are gone
+        demo.workdir.mkdir(parents=True)
+    with c.step("The operator, out of cluster, with its webhook on 127.0.0.1"):
+        start_operator(demo)
+    with c.step(f"A private CA in namespace {NAMESPACE}: self-signed root Certificate -> CA Issuer"):
+        create_private_ca(demo)
+    with c.step("AWS stand-in: moto with IAM authentication, S3 buckets, an S3 read-only role"):
+        start_moto(demo)
+    with c.step("Roles Anywhere emulator: a trust anchor for the private CA, a profile for the role"):
+        start_emulator(demo)
+    with c.step(f"RolesAnywhereBinding {BINDING}"):
+        create_binding(demo)
+    with c.step(f"An annotated Deployment ({BINDING_ANNOTATION}: {BINDING}) lists the buckets"):
+        with_binding = list_buckets_with_binding(demo)
+    with c.step("The same Deployment without the annotation gets no credentials"):
+        without_binding = list_buckets_without_binding(demo)
+    with c.step("The binding's status"):
+        show_bindings(demo)
+    return [with_binding, without_binding]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="demo", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--root", type=Path, default=DEFAULT_ROOT,
+                        help="state directory of the local control plane (default: %(default)s, as make cluster-up)")
+    parser.add_argument("--restart-cluster", action="store_true",
+                        help="start a fresh control plane even when one runs in --root")
+    parser.add_argument("--stop-cluster", action="store_true",
+                        help="stop the control plane at the end (default: leave it running for kubectl)")
+    return parser.parse_args(argv)
+
+
+def stop_command(root: Path) -> str:
+    if root == DEFAULT_ROOT.resolve():
+        return "make cluster-down"
+    return f"PYTHONPATH=hack .venv/bin/python -m localcluster down --root {root}"
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM and SIGHUP clean up as Ctrl-C does
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    console = Console()
+    console.line("rolesanywhere-operator demo: a pod gets AWS credentials through IAM Roles Anywhere (offline)")
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _interrupt)
+    demo = Demo(root=args.root.resolve(), console=console, stack=contextlib.ExitStack())
+    outcomes: list[Outcome] = []
+    status = 1
+    try:
+        outcomes = run_steps(demo, restart_cluster=args.restart_cluster)
+        status = 0 if all(o.expected for o in outcomes) else 1
+    except KeyboardInterrupt:
+        status = INTERRUPTED
+    except (DemoError, ControlPlaneError, PodRunnerError, ToolsUnavailable, RuntimeError) as error:
+        console.note(str(error), prefix="! ")
+    except Exception as error:  # noqa: BLE001 - unforeseen: say so, with the traceback, then clean up
+        console.note(f"{type(error).__name__}: {error}", prefix="! ")
+        traceback.print_exc()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # let the clean-up finish
+            signal.signal(signum, signal.SIG_IGN)
+        console.line("Stopping what the demo started (the operator, the emulator, moto)")
+        try:
+            demo.stack.close()
+        finally:
+            stop_stray_children()
+        if args.stop_cluster and demo.plane is not None:
+            console.line("Stopping the control plane (--stop-cluster)")
+            demo.plane.stop()
+    report(demo, outcomes, status, cluster_left_running=not args.stop_cluster)
+    return status
+
+
+def stop_stray_children(grace: float = 10) -> None:
+    """Stop any child still running in our process group: one started just as Ctrl-C came, before the
+    step registered its stop. Control-plane components run in sessions of their own and are left alone."""
+    ours, group = os.getpid(), os.getpgrp()
+    strays = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        state, parent, process_group = fields[0], int(fields[1]), int(fields[2])
+        if parent == ours and process_group == group and state != "Z":
+            strays.append(int(stat.parent.name))
+    for pid in strays:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for pid in strays:
+        while time.monotonic() < deadline and _reap(pid) is None:
+            time.sleep(0.05)
+        if _reap(pid) is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            _reap(pid, block=True)
+
+
+def _reap(pid: int, *, block: bool = False) -> int | None:
+    """The child's exit status once it has exited (collecting it), else None."""
+    try:
+        waited, status = os.waitpid(pid, 0 if block else os.WNOHANG)
+    except ChildProcessError:
+        return 0  # already collected (by its Popen)
+    return status if waited else None
+
+
+def report(demo: Demo, outcomes: list[Outcome], status: int, *, cluster_left_running: bool) -> None:
+    console = demo.console
+    console.line("")
+    if status == 0:
+        console.line("OK, both outcomes as expected:")
+    elif status == INTERRUPTED:
+        console.line("Interrupted; every process the demo started is stopped.")
+    else:
+        console.line(f"FAILED (logs in {demo.workdir}):")
+    for outcome in outcomes:
+        console.note(f"{'ok ' if outcome.expected else 'NOT'} {outcome.summary}")
+    if cluster_left_running and demo.plane is not None and demo.plane.running():
+        console.line("The control plane keeps running, for a look around:")
+        console.note(f'export KUBECONFIG={demo.plane.kubeconfig} PATH="{demo.plane.bin_dir}:$PATH"')
+        console.note(f"kubectl -n {NAMESPACE} get rab,certificates,deployments,pods")
+        console.line(f"Stop it with: {stop_command(demo.root)}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

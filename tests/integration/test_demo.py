@@ -1,0 +1,141 @@
+"""`make demo` (hack/demo.py) from start to end, on a control plane of its own in a temporary --root.
+
+It runs twice (the second run reuses the control plane and starts the demo namespace afresh), then is
+interrupted twice while the pod's sidecar runs: every process it started must be gone after each run.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from localcluster.controlplane import ControlPlane
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO = REPO / "hack" / "demo.py"
+RUN_TIMEOUT = 240
+BUCKETS = ("rolesanywhere-demo-invoices", "rolesanywhere-demo-reports")
+#: How a line of `aws s3 ls` output starts: the bucket's creation time (the bucket name follows).
+LISTED_AT = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d "
+CREDENTIALS_ERROR = "Unable to locate credentials. You can configure credentials"
+#: Printed while the sidecar of the annotated pod runs, with the operator, moto and the emulator.
+WHILE_THE_SIDECAR_RUNS = "Roles Anywhere CreateSession: certificate"
+
+
+@dataclass
+class DemoRun:
+    returncode: int
+    output: str
+    leftovers: list[str]  # processes of the demo's process group still running after it exited
+
+
+def run_demo(root: Path, *args: str, interrupt: tuple[str, signal.Signals, bool] | None = None) -> DemoRun:
+    """Run the demo in a process group of its own; with `interrupt` (line, signal, to the whole group),
+    send the signal once the line is printed."""
+    process = subprocess.Popen(
+        [sys.executable, str(DEMO), "--root", str(root), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    lines: queue.Queue[str | None] = queue.Queue()
+    threading.Thread(target=_pump, args=(process.stdout, lines), daemon=True).start()
+    output: list[str] = []
+    deadline = time.monotonic() + RUN_TIMEOUT
+    try:
+        while (line := lines.get(timeout=max(deadline - time.monotonic(), 0.1))) is not None:
+            output.append(line)
+            if interrupt and interrupt[0] in line:
+                _, signum, whole_group = interrupt
+                (os.killpg if whole_group else os.kill)(process.pid, signum)
+                interrupt = None
+        process.wait(timeout=30)
+    except (queue.Empty, subprocess.TimeoutExpired):
+        os.killpg(process.pid, signal.SIGKILL)
+        pytest.fail(f"the demo did not finish within {RUN_TIMEOUT}s; its output:\n{''.join(output)}")
+    return DemoRun(process.returncode, "".join(output), _still_running_in_group(process.pid))
+
+
+def _pump(stream, lines: queue.Queue) -> None:
+    for line in stream:
+        lines.put(line)
+    lines.put(None)
+
+
+def _still_running_in_group(group: int, grace: float = 5) -> list[str]:
+    """Command lines of live processes in process group `group`, once `grace` seconds found no end to them."""
+    deadline = time.monotonic() + grace
+    while True:
+        found = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                state, _, process_group = stat.read_text().rsplit(")", 1)[1].split()[:3]
+                cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except (OSError, ValueError):
+                continue
+            if int(process_group) == group and state != "Z":
+                found.append(cmdline)
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def demo_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo")
+    yield root
+    ControlPlane(root, Path("/nonexistent")).stop()
+
+
+def assert_both_outcomes(run: DemoRun, root: Path) -> None:
+    assert run.returncode == 0, run.output
+    for bucket in BUCKETS:
+        assert re.search(LISTED_AT + re.escape(bucket) + "$", run.output, re.MULTILINE), run.output
+    assert CREDENTIALS_ERROR in run.output, run.output
+    assert re.search(r"^\[[^]]*\]\s+s3-reader\s+True\s+arn:aws:iam::\d+:role/s3-read-only", run.output, re.MULTILINE), \
+        run.output  # kubectl get rab
+    assert f"export KUBECONFIG={root / 'kubeconfig'}" in run.output
+    assert run.leftovers == []
+
+
+def test_the_demo_lists_buckets_with_the_binding_fails_without_it_and_runs_again(demo_root, tools_bin):
+    plane = ControlPlane(demo_root, tools_bin)
+
+    first = run_demo(demo_root)
+    assert_both_outcomes(first, demo_root)
+    assert "starting etcd, kube-apiserver" in first.output
+    assert plane.running(), "the control plane should keep running after the demo, for kubectl"
+
+    second = run_demo(demo_root, "--stop-cluster")
+    assert_both_outcomes(second, demo_root)
+    assert "reusing the control plane" in second.output
+    assert "deleting namespace rolesanywhere-demo left by an earlier run" in second.output
+    assert not plane.running(), "--stop-cluster should stop the control plane"
+
+
+@pytest.mark.parametrize(
+    "signum, whole_group",
+    [(signal.SIGINT, True), (signal.SIGTERM, False)],
+    ids=["ctrl-c-in-a-terminal", "sigterm-to-the-demo-alone"],
+)
+def test_an_interrupted_demo_stops_every_process_it_started(demo_root, tools_bin, signum, whole_group):
+    run = run_demo(demo_root, interrupt=(WHILE_THE_SIDECAR_RUNS, signum, whole_group))
+
+    assert run.returncode == 130, run.output
+    assert "Interrupted; every process the demo started is stopped." in run.output
+    assert run.leftovers == [], run.output
+    # The operator's webhook configuration left with it: nothing refuses pods in the cluster it leaves running.
+    plane = ControlPlane(demo_root, tools_bin)
+    found = plane.kubectl("get", "mutatingwebhookconfiguration", "rolesanywhere-demo", check=False)
+    assert found.returncode != 0 and "NotFound" in found.stderr, found.stdout + found.stderr
