@@ -36,10 +36,16 @@ class Stopping(BaseException):
 
 
 def _stop_on_signal(signum: int, _frame) -> None:
-    # A second signal while shutting down terminates at once; the files are complete either way.
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, _exit_now)
+    signal.signal(signal.SIGINT, _exit_now)
     raise Stopping(signal.Signals(signum).name)
+
+
+def _exit_now(signum: int, _frame) -> None:
+    # A second signal while shutting down terminates at once; the files are complete either way. This
+    # stays a Python handler: resetting to SIG_DFL instead races with a signal already on its way, which
+    # CPython then reports as an OSError in whatever thread runs, instead of exiting.
+    os._exit(128 + signum)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,6 +7,7 @@ import json
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from rolesanywhere_sidecar import cli
@@ -84,3 +85,22 @@ def test_check_starts_without_the_protocol_stack():
         "from rolesanywhere_sidecar import cli; cli.main(['check', '--output-dir', '/nonexistent'])"
     )
     assert not modules & {"httpx", "cryptography", "http"}
+
+
+def test_a_second_signal_during_shutdown_exits_at_once(tmp_path):
+    """Ctrl-C followed by SIGTERM (a pod runner or a shell passing both on) ends the process promptly."""
+    sidecar = str(Path(sys.executable).with_name("rolesanywhere-sidecar"))
+    server = subprocess.Popen([sidecar, "serve", *ARGS, "--output-dir", str(tmp_path), "--port", "0"],
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        # Once it waits for the certificate files, its signal handlers are installed.
+        while "waiting for the certificate files" not in server.stderr.readline():
+            assert server.poll() is None, "the sidecar exited before waiting for its certificate"
+        server.send_signal(signal.SIGINT)
+        server.send_signal(signal.SIGTERM)
+        code = server.wait(timeout=5)
+    finally:
+        server.kill()
+    rest = server.stderr.read()
+    assert code in (0, 128 + signal.SIGTERM, 128 + signal.SIGINT)
+    assert "race condition" not in rest and "Traceback" not in rest
