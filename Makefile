@@ -43,6 +43,10 @@ cluster-down: venv ## Stop the local control plane
 kubeconfig: ## Print the local cluster's KUBECONFIG line (eval "$$(make -s kubeconfig)")
 	@echo "export KUBECONFIG=$(CURDIR)/.run/cluster/kubeconfig"
 
+.PHONY: bench
+bench: venv tools ## Measure sidecar, webhook and operator costs vs aws_signing_helper; writes bench/RESULTS.md (ARGS=--quick)
+	$(PY) -m bench $(ARGS)
+
 .PHONY: lint
 lint: venv ## ruff over the code and tests
 	.venv/bin/ruff check operator sidecar hack tests

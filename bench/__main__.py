@@ -1,0 +1,115 @@
+"""`python -m bench [--quick] [--output FILE] [--only N,...] [--kubeconfig FILE]`: run the figures, print
+the table, write it (with the machine's description) to bench/RESULTS.md or FILE.
+
+The figures that need no cluster run first, before the control plane adds its own load to the machine.
+A figure that cannot be measured (say, the operator does not start) is reported as such; the others
+still run, and the exit code is 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from .paths import RESULTS, WORK_DIR, add_import_roots
+
+add_import_roots()
+
+from localcluster import ToolsUnavailable, tools_bin
+
+from . import admission, cold_start, endpoint, operator_scale, pod_start, service_load, steady_state
+from .cluster import OperatorSession
+from .context import FULL, QUICK, Context
+from .report import FigureResult, machine_description, render_markdown, render_text
+from .services import AwsStandIns
+
+#: Figure number -> module with TITLE and measure(ctx); in the order they run.
+FIGURES = {
+    1: cold_start, 2: steady_state, 5: pod_start, 3: endpoint, 7: service_load, 4: admission, 6: operator_scale,
+}  # fmt: skip
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("--quick", action="store_true", help="small counts: proves the run works (~1 minute)")
+    parser.add_argument(
+        "--output", type=Path, default=RESULTS, help="where to write the table (default: %(default)s)"
+    )
+    parser.add_argument("--only", default="", help="comma-separated figure numbers to run (default: all)")
+    parser.add_argument(
+        "--kubeconfig", type=Path, help="use this cluster (with cert-manager) instead of starting one"
+    )
+    parser.add_argument(
+        "--work-dir", type=Path, default=WORK_DIR, help="scratch folder, wiped first (default: %(default)s)"
+    )
+    return parser
+
+
+def _selected(only: str) -> list[int]:
+    if not only.strip():
+        return list(FIGURES)
+    wanted = []
+    for part in only.split(","):
+        if not part.strip().isdigit() or int(part) not in FIGURES:
+            raise SystemExit(f"--only: expected figure numbers from {sorted(FIGURES)}, got {part!r}")
+        wanted.append(int(part))
+    return [number for number in FIGURES if number in wanted]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    figures = _selected(args.only)
+    try:
+        bin_dir = tools_bin()
+    except ToolsUnavailable as error:
+        print(f"bench: the pinned binaries are unavailable: {error}", file=sys.stderr)
+        return 1
+    shutil.rmtree(args.work_dir, ignore_errors=True)
+    args.work_dir.mkdir(parents=True)
+    helper = bin_dir / "aws_signing_helper"
+    scale = QUICK if args.quick else FULL
+    started = time.monotonic()
+    results: list[FigureResult] = []
+    aws = AwsStandIns(args.work_dir / "aws")
+    kube = OperatorSession(args.work_dir, bin_dir, args.kubeconfig)
+    try:
+        ctx = Context(scale=scale, quick=args.quick, work=args.work_dir, aws=aws, helper=helper, bin_dir=bin_dir,
+                      kube=kube)  # fmt: skip
+        for number in figures:
+            module = FIGURES[number]
+            print(f"bench: {module.TITLE} ...", file=sys.stderr, flush=True)
+            figure_started = time.monotonic()
+            try:
+                results.append(module.measure(ctx))
+            except Exception as error:  # noqa: BLE001 - one figure failing must not lose the others
+                traceback.print_exc(file=sys.stderr)
+                message = " ".join(f"{type(error).__name__}: {error}".split())
+                results.append(FigureResult(module.TITLE, error=message[:400]))
+            print(
+                f"bench: {module.TITLE}: {time.monotonic() - figure_started:.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+    finally:
+        kube.stop()
+        aws.stop()
+    elapsed = time.monotonic() - started
+    settings = {
+        "mode": "--quick" if args.quick else "full",
+        "scale": ", ".join(f"{key}={value}" for key, value in vars(scale).items()),
+        "duration": f"{elapsed:.0f} s",
+    }
+    print(render_text(results))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(render_markdown(results, machine_description(helper), settings))
+    print(f"\nbench: {elapsed:.0f} s; table written to {args.output}", file=sys.stderr)
+    return 1 if any(result.error for result in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""Run `rolesanywhere-operator` with a memory census on SIGUSR1 (for figure 6's finding).
+
+    python -m bench.operator_census --census-file FILE OPERATOR-ARGS...
+
+Nothing is traced while it runs (tracemalloc would slow the operator and grow its memory, and so
+change the very figures measured); on SIGUSR1 it counts the live objects by type, their shallow sizes
+and the strings and bytes they hold, and the asyncio tasks by coroutine, and writes that as JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import os
+import signal
+import sys
+from collections import Counter
+
+
+def census() -> dict:
+    counts: Counter[str] = Counter()
+    sizes: Counter[str] = Counter()
+    seen: set[int] = set()
+    containers = gc.get_objects()
+    for obj in containers:
+        name = type(obj).__qualname__
+        counts[name] += 1
+        sizes[name] += sys.getsizeof(obj)
+        for referent in gc.get_referents(obj):
+            if isinstance(referent, str | bytes) and id(referent) not in seen:
+                seen.add(id(referent))
+                kind = type(referent).__qualname__
+                counts[kind] += 1
+                sizes[kind] += sys.getsizeof(referent)
+    try:
+        tasks = Counter(getattr(t.get_coro(), "__qualname__", "?") for t in asyncio.all_tasks())
+    except RuntimeError:  # no running loop in this thread
+        tasks = Counter()
+    return {
+        "bytes": sum(sizes.values()),
+        "top": [(name, counts[name], size) for name, size in sizes.most_common(8)],
+        "tasks": sum(tasks.values()),
+        "top_tasks": tasks.most_common(4),
+    }
+
+
+def main() -> int:
+    if len(sys.argv) < 3 or sys.argv[1] != "--census-file":
+        print("usage: python -m bench.operator_census --census-file FILE OPERATOR-ARGS...", file=sys.stderr)
+        return 2
+    path = sys.argv[2]
+
+    def write(_signum, _frame) -> None:
+        temporary = f"{path}.tmp"
+        with open(temporary, "w") as stream:
+            json.dump(census(), stream)
+        os.replace(temporary, path)
+
+    signal.signal(signal.SIGUSR1, write)
+    from rolesanywhere_operator.cli import main as operator_main
+
+    return operator_main(sys.argv[3:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""Figure 7: the load sidecars put on the Roles Anywhere service.
+
+Simulated, not 500 processes: MASS_START `Refresher`s (the sidecar's real scheduling code, with its
+real refresh_delay and jitter) run on one simulated clock, each with its own seeded random generator,
+every fetch answering with credentials of the sidecar's default session duration. All start at the
+same instant, the worst case of a mass start (a rollout, a node coming back). The peer's schedule
+(`aws_signing_helper update`: refresh at expiry minus UpdateRefreshTime, five minutes, no jitter) is
+simulated the same way. The peer's `serve` refreshes only when a client asks, so it has no schedule.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import heapq
+import random
+from collections.abc import Callable
+
+from rolesanywhere_sidecar.protocol import Credentials
+from rolesanywhere_sidecar.refresher import Refresher
+from rolesanywhere_sidecar.settings import Settings
+
+from .context import Context
+from .report import FigureResult, Row
+
+TITLE = "7 load on the Roles Anywhere service"
+SIMULATED_HOURS = 24
+STEADY_FROM_HOUR = 2  # calls per pod-hour are counted from here on, after the start wave
+PEER_REFRESH_BEFORE_EXPIRY = 5 * 60  # aws_signing_helper update.go: UpdateRefreshTime
+GOAL_SHARE = 0.05
+EPOCH = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+
+
+def simulate(sidecars: int, next_delay: Callable[[int, float], float]) -> list[float]:
+    """Times (s) of every CreateSession call of `sidecars` all starting at 0, over SIMULATED_HOURS.
+
+    `next_delay(i, t)` makes sidecar i's call at simulated time t and returns its wait until the next.
+    """
+    calls: list[float] = []
+    queue = [(0.0, index) for index in range(sidecars)]
+    heapq.heapify(queue)
+    end = SIMULATED_HOURS * 3600
+    while queue:
+        at, index = heapq.heappop(queue)
+        if at >= end:
+            break
+        calls.append(at)
+        heapq.heappush(queue, (at + next_delay(index, at), index))
+    return calls
+
+
+def our_schedule(sidecars: int, settings: Settings) -> list[float]:
+    clock = {"now": 0.0}
+
+    def now() -> dt.datetime:
+        return EPOCH + dt.timedelta(seconds=clock["now"])
+
+    def fetch():
+        expiration = now() + dt.timedelta(seconds=settings.session_duration)
+        return Credentials("ASIA", "secret", "token", expiration, "arn:aws:iam::123456789012:role/r"), {}
+
+    refreshers = [
+        Refresher(fetch=fetch, publish=lambda _credentials: None, now=now, rng=random.Random(index),
+                  refresh_fraction=settings.refresh_fraction)
+        for index in range(sidecars)
+    ]  # fmt: skip
+
+    def next_delay(index: int, at: float) -> float:
+        clock["now"] = at
+        attempt = refreshers[index].attempt()
+        if not attempt.published:
+            raise RuntimeError("a simulated fetch failed")
+        return attempt.delay
+
+    return simulate(sidecars, next_delay)
+
+
+def peer_schedule(sidecars: int, duration: int) -> list[float]:
+    return simulate(sidecars, lambda _index, _at: duration - PEER_REFRESH_BEFORE_EXPIRY)
+
+
+def busiest_second(calls: list[float], since: float = 0.0) -> int:
+    """The most calls within any one-second window starting at or after `since` (sliding)."""
+    times = sorted(t for t in calls if t >= since)
+    most, first = 0, 0
+    for last, at in enumerate(times):
+        while times[first] <= at - 1.0:
+            first += 1
+        most = max(most, last - first + 1)
+    return most
+
+
+def per_pod_hour(calls: list[float], sidecars: int) -> float:
+    steady = [t for t in calls if t >= STEADY_FROM_HOUR * 3600]
+    return len(steady) / sidecars / (SIMULATED_HOURS - STEADY_FROM_HOUR)
+
+
+def measure(ctx: Context) -> FigureResult:
+    sidecars = ctx.scale.mass_start
+    settings = Settings()
+    ours = our_schedule(sidecars, settings)
+    peer = peer_schedule(sidecars, settings.session_duration)
+    goal = int(GOAL_SHARE * sidecars)
+    ours_max, peer_max = busiest_second(ours), busiest_second(peer)
+    after_start = 1.0  # everything after the first second: the refresh waves
+    ours_waves, peer_waves = busiest_second(ours, after_start), busiest_second(peer, after_start)
+    result = FigureResult(TITLE)
+    result.rows += [
+        Row(TITLE, "CreateSession calls per pod-hour", per_pod_hour(ours, sidecars), per_pod_hour(peer, sidecars),
+            note=f"{settings.session_duration} s sessions, hours {STEADY_FROM_HOUR}-{SIMULATED_HOURS} of "
+                 f"{sidecars} simulated sidecars; peer: `update`'s schedule"),
+        Row(TITLE, f"max calls in one second, {sidecars} starting together", ours_max, peer_max, "calls",
+            f"<= {goal} ({GOAL_SHARE:.0%})", ours_max <= goal,
+            "the first fetch of every sidecar, at its start"),
+        Row(TITLE, "max calls in one second, refresh waves after the start", ours_waves, peer_waves, "calls",
+            f"<= {goal} ({GOAL_SHARE:.0%})", ours_waves <= goal,
+            f"over {SIMULATED_HOURS} simulated hours"),
+    ]  # fmt: skip
+    result.findings.append(
+        f"Simulated with the sidecar's own Refresher (refresh_fraction {settings.refresh_fraction}, jitter "
+        f"from refresher.JITTER_OF_LIFETIME), not {sidecars} processes. The first fetch has no jitter: a "
+        f"sidecar fetches as it starts, since the pod's app waits for it (figure 5); so sidecars started in "
+        f"the same second all call in that second, and only later refreshes are spread. The peer's `update` "
+        f"refreshes at a fixed five minutes before expiry, so its sidecars keep calling together."
+    )
+    return result
