@@ -34,6 +34,7 @@ class Reconciler:
     now: Clock = utcnow
     # One refresh at a time per binding, so two events never post the same Event twice.
     _locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
+    _waiting: set[tuple[str, str]] = field(default_factory=set)
 
     async def reconcile(self, body: Mapping[str, Any]) -> None:
         """Create or update the binding's Certificate, then refresh its status."""
@@ -51,9 +52,19 @@ class Reconciler:
         await self.refresh(namespace, name)
 
     async def refresh(self, namespace: str, name: str) -> None:
-        """Recompute and write the binding's status from what exists now; post Events on transitions."""
-        lock = self._locks.setdefault((namespace, name), asyncio.Lock())
+        """Recompute and write the binding's status from what exists now; post Events on transitions.
+
+        Refreshes of one binding run one at a time, and at most one waits: a call made while another is
+        already waiting returns at once, since that one has not read anything yet and will see the change
+        too. A rollout's burst of pod events so costs a couple of refreshes, not one per pod.
+        """
+        key = (namespace, name)
+        if key in self._waiting:
+            return
+        self._waiting.add(key)
+        lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
+            self._waiting.discard(key)
             body = await self.kube.get(binding_path(namespace, name))
             if body is None:
                 self._locks.pop((namespace, name), None)

@@ -1,0 +1,49 @@
+"""A burst of refresh requests for one binding costs at most two refreshes, and none is lost."""
+
+from __future__ import annotations
+
+import asyncio
+
+from rolesanywhere_operator.reconcile import Reconciler
+
+
+class GateKube:
+    """Answers the binding GET only when the test opens the gate; counts the refreshes that started."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+        self.gate = asyncio.Event()
+
+    async def get(self, api_path: str):
+        self.reads += 1
+        await self.gate.wait()
+        # the binding is gone: the refresh ends after its read
+
+
+def test_a_burst_of_refreshes_coalesces_into_the_running_one_and_one_more():
+    async def scenario() -> int:
+        kube = GateKube()
+        reconciler = Reconciler(kube=kube, post_event=lambda body, event: None)
+        first = asyncio.create_task(reconciler.refresh("shop", "s3-reader"))
+        await asyncio.sleep(0)  # the first refresh is now reading
+        burst = [asyncio.create_task(reconciler.refresh("shop", "s3-reader")) for _ in range(50)]
+        other = asyncio.create_task(reconciler.refresh("shop", "other-binding"))
+        await asyncio.sleep(0)
+        kube.gate.set()
+        await asyncio.gather(first, *burst, other)
+        return kube.reads
+
+    # s3-reader: the running refresh, plus one that started after it and saw the burst; other: its own.
+    assert asyncio.run(scenario()) == 3
+
+
+def test_a_refresh_requested_after_the_waiting_one_started_reading_runs_again():
+    async def scenario() -> int:
+        kube = GateKube()
+        kube.gate.set()
+        reconciler = Reconciler(kube=kube, post_event=lambda body, event: None)
+        for _ in range(3):
+            await reconciler.refresh("shop", "s3-reader")  # one after the other: none is skipped
+        return kube.reads
+
+    assert asyncio.run(scenario()) == 3
