@@ -183,8 +183,9 @@ def test_a_renewed_webhook_certificate_is_served_and_its_ca_registered(cluster, 
         assert len(bundles) == 1
         return base64.b64decode(bundles.pop())
 
+    old_ca = registered_ca()
     new_ca = operator.renew_webhook_certificate()
-    assert registered_ca() != new_ca
+    assert new_ca != old_ca
     wait_for(lambda: registered_ca() == new_ca, timeout=TIMEOUT, what="the renewed CA in the webhook configuration")
     # The API server now trusts only the new CA, so an injected pod proves the new certificate is served.
     cluster.kubectl("run", "after-renewal", "-n", namespace, "--image=app:1",
