@@ -13,6 +13,7 @@ import urllib.request
 from pathlib import Path
 
 from localcluster.controlplane import wait_for
+from support.processes import terminate
 
 from .services import AwsStandIns
 
@@ -43,13 +44,7 @@ class Background:
             raise RuntimeError(f"{self.log_path.stem} exited {self.process.returncode}: {self.log()[-1500:]}")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        terminate(self.process)
 
 
 class OurServe(Background):

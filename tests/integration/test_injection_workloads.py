@@ -8,13 +8,9 @@ import json
 
 import pytest
 from localcluster.controlplane import wait_for
+from support.operator_harness import EXAMPLE_ARNS as ARNS
 from support.operator_harness import OperatorProcess, binding, deployment, pods
 
-ARNS = {
-    "trust_anchor_arn": "arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/11111111-2222-3333-4444-555555555555",
-    "profile_arn": "arn:aws:rolesanywhere:us-east-1:123456789012:profile/66666666-7777-8888-9999-000000000000",
-    "role_arn": "arn:aws:iam::123456789012:role/s3-reader",
-}
 TIMEOUT = 30
 CREDENTIALS_MOUNT = {"name": "rolesanywhere-credentials", "mountPath": "/var/run/secrets/rolesanywhere", "readOnly": True}
 

@@ -12,6 +12,15 @@ from cryptography import x509
 from localcluster import pki
 from localcluster.controlplane import wait_for
 from support.operator_harness import (
+    EXAMPLE_ARNS as ARNS,
+)
+from support.operator_harness import (
+    EXAMPLE_PROFILE as PROFILE,
+)
+from support.operator_harness import (
+    EXAMPLE_ROLE as ROLE,
+)
+from support.operator_harness import (
     OperatorProcess,
     binding,
     binding_status,
@@ -20,10 +29,6 @@ from support.operator_harness import (
     install_crd,
 )
 
-TRUST_ANCHOR = "arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/11111111-2222-3333-4444-555555555555"
-PROFILE = "arn:aws:rolesanywhere:us-east-1:123456789012:profile/66666666-7777-8888-9999-000000000000"
-ROLE = "arn:aws:iam::123456789012:role/s3-reader"
-ARNS = {"trust_anchor_arn": TRUST_ANCHOR, "profile_arn": PROFILE, "role_arn": ROLE}
 TIMEOUT = 30
 
 

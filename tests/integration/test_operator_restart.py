@@ -9,6 +9,9 @@ import json
 from localcluster import pki
 from localcluster.controlplane import wait_for
 from support.operator_harness import (
+    EXAMPLE_ARNS as ARNS,
+)
+from support.operator_harness import (
     OperatorProcess,
     binding,
     binding_status,
@@ -18,11 +21,6 @@ from support.operator_harness import (
     pods,
 )
 
-ARNS = {
-    "trust_anchor_arn": "arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/11111111-2222-3333-4444-555555555555",
-    "profile_arn": "arn:aws:rolesanywhere:us-east-1:123456789012:profile/66666666-7777-8888-9999-000000000000",
-    "role_arn": "arn:aws:iam::123456789012:role/s3-reader",
-}
 TIMEOUT = 30
 INJECTED = "rolesanywhere.dev/injected-binding=s3-reader"
 

@@ -34,6 +34,8 @@ import yaml
 from botocore.config import Config
 from localcluster import pki
 
+from support.processes import terminate
+
 ACCOUNT_ID = "123456789012"  # moto's default account
 REGION = "us-east-1"
 #: Unauthenticated calls moto allows before it checks signatures: CreateUser, PutUserPolicy, CreateAccessKey.
@@ -114,14 +116,7 @@ class _Process:
 
     def stop(self) -> int:
         """Terminate (then kill, if need be) the process; its exit code."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        return self.process.returncode
+        return terminate(self.process)
 
 
 class MotoServer:

@@ -21,10 +21,18 @@ from localcluster import pki
 from localcluster.controlplane import wait_for
 from localcluster.podrunner import write_atomic_directory
 
+from support.processes import terminate
+
 REPO = Path(__file__).resolve().parents[2]
 CRD = REPO / "crds" / "rolesanywherebindings.rolesanywhere.dev.yaml"
 OPERATOR = str(Path(sys.executable).with_name("rolesanywhere-operator"))
 START_TIMEOUT = 60
+
+#: ARNs of an example binding, for tests where no CreateSession is made (so nothing needs to resolve them).
+EXAMPLE_TRUST_ANCHOR = "arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/11111111-2222-3333-4444-555555555555"
+EXAMPLE_PROFILE = "arn:aws:rolesanywhere:us-east-1:123456789012:profile/66666666-7777-8888-9999-000000000000"
+EXAMPLE_ROLE = "arn:aws:iam::123456789012:role/s3-reader"
+EXAMPLE_ARNS = {"trust_anchor_arn": EXAMPLE_TRUST_ANCHOR, "profile_arn": EXAMPLE_PROFILE, "role_arn": EXAMPLE_ROLE}
 
 
 def install_crd(cluster) -> None:
@@ -122,13 +130,8 @@ class OperatorProcess:
         self.start()
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        if self.process is not None:
+            terminate(self.process, grace=15)
         self.cluster.kubectl(
             "delete",
             "mutatingwebhookconfiguration",
