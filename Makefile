@@ -40,7 +40,7 @@ cluster-down: venv ## Stop the local control plane
 	$(LOCALCLUSTER) down
 
 .PHONY: kubeconfig
-kubeconfig: ## Print the local cluster's KUBECONFIG line (eval "$$(make -s kubeconfig)")
+kubeconfig: ## Print the local cluster's KUBECONFIG line (eval "$(make -s kubeconfig)")
 	@echo "export KUBECONFIG=$(CURDIR)/.run/cluster/kubeconfig"
 
 .PHONY: bench
@@ -49,4 +49,4 @@ bench: venv tools ## Measure sidecar, webhook and operator costs vs aws_signing_
 
 .PHONY: lint
 lint: venv ## ruff over the code and tests
-	.venv/bin/ruff check operator sidecar hack tests
+	.venv/bin/ruff check operator sidecar hack tests bench
