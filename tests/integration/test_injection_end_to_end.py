@@ -12,7 +12,6 @@ from localcluster.controlplane import wait_for
 from localcluster.podrunner import PodRunner
 from support.awsfakes import S3_READ_ONLY_POLICY, arn, emulator_config
 from support.operator_harness import (
-    OperatorProcess,
     binding,
     binding_status,
     ca_issuer,
@@ -22,13 +21,6 @@ from support.operator_harness import (
 )
 
 TIMEOUT = 60
-
-
-@pytest.fixture(scope="module")
-def operator(cluster, tmp_path_factory):
-    process = OperatorProcess(cluster, tmp_path_factory.mktemp("operator")).start()
-    yield process
-    process.stop()
 
 
 @pytest.fixture(scope="module")

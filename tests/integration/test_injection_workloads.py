@@ -8,24 +8,16 @@ import json
 
 import pytest
 from localcluster.controlplane import wait_for
-from support.operator_harness import EXAMPLE_ARNS as ARNS
-from support.operator_harness import OperatorProcess, binding, deployment, pods
+from support.operator_harness import EXAMPLE_ARNS, binding, deployment, pods
 
 TIMEOUT = 30
 CREDENTIALS_MOUNT = {"name": "rolesanywhere-credentials", "mountPath": "/var/run/secrets/rolesanywhere", "readOnly": True}
 
 
-@pytest.fixture(scope="module")
-def operator(cluster, tmp_path_factory):
-    process = OperatorProcess(cluster, tmp_path_factory.mktemp("operator")).start()
-    yield process
-    process.stop()
-
-
 @pytest.fixture
 def s3_reader(cluster, namespace, operator) -> str:
     """A binding named s3-reader in the test's namespace (its certificate does not matter here)."""
-    cluster.apply(binding("s3-reader", **ARNS), namespace)
+    cluster.apply(binding("s3-reader", **EXAMPLE_ARNS), namespace)
     return "s3-reader"
 
 

@@ -12,16 +12,9 @@ from cryptography import x509
 from localcluster import pki
 from localcluster.controlplane import wait_for
 from support.operator_harness import (
-    EXAMPLE_ARNS as ARNS,
-)
-from support.operator_harness import (
-    EXAMPLE_PROFILE as PROFILE,
-)
-from support.operator_harness import (
-    EXAMPLE_ROLE as ROLE,
-)
-from support.operator_harness import (
-    OperatorProcess,
+    EXAMPLE_ARNS,
+    EXAMPLE_PROFILE,
+    EXAMPLE_ROLE,
     binding,
     binding_status,
     ca_issuer,
@@ -30,13 +23,6 @@ from support.operator_harness import (
 )
 
 TIMEOUT = 30
-
-
-@pytest.fixture(scope="module")
-def operator(cluster, tmp_path_factory):
-    process = OperatorProcess(cluster, tmp_path_factory.mktemp("operator")).start()
-    yield process
-    process.stop()
 
 
 def events_for(cluster, namespace: str, name: str) -> list[tuple[str, str, str]]:
@@ -68,7 +54,7 @@ REJECTED = [
     ),
     (
         "profile in another region",
-        {"profileArn": PROFILE.replace("us-east-1", "eu-west-1")},
+        {"profileArn": EXAMPLE_PROFILE.replace("us-east-1", "eu-west-1")},
         ["spec.profileArn: Invalid value", "must be in the same region as spec.trustAnchorArn"],
     ),
     ("session too short", {"sessionDuration": 899}, ["spec.sessionDuration: Invalid value: 899"]),
@@ -89,7 +75,7 @@ REJECTED = [
 @pytest.mark.parametrize("spec, messages", [(s, m) for _, s, m in REJECTED], ids=[i for i, _, _ in REJECTED])
 def test_invalid_bindings_are_rejected_by_the_api_server_naming_the_field(cluster, spec, messages):
     install_crd(cluster)
-    manifest = binding("invalid", **ARNS)
+    manifest = binding("invalid", **EXAMPLE_ARNS)
     manifest["spec"].update(spec)
     # A server-side dry run goes through the same validation (schema and CEL) and stores nothing.
     result = cluster.kubectl("create", "--dry-run=server", "-n", "default", "-f", "-", input=json.dumps(manifest),
@@ -101,14 +87,14 @@ def test_invalid_bindings_are_rejected_by_the_api_server_naming_the_field(cluste
 
 def test_a_valid_binding_passes_the_same_validation(cluster):
     install_crd(cluster)
-    manifest = binding("valid", **ARNS)
+    manifest = binding("valid", **EXAMPLE_ARNS)
     result = cluster.kubectl("create", "--dry-run=server", "-n", "default", "-f", "-", input=json.dumps(manifest))
     assert "created (server dry run)" in result.stdout
 
 
 def test_a_binding_with_a_ca_issuer_becomes_ready_and_kubectl_shows_it(cluster, namespace, operator):
     ca_issuer(cluster, namespace, pki.issue("shop CA", now=dt.datetime.now(dt.UTC), is_ca=True))
-    cluster.apply(binding("s3-reader", **ARNS, sessionDuration=900), namespace)
+    cluster.apply(binding("s3-reader", **EXAMPLE_ARNS, sessionDuration=900), namespace)
     status = wait_until_ready(cluster, namespace, "s3-reader")
 
     secret = cluster.get("secret", "rolesanywhere-s3-reader-tls", namespace)
@@ -129,19 +115,19 @@ def test_a_binding_with_a_ca_issuer_becomes_ready_and_kubectl_shows_it(cluster, 
     header = table[0].split()
     assert header == ["NAME", "READY", "ROLE", "CERT", "EXPIRY", "PODS", "AGE", "CERT", "SERIAL", "REASON"]
     row = table[1].split()
-    assert row[:5] == ["s3-reader", "True", ROLE, not_after, "0/0"]
+    assert row[:5] == ["s3-reader", "True", EXAMPLE_ROLE, not_after, "0/0"]
     assert row[6:] == [serial, "Ready"]
 
     certificate = cluster.get("certificate", "rolesanywhere-s3-reader", namespace)
     owner = certificate["metadata"]["ownerReferences"][0]
     assert (owner["kind"], owner["name"], owner["controller"]) == ("RolesAnywhereBinding", "s3-reader", True)
-    assert ("Normal", "Ready", f"pods annotated rolesanywhere.dev/binding=s3-reader get credentials for {ROLE}") in (
+    assert ("Normal", "Ready", f"pods annotated rolesanywhere.dev/binding=s3-reader get credentials for {EXAMPLE_ROLE}") in (
         events_for(cluster, namespace, "s3-reader")
     )
 
 
 def test_a_missing_issuer_is_reported_and_the_binding_recovers_when_it_appears(cluster, namespace, operator):
-    cluster.apply(binding("reports", **ARNS), namespace)
+    cluster.apply(binding("reports", **EXAMPLE_ARNS), namespace)
     status = wait_until_ready(cluster, namespace, "reports", reason="IssuerNotFound")
     message = f"Issuer ca in namespace {namespace} does not exist; create it or fix spec.certificate.issuerRef"
     assert condition(status, "Ready")["message"] == message
@@ -155,7 +141,7 @@ def test_a_missing_issuer_is_reported_and_the_binding_recovers_when_it_appears(c
 
 
 def test_a_secret_ref_binding_reports_a_missing_secret_then_uses_it(cluster, namespace, operator):
-    manifest = binding("exported", **ARNS)
+    manifest = binding("exported", **EXAMPLE_ARNS)
     manifest["spec"]["certificate"] = {"secretRef": {"name": "from-private-ca"}}
     cluster.apply(manifest, namespace)
     status = wait_until_ready(cluster, namespace, "exported", reason="SecretMissing")
@@ -180,7 +166,7 @@ def test_a_secret_ref_binding_reports_a_missing_secret_then_uses_it(cluster, nam
 
 def test_deleting_a_binding_deletes_its_certificate_and_secret(cluster, namespace, operator):
     ca_issuer(cluster, namespace, pki.issue("shop CA", now=dt.datetime.now(dt.UTC), is_ca=True))
-    cluster.apply(binding("short-lived", **ARNS), namespace)
+    cluster.apply(binding("short-lived", **EXAMPLE_ARNS), namespace)
     wait_until_ready(cluster, namespace, "short-lived")
     cluster.kubectl("delete", "rab", "short-lived", "-n", namespace)
 

@@ -9,8 +9,14 @@ from pathlib import Path
 
 from localcluster import pki
 from localcluster.controlplane import wait_for
-from support.operator_harness import EXAMPLE_ARNS as ARNS
-from support.operator_harness import OperatorProcess, binding, binding_status, ca_issuer, condition
+from support.operator_harness import (
+    EXAMPLE_ARNS,
+    OperatorProcess,
+    binding,
+    binding_status,
+    ca_issuer,
+    condition,
+)
 
 PEERING_CRD = Path(__file__).resolve().parents[2] / "crds" / "clusterkopfpeerings.kopf.dev.yaml"
 TIMEOUT = 45
@@ -47,7 +53,7 @@ def test_two_replicas_take_turns_through_peering(cluster, namespace, tmp_path):
         standby = next(r for r in replicas if r is not active)
 
         ca_issuer(cluster, namespace, pki.issue("shop CA", now=dt.datetime.now(dt.UTC), is_ca=True))
-        cluster.apply(binding("first", **ARNS), namespace)
+        cluster.apply(binding("first", **EXAMPLE_ARNS), namespace)
         wait_for(lambda: ready(cluster, namespace, "first"), timeout=TIMEOUT, what="the active replica's reconcile")
         assert "Creation is processed" in active.log()
         assert "Creation is processed" not in standby.log()  # the paused replica handled nothing
@@ -55,7 +61,7 @@ def test_two_replicas_take_turns_through_peering(cluster, namespace, tmp_path):
         active.stop()  # a graceful stop leaves the peering at once
         wait_for(lambda: peering_state(standby.log()) == "working", timeout=TIMEOUT,
                  what="the standby replica to resume")
-        cluster.apply(binding("second", **ARNS), namespace)
+        cluster.apply(binding("second", **EXAMPLE_ARNS), namespace)
         wait_for(lambda: ready(cluster, namespace, "second"), timeout=TIMEOUT, what="the standby replica's reconcile")
     finally:
         for replica in replicas:

@@ -9,9 +9,7 @@ import json
 from localcluster import pki
 from localcluster.controlplane import wait_for
 from support.operator_harness import (
-    EXAMPLE_ARNS as ARNS,
-)
-from support.operator_harness import (
+    EXAMPLE_ARNS,
     OperatorProcess,
     binding,
     binding_status,
@@ -42,7 +40,7 @@ def test_a_restarted_operator_converges_without_duplicates(cluster, namespace, t
     operator = OperatorProcess(cluster, tmp_path / "operator").start()
     try:
         ca_issuer(cluster, namespace, pki.issue("shop CA", now=dt.datetime.now(dt.UTC), is_ca=True))
-        cluster.apply(binding("s3-reader", **ARNS), namespace)
+        cluster.apply(binding("s3-reader", **EXAMPLE_ARNS), namespace)
         cluster.apply(deployment("web", annotations={"rolesanywhere.dev/binding": "s3-reader"}), namespace)
         wait_for(lambda: condition(binding_status(cluster, namespace, "s3-reader"), "Ready").get("status") == "True",
                  timeout=TIMEOUT, what="the binding to become Ready")
@@ -84,7 +82,7 @@ def test_a_binding_can_be_deleted_while_no_operator_runs(cluster, namespace, tmp
     operator = OperatorProcess(cluster, tmp_path / "operator").start()
     try:
         ca_issuer(cluster, namespace, pki.issue("shop CA", now=dt.datetime.now(dt.UTC), is_ca=True))
-        cluster.apply(binding("s3-reader", **ARNS), namespace)
+        cluster.apply(binding("s3-reader", **EXAMPLE_ARNS), namespace)
         wait_for(lambda: condition(binding_status(cluster, namespace, "s3-reader"), "Ready").get("status") == "True",
                  timeout=TIMEOUT, what="the binding to become Ready")
     finally:

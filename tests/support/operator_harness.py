@@ -17,6 +17,7 @@ import sys
 import uuid
 from pathlib import Path
 
+import pytest
 from localcluster import pki
 from localcluster.controlplane import wait_for
 from localcluster.podrunner import write_atomic_directory
@@ -142,6 +143,14 @@ class OperatorProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@pytest.fixture(scope="module")
+def operator(cluster, tmp_path_factory):
+    """The operator, running for the tests of one module."""
+    process = OperatorProcess(cluster, tmp_path_factory.mktemp("operator")).start()
+    yield process
+    process.stop()
 
 
 def _free_port() -> int:
