@@ -113,16 +113,11 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: lo
 
 async def _ensure_peering(kube: Kube, name: str) -> None:
     """Create the ClusterKopfPeering object kopf peers through (a chart cannot ship a custom resource
-    together with its CRD); an existing one is left as it is."""
-    peering_path = path(f"{c.KOPF_PEERING_GROUP}/v1", "clusterkopfpeerings", None, name)
-    if await kube.get(peering_path) is None:
-        try:
-            await kube.request("POST", path(f"{c.KOPF_PEERING_GROUP}/v1", "clusterkopfpeerings"),
-                               body={"apiVersion": f"{c.KOPF_PEERING_GROUP}/v1", "kind": "ClusterKopfPeering",
-                                "metadata": {"name": name}})
-        except ApiError as error:
-            if error.status != 409:  # another replica created it first
-                raise
+    together with its CRD). Applying only its name leaves an existing one, and kopf's status in it, as is."""
+    await kube.apply(
+        path(f"{c.KOPF_PEERING_GROUP}/v1", "clusterkopfpeerings", None, name),
+        {"apiVersion": f"{c.KOPF_PEERING_GROUP}/v1", "kind": "ClusterKopfPeering", "metadata": {"name": name}},
+    )
 
 
 async def _webhook_owner(kube: Kube, cluster_role: str | None) -> dict[str, Any] | None:
