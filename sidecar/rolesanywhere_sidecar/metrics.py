@@ -75,18 +75,16 @@ class Metrics:
                 f"{name}_count {self._latency_count}",
             ]
             if self._expiration is not None:
-                name = f"{PREFIX}_credentials_expiry_seconds"
-                remaining = (self._expiration - now).total_seconds()
-                lines += [
-                    f"# HELP {name} Seconds until the served credentials expire (negative once expired).",
-                    f"# TYPE {name} gauge",
-                    f"{name} {_number(round(remaining, 3))}",
-                ]
+                remaining = round((self._expiration - now).total_seconds(), 3)
+                lines += _gauge("credentials_expiry_seconds",
+                                "Seconds until the served credentials expire (negative once expired).", remaining)
             if self._certificate_not_after is not None:
-                name = f"{PREFIX}_certificate_not_after_timestamp_seconds"
-                lines += [
-                    f"# HELP {name} notAfter of the certificate last used, as a Unix time.",
-                    f"# TYPE {name} gauge",
-                    f"{name} {_number(self._certificate_not_after.timestamp())}",
-                ]
+                lines += _gauge("certificate_not_after_timestamp_seconds",
+                                "notAfter of the certificate last used, as a Unix time.",
+                                self._certificate_not_after.timestamp())
         return "\n".join(lines) + "\n"
+
+
+def _gauge(suffix: str, help_text: str, value: float) -> list[str]:
+    name = f"{PREFIX}_{suffix}"
+    return [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name} {_number(value)}"]
