@@ -8,8 +8,10 @@ standing in for AWS and the emulator for the Roles Anywhere service:
      because a binding left by an earlier run is only deleted with the operator running);
   3. a private CA: a self-signed root Certificate and a CA Issuer signing with it;
   4. moto, IAM authentication on: S3 buckets, and a role that may only read S3;
-  5. the Roles Anywhere emulator: a trust anchor trusting the private CA, a profile for the role;
-  6. a RolesAnywhereBinding, until Ready (cert-manager issued its workload certificate);
+  5. the Roles Anywhere emulator: a trust anchor trusting the private CA, a profile for the role,
+     created with AWS's defaults (it accepts no role session name, and the binding asks for none);
+  6. a RolesAnywhereBinding, until Ready (cert-manager issued its workload certificate) and
+     CredentialsVerified (the operator's own CreateSession with that certificate was accepted);
   7. a Deployment annotated with the binding whose app runs `aws s3 ls`: its pod, as the webhook
      injected it, run by the pod runner, lists the buckets;
   8. the same Deployment without the annotation: `aws s3 ls` fails for want of credentials;
@@ -268,8 +270,8 @@ def start_emulator(demo: Demo) -> None:
     document = emulator_config(
         demo.moto,
         trust_anchors=[{"arn": demo.arns["trust_anchor_arn"], "caBundle": str(bundle)}],
-        # The operator names each session after its pod; the profile must accept that.
-        profiles=[{"arn": demo.arns["profile_arn"], "roleArns": [demo.role_arn], "acceptRoleSessionName": True}],
+        # As `aws rolesanywhere create-profile` makes it: the binding sends no session name, so it needs none.
+        profiles=[{"arn": demo.arns["profile_arn"], "roleArns": [demo.role_arn]}],
     )
     config = demo.workdir / "emulator.yaml"
     config.write_text(yaml.safe_dump(document, sort_keys=False))
@@ -282,7 +284,7 @@ def start_emulator(demo: Demo) -> None:
 
 
 def start_operator(demo: Demo) -> None:
-    operator = OperatorProcess(demo.plane, demo.workdir / "operator")
+    operator = OperatorProcess(demo.plane, demo.workdir / "operator", verify_credentials=True)
     operator.webhook_configuration = WEBHOOK_CONFIGURATION
     demo.stack.callback(operator.stop)  # also deletes the webhook configuration: no pod is refused later
     # A killed run's configuration points at a dead port, and pods are refused while it is there.
@@ -303,6 +305,9 @@ def create_binding(demo: Demo) -> None:
     certificate = status.get("certificate") or {}
     demo.console.note(f"certificate {certificate.get('subject')}, serial {certificate.get('serialNumber')}, "
                       f"valid until {certificate.get('notAfter')}")
+    demo.console.doing("waiting for the operator's CreateSession with that certificate")
+    verified = wait_condition(demo, "rolesanywherebinding", BINDING, "CredentialsVerified")
+    demo.console.note(f"CredentialsVerified: {verified.get('message')}")
 
 
 def list_buckets_with_binding(demo: Demo) -> Outcome:
@@ -396,19 +401,26 @@ def show_session(demo: Demo) -> None:
 
 def wait_ready(demo: Demo, kind: str, name: str) -> dict:
     """Wait for the Ready condition of `kind/name`; its status. On timeout, the condition's last message."""
+    wait_condition(demo, kind, name, "Ready")
+    return (demo.get(kind, name) or {}).get("status") or {}
+
+
+def wait_condition(demo: Demo, kind: str, name: str, condition: str) -> dict:
+    """Wait for condition `condition` of `kind/name` to be True; the condition. On timeout, its last message."""
     last: dict = {}
 
-    def ready() -> dict | None:
+    def true() -> dict | None:
         nonlocal last
         status = (demo.get(kind, name) or {}).get("status") or {}
-        last = next((c for c in status.get("conditions") or [] if c["type"] == "Ready"), {})
-        return status if last.get("status") == "True" else None
+        last = next((c for c in status.get("conditions") or [] if c["type"] == condition), {})
+        return last if last.get("status") == "True" else None
 
     try:
-        return wait_for(ready, timeout=TIMEOUT, what=f"{kind} {NAMESPACE}/{name} to be Ready")
+        return wait_for(true, timeout=TIMEOUT, what=f"{kind} {NAMESPACE}/{name} to be {condition}")
     except ControlPlaneError as error:
-        raise DemoError(f"{error}; its Ready condition: {last.get('reason', 'none')}: {last.get('message', '')}") \
-            from None
+        raise DemoError(
+            f"{error}; its {condition} condition: {last.get('reason', 'none')}: {last.get('message', '')}"
+        ) from None
 
 
 # --- Running it -------------------------------------------------------------------------------------------

@@ -24,6 +24,18 @@ def binding_labels(binding: Binding) -> dict[str, str]:
     return {c.MANAGED_BY_LABEL: c.OPERATOR_NAME, c.BINDING_LABEL: binding.name}
 
 
+def subject_tags(binding: Binding) -> dict[str, str]:
+    """The principal tags Roles Anywhere makes of the subject the operator issues (x509Subject/<attribute>):
+    one value per attribute, several values (OUs) joined by "/" as the service joins them."""
+    certificate = binding.certificate
+    if not isinstance(certificate, IssuedCertificate):
+        raise TypeError(f"binding {binding.namespace}/{binding.name} uses secretRef: its subject is the Secret's")
+    tags = {"CN": certificate.common_name}
+    if certificate.organizational_units:
+        tags["OU"] = "/".join(certificate.organizational_units)
+    return tags
+
+
 def build_certificate(binding: Binding) -> dict[str, Any]:
     """The Certificate for a binding whose spec.certificate has an issuerRef.
 

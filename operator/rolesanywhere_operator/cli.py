@@ -1,4 +1,5 @@
-"""`rolesanywhere-operator`: run the reconciler and the pod-injecting admission webhook.
+"""`rolesanywhere-operator`: run the reconciler and the pod-injecting admission webhook;
+`rolesanywhere-operator trust-policy NAMESPACE/NAME`: print the IAM trust policy for one binding.
 
 The Kubernetes API is reached as kubectl does: the pod's service account in a cluster, $KUBECONFIG
 (or ~/.kube/config) elsewhere. Every other setting is a flag or an environment variable (see --help).
@@ -7,14 +8,21 @@ The Kubernetes API is reached as kubectl does: the pod's service account in a cl
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 import os
 import random
 import sys
 
 import kopf
+from kubernetes.aio.config.config_exception import ConfigException
 
+from . import constants as c
 from . import settings as settings_module
 from .handlers import registry
+from .kube import ApiError, Kube, binding_path
+from .spec import InvalidBindingError, parse_binding
+from .trust_policy import NoSubjectYet, build_trust_policy
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,7 +34,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def trust_policy_main(argv: list[str]) -> int:
+    """`rolesanywhere-operator trust-policy NAMESPACE/NAME`: print the trust policy admitting that binding."""
+    parser = argparse.ArgumentParser(
+        prog="rolesanywhere-operator trust-policy",
+        description="Print the IAM trust policy (JSON) that admits exactly this binding's certificate: put it on "
+        "the binding's role (aws iam update-assume-role-policy --role-name ROLE --policy-document file://FILE).",
+    )
+    parser.add_argument("binding", metavar="NAMESPACE/NAME", help="the RolesAnywhereBinding")
+    args = parser.parse_args(argv)
+    namespace, _, name = args.binding.partition("/")
+    if not namespace or not name or "/" in name:
+        parser.error(f"expected NAMESPACE/NAME, got {args.binding!r}")
+    try:
+        body = asyncio.run(_read_binding(namespace, name))
+        if body is None:
+            raise InvalidBindingError(f"{c.KIND} {namespace}/{name} does not exist")
+        policy = build_trust_policy(parse_binding(body), body.get("status"))
+    except (InvalidBindingError, NoSubjectYet, ApiError, ConfigException) as error:
+        print(f"rolesanywhere-operator trust-policy: {error}", file=sys.stderr)
+        return 1
+    print(json.dumps(policy, indent=2))
+    return 0
+
+
+async def _read_binding(namespace: str, name: str) -> dict | None:
+    kube = await Kube.connect()
+    try:
+        return await kube.get(binding_path(namespace, name))
+    finally:
+        await kube.close()
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["trust-policy"]:
+        return trust_policy_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         settings = settings_module.resolve(vars(args), os.environ)

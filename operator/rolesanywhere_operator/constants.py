@@ -146,8 +146,14 @@ PRIVATE_KEY_SIZES = {"ECDSA": 256, "RSA": 2048}
 DEFAULT_CA_BUNDLE_KEY = "ca.crt"
 DEFAULT_ISSUER_KIND = "Issuer"
 DEFAULT_ISSUER_GROUP = CERT_MANAGER_GROUP
+#: spec.roleSessionName.source: each session is named after its pod (the kubelet fills the name in).
+SESSION_NAME_FROM_POD = "PodName"
+#: spec.roleSessionName.source: every session gets spec.roleSessionName.name.
+SESSION_NAME_FIXED = "Fixed"
 
 # --- Status -------------------------------------------------------------------------------------------
 
 CONDITION_READY = "Ready"
 CONDITION_CERTIFICATE_READY = "CertificateReady"
+#: Whether Roles Anywhere accepted a CreateSession the operator made with the binding's certificate.
+CONDITION_CREDENTIALS_VERIFIED = "CredentialsVerified"

@@ -21,6 +21,7 @@ from .resync import resync_forever
 from .settings import Settings
 from .spec import InvalidBindingError, parse_binding
 from .status import Event
+from .verification import RateLimiter, Verifier
 from .webhook import (
     INJECT_HANDLER_ID,
     WORKLOAD_HANDLER_ID,
@@ -34,6 +35,8 @@ registry = kopf.OperatorRegistry()
 BINDING = (c.GROUP, c.VERSION, c.PLURAL)
 #: How long to wait before retrying after an API error.
 RETRY_DELAY = 5
+#: Verification calls that may be made at once before the rate applies (e.g. at start-up).
+VERIFY_BURST = 5
 
 
 def _post_event(body: Any, event: Event) -> None:
@@ -65,7 +68,12 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: lo
 
     kube = await Kube.connect()
     memo.kube = kube
-    memo.reconciler = Reconciler(kube=kube, post_event=_post_event)
+    verifier = (
+        Verifier(interval=ours.verify_interval, limiter=RateLimiter(ours.verify_rate, burst=VERIFY_BURST))
+        if ours.verify_credentials
+        else None
+    )
+    memo.reconciler = Reconciler(kube=kube, post_event=_post_event, verifier=verifier, settings=ours)
     if ours.sidecar_mode == "auto":
         memo.native_sidecar = await kube.server_version() >= c.NATIVE_SIDECAR_MIN_VERSION
     else:

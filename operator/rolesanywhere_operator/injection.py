@@ -160,9 +160,10 @@ def build_sidecar_env(binding: Binding, settings: Settings) -> list[dict[str, An
     values += [("output_dir", c.CREDENTIALS_MOUNT_PATH), ("port", str(c.SIDECAR_PORT))]
 
     env: list[dict[str, Any]] = [{"name": c.SIDECAR_ENV[key], "value": value} for key, value in values]
-    if binding.role_session_name:
-        env.append({"name": c.SIDECAR_ENV["role_session_name"], "value": binding.role_session_name})
-    else:
+    session_name = binding.role_session_name
+    if session_name is not None and session_name.source == c.SESSION_NAME_FIXED:
+        env.append({"name": c.SIDECAR_ENV["role_session_name"], "value": session_name.name})
+    elif session_name is not None:
         # The pod's own name: unknown at admission for generateName pods, so the kubelet fills it in.
         env.append(
             {"name": c.SIDECAR_ENV["role_session_name"], "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}

@@ -8,16 +8,20 @@ computed from scratch), so a restarted operator converges to the same state.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import datetime as dt
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import constants as c
 from .certificates import build_certificate, owner_reference
 from .kube import Kube, binding_path, path
+from .settings import Settings
 from .spec import Binding, InvalidBindingError, IssuedCertificate, parse_binding
-from .status import Event, Observed, compute_status, invalid_spec_status, same_status
+from .status import Event, Observed, compute_status, invalid_spec_status, parse_certificate, same_status
+from .verification import Endpoint, Verification, Verifier, due
 
 PostEvent = Callable[[Mapping[str, Any], Event], None]
 Clock = Callable[[], dt.datetime]
@@ -32,6 +36,9 @@ class Reconciler:
     kube: Kube
     post_event: PostEvent
     now: Clock = utcnow
+    #: Makes the verification calls; None when the operator verifies no binding.
+    verifier: Verifier | None = None
+    settings: Settings = field(default_factory=Settings)
     # One refresh at a time per binding, so two events never post the same Event twice.
     _locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
     _waiting: set[tuple[str, str]] = field(default_factory=set)
@@ -77,6 +84,11 @@ class Reconciler:
                 status, events = invalid_spec_status(str(error), generation, previous, self.now())
             else:
                 observed = await self.observe(binding, generation)
+                if self.verifier is not None and binding.verify_credentials:
+                    observed = replace(
+                        observed, verification_enabled=True,
+                        verification=await self._verification(binding, observed, previous),
+                    )
                 status, events = compute_status(binding, observed, previous, self.now())
                 await self._own_secret(binding, observed.secret)
             if not same_status(previous, status):
@@ -105,6 +117,42 @@ class Reconciler:
         pods = await self.kube.list(path("v1", "pods", ns), label_selector=f"{c.INJECTED_LABEL}={binding.name}")
         return Observed(
             generation=generation, certificate=certificate, issuer_found=issuer_found, secret=secret, pods=pods
+        )
+
+    async def _verification(
+        self, binding: Binding, observed: Observed, previous: Mapping[str, Any]
+    ) -> Verification | None:
+        """The verification record to show: a new call's when one is due and allowed, else the last one."""
+        assert self.verifier is not None
+        recorded = Verification.from_status(previous.get("verification"))
+        secret_data = _decoded(observed.secret)
+        try:
+            info = parse_certificate(secret_data[c.TLS_CERT_KEY])
+        except (KeyError, ValueError):
+            return recorded  # the certificate condition says what is wrong
+        now = self.now()
+        if not info.not_before <= now < info.not_after:
+            return recorded
+        if not due(recorded, info.serial_number, observed.generation, now, self.verifier.interval):
+            return recorded
+        if not self.verifier.limiter.acquire():
+            return recorded  # a later refresh (the periodic one at the latest) makes the call
+        endpoint = await self._endpoint(binding)
+        return await self.verifier.verify(binding, secret_data, endpoint, info.serial_number, observed.generation)
+
+    async def _endpoint(self, binding: Binding) -> Endpoint:
+        """Where the binding's sidecars send CreateSession, with the CA bundle they trust and their proxy."""
+        settings = self.settings
+        bundle = binding.sidecar.ca_bundle
+        config_map = (bundle.config_map, bundle.key) if bundle else settings.default_ca_bundle
+        ca_pem = None
+        if config_map is not None:
+            found = await self.kube.get(path("v1", "configmaps", binding.namespace, config_map[0]))
+            ca_pem = ((found or {}).get("data") or {}).get(config_map[1])
+        return Endpoint(
+            url=binding.sidecar.endpoint or settings.default_endpoint,
+            ca_pem=ca_pem,
+            https_proxy=binding.sidecar.https_proxy or settings.default_https_proxy,
         )
 
     async def _issuer_found(self, binding: Binding, certificate: Mapping[str, Any] | None) -> bool | None:
@@ -140,3 +188,14 @@ class Reconciler:
             path("v1", "secrets", binding.namespace, binding.secret_name),
             {"metadata": {"ownerReferences": [*owners, owner_reference(binding, controller=False)]}},
         )
+
+
+def _decoded(secret: Mapping[str, Any] | None) -> dict[str, bytes]:
+    """A Secret's data, base64-decoded; keys that do not decode are left out."""
+    decoded = {}
+    for key, value in ((secret or {}).get("data") or {}).items():
+        try:
+            decoded[key] = base64.b64decode(value, validate=True)
+        except (binascii.Error, TypeError):
+            continue
+    return decoded

@@ -51,6 +51,15 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _switch(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
+
+
 def _choice(*choices: str) -> Callable[[str], str]:
     def parse(text: str) -> str:
         if text not in choices:
@@ -161,6 +170,17 @@ class Settings:
     resync_interval: float = setting(
         60.0, "seconds between full status refreshes of each binding (events refresh sooner)", _seconds
     )
+    # --- Verification: one real CreateSession per certificate (verification.py) ---
+    verify_credentials: bool = setting(
+        True,
+        "check each binding's certificate with one real CreateSession after every issuance, renewal and spec "
+        "change (CredentialsVerified condition); off where the operator may not reach the endpoint",
+        _switch,
+    )
+    verify_interval: float = setting(
+        3600.0, "seconds after which a binding's verification is repeated though nothing changed here", _seconds
+    )
+    verify_rate: float = setting(1.0, "verification calls per second, at most, across all bindings", _seconds)
     # --- Process ---
     peering: str | None = setting(
         None,

@@ -24,6 +24,7 @@ TRUST_ANCHOR_ARN_PATTERN = rf"^arn:{_PARTITION}:rolesanywhere:{_REGION}:[0-9]{{1
 PROFILE_ARN_PATTERN = rf"^arn:{_PARTITION}:rolesanywhere:{_REGION}:[0-9]{{12}}:profile/{_UUID}$"
 ROLE_ARN_PATTERN = rf"^arn:{_PARTITION}:iam::[0-9]{{12}}:role/[A-Za-z0-9+=,.@_/-]+$"
 REGION_PATTERN = rf"^{_REGION}$"
+ROLE_SESSION_NAME_PATTERN = r"^[A-Za-z0-9+=,.@_-]{2,64}$"
 
 
 class InvalidBindingError(kopf.PermanentError):
@@ -77,6 +78,14 @@ class SidecarOptions:
 
 
 @dataclass(frozen=True)
+class RoleSessionName:
+    """The role session name a binding asks for (spec.roleSessionName); None on a Binding asks for none."""
+
+    source: str  # constants.SESSION_NAME_FROM_POD or SESSION_NAME_FIXED
+    name: str | None = None  # with SESSION_NAME_FIXED
+
+
+@dataclass(frozen=True)
 class Binding:
     name: str
     namespace: str
@@ -89,11 +98,13 @@ class Binding:
     #: Region the app containers get as AWS_REGION (spec.region, default the trust anchor's).
     app_region: str
     session_duration: int
-    #: None means the pod's own name (filled in by the kubelet through the downward API).
-    role_session_name: str | None
+    #: None: no name is sent, and the service uses the certificate's serial (accepted by every profile).
+    role_session_name: RoleSessionName | None
     certificate: IssuedCertificate | SecretCertificate
     delivery: str
     sidecar: SidecarOptions
+    #: Whether the operator checks the certificate with a real CreateSession (spec.verifyCredentials).
+    verify_credentials: bool = True
 
     @property
     def secret_name(self) -> str:
@@ -148,10 +159,11 @@ def parse_binding(body: Mapping[str, Any]) -> Binding:
         trust_anchor_region=anchor_parts[3],
         app_region=region or anchor_parts[3],
         session_duration=duration,
-        role_session_name=spec.get("roleSessionName"),
+        role_session_name=_role_session_name(spec.get("roleSessionName"), f"{where}.roleSessionName"),
         certificate=_certificate(spec.get("certificate"), name, namespace, f"{where}.certificate"),
         delivery=delivery,
         sidecar=_sidecar(spec.get("sidecar") or {}, f"{where}.sidecar"),
+        verify_credentials=_boolean(spec, "verifyCredentials", True, where),
     )
 
 
@@ -159,6 +171,34 @@ def _matching(spec: Mapping[str, Any], field: str, pattern: str, where: str, exp
     value = spec.get(field)
     if not isinstance(value, str) or not re.fullmatch(pattern, value):
         raise InvalidBindingError(f"{where}.{field}: expected {expected}, got {value!r}")
+    return value
+
+
+def _role_session_name(value: Any, where: str) -> RoleSessionName | None:
+    if value is None:
+        return None
+    expected = (
+        f"expected {{source: {c.SESSION_NAME_FROM_POD}}} or {{source: {c.SESSION_NAME_FIXED}, name: NAME}}; "
+        "leave it out to send no name (accepted by every profile)"
+    )
+    if not isinstance(value, Mapping):
+        raise InvalidBindingError(f"{where}: {expected}, got {value!r}")
+    source, name = value.get("source"), value.get("name")
+    if source == c.SESSION_NAME_FROM_POD and name is None:
+        return RoleSessionName(source)
+    if source == c.SESSION_NAME_FIXED and isinstance(name, str) and re.fullmatch(ROLE_SESSION_NAME_PATTERN, name):
+        return RoleSessionName(source, name)
+    if source == c.SESSION_NAME_FIXED:
+        raise InvalidBindingError(
+            f"{where}.name: expected 2 to 64 of the characters A-Z a-z 0-9 + = , . @ _ -, got {name!r}"
+        )
+    raise InvalidBindingError(f"{where}: {expected}, got {dict(value)!r}")
+
+
+def _boolean(spec: Mapping[str, Any], field: str, default: bool, where: str) -> bool:
+    value = spec.get(field, default)
+    if not isinstance(value, bool):
+        raise InvalidBindingError(f"{where}.{field}: expected true or false, got {value!r}")
     return value
 
 

@@ -6,7 +6,13 @@ Conditions:
   Issued (cert-manager issued it), SecretValid (secretRef), CertificatePending (cert-manager is working
   on it), IssuerNotFound, CertificateFailed, SecretMissing, SecretKeysMissing, CertificateInvalid,
   CertificateExpired, CertificateNotYetValid, InvalidSpec.
-- Ready: the binding can give pods credentials; mirrors CertificateReady's reason when it cannot.
+- CredentialsVerified: whether Roles Anywhere accepted a CreateSession the operator made with the
+  certificate (verification.py). True: Accepted. False: RoleSessionNameNotAccepted,
+  CreateSessionRefused (the service's message says why: untrusted certificate, role not in the profile,
+  disabled profile, revoked certificate, trust policy), CertificateUnusable. Unknown:
+  EndpointUnreachable, VerificationPending, WaitingForCertificate, VerificationDisabled.
+- Ready: the binding can give pods credentials; mirrors the reason of CertificateReady, or of a False
+  CredentialsVerified, when it cannot.
 
 A Warning Event is posted when Ready moves to a reason in `ACTIONABLE` (once per transition, not on every
 refresh), and a Normal Event when it becomes True.
@@ -24,7 +30,9 @@ from typing import Any
 from cryptography import x509
 
 from . import constants as c
+from . import verification
 from .spec import Binding, IssuedCertificate, SecretCertificate
+from .verification import Verification
 
 #: Reasons a person must act on (fix the issuer, the Secret, the spec, or renew the certificate).
 ACTIONABLE = frozenset(
@@ -37,6 +45,9 @@ ACTIONABLE = frozenset(
         "CertificateExpired",
         "CertificateNotYetValid",
         "InvalidSpec",
+        verification.SESSION_NAME_NOT_ACCEPTED,
+        verification.REFUSED,
+        verification.CERTIFICATE_UNUSABLE,
     }
 )
 
@@ -65,6 +76,10 @@ class Observed:
     issuer_found: bool | None = None  # None: not checked (external issuer group, or no need)
     secret: Mapping[str, Any] | None = None
     pods: Sequence[Mapping[str, Any]] = ()
+    #: Whether the operator verifies this binding's credentials (its setting and the binding's).
+    verification_enabled: bool = False
+    #: The latest verification call's record (new, or kept in the previous status).
+    verification: Verification | None = None
 
 
 @dataclass(frozen=True)
@@ -103,21 +118,51 @@ def compute_status(
             notBefore=_timestamp(info.not_before),
             notAfter=_timestamp(info.not_after),
         )
-    if verdict.status == "True":
+    credentials = _credentials_verdict(observed, info if verdict.status == "True" else None)
+    if verdict.status != "True":
+        ready = _Verdict("False", verdict.reason, verdict.message)
+    elif credentials.status == "False":
+        ready = _Verdict("False", credentials.reason, credentials.message)
+    else:
         ready = _Verdict(
             "True", "Ready", f"pods annotated {c.BINDING_ANNOTATION}={binding.name} get credentials for {binding.role_arn}"
         )
-    else:
-        ready = _Verdict("False", verdict.reason, verdict.message)
+    verdicts = {
+        c.CONDITION_READY: ready,
+        c.CONDITION_CERTIFICATE_READY: verdict,
+        c.CONDITION_CREDENTIALS_VERIFIED: credentials,
+    }
     status = {
         "observedGeneration": observed.generation,
-        "conditions": _conditions(
-            {c.CONDITION_READY: ready, c.CONDITION_CERTIFICATE_READY: verdict}, observed.generation, previous, now
-        ),
+        "conditions": _conditions(verdicts, observed.generation, previous, now),
         "certificate": certificate_status,
         "pods": count_pods(observed.pods),
     }
+    if observed.verification is not None:
+        status["verification"] = observed.verification.to_status()
     return status, _events(previous, ready)
+
+
+def _credentials_verdict(observed: Observed, certificate: CertificateInfo | None) -> _Verdict:
+    """CredentialsVerified, for the certificate the sidecars present now (None: not usable yet)."""
+    if not observed.verification_enabled:
+        return _Verdict(
+            "Unknown", "VerificationDisabled",
+            "the operator makes no CreateSession for this binding (spec.verifyCredentials or the operator's "
+            "--verify-credentials is off)",
+        )
+    if certificate is None:
+        return _Verdict("Unknown", "WaitingForCertificate", "verified once the certificate is ready")
+    record = observed.verification
+    if record is None or (record.serial_number, record.generation) != (certificate.serial_number, observed.generation):
+        return _Verdict(
+            "Unknown", "VerificationPending", f"a CreateSession with certificate serial {certificate.serial_number} is due"
+        )
+    if record.accepted:
+        return _Verdict("True", record.reason, record.message)
+    if record.reason == verification.UNREACHABLE:
+        return _Verdict("Unknown", record.reason, record.message)
+    return _Verdict("False", record.reason, record.message)
 
 
 def invalid_spec_status(
@@ -160,7 +205,8 @@ def same_status(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> boo
 
 
 def _comparable(status: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in status.items() if k in ("observedGeneration", "conditions", "certificate", "pods")}
+    kept = ("observedGeneration", "conditions", "certificate", "pods", "verification")
+    return {k: v for k, v in status.items() if k in kept}
 
 
 def _check_secret(

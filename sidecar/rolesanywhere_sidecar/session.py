@@ -20,8 +20,10 @@ from .protocol import (
     Credentials,
     LocalCredentialError,
     RolesAnywhereError,
+    RoleSessionNameRefused,
     ServiceError,
     SessionRequest,
+    X509Identity,
     load_identity,
 )
 from .protocol.client import utc_now
@@ -72,6 +74,7 @@ class SessionFetcher:
             rng=rng,
         )
         self.url = self.client.url_for(self.request)  # validates the ARNs: ConfigError now, not at each call
+        self._refused_session_name: RoleSessionNameRefused | None = None
 
     def close(self) -> None:
         self.client.close()
@@ -122,7 +125,22 @@ class SessionFetcher:
         )
         if self.metrics is not None:
             self.metrics.set_certificate_not_after(identity.not_after)
-        return self.client.create_session(identity, self.request, now=self.now), identity
+        try:
+            return self.client.create_session(identity, self.request, now=self.now), identity
+        except ServiceError as refused:
+            raise self._explained(identity, refused) from None
+
+    def _explained(self, identity: X509Identity, refused: ServiceError) -> ServiceError:
+        """The refusal, saying so when the role session name is why. That takes a second call, made once
+        per certificate: while the same certificate keeps being refused, the first finding stands."""
+        known = self._refused_session_name
+        if known is not None and (known.certificate_serial, known.status, known.code) == (
+            identity.serial_number, refused.status, refused.code
+        ):
+            return known
+        explained = self.client.explain_refusal(identity, self.request, refused, now=self.now)
+        self._refused_session_name = explained if isinstance(explained, RoleSessionNameRefused) else None
+        return explained
 
     def _observe(self, outcome: str, started: float) -> None:
         if self.metrics is not None:

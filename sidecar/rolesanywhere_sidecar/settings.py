@@ -43,15 +43,21 @@ def _text(text: str) -> str:
 
 
 #: The service's limit on a role session name; longer names (a pod's name can have up to 253
-#: characters) are cut to it, keeping the start, which names the workload.
+#: characters) are cut to it.
 ROLE_SESSION_NAME_MAX = 64
+#: How much of the end of a cut name is kept: a pod's name ends with what tells it from its siblings
+#: (a ReplicaSet hash and a random suffix), and starts with the workload's name.
+ROLE_SESSION_NAME_KEPT_END = 16
 
 
 def _role_session_name(text: str) -> str:
     name = _text(text)
-    if not re.fullmatch(r"[\w+=,.@-]{2,}", name):
+    if not re.fullmatch(r"[A-Za-z0-9_+=,.@-]{2,}", name):
         raise ValueError(f"expected at least 2 of the characters A-Z a-z 0-9 + = , . @ _ -, got {text!r}")
-    return name[:ROLE_SESSION_NAME_MAX]
+    if len(name) <= ROLE_SESSION_NAME_MAX:
+        return name
+    start = ROLE_SESSION_NAME_MAX - ROLE_SESSION_NAME_KEPT_END - 1
+    return f"{name[:start]}-{name[-ROLE_SESSION_NAME_KEPT_END:]}"
 
 
 def _arn(text: str) -> str:
@@ -200,8 +206,9 @@ class Settings:
     role_session_name: str | None = field(
         default=None,
         metadata=about(
-            "role session name, cut to 64 characters (default: the certificate serial number, as the service "
-            "does)",
+            "role session name; one longer than 64 characters keeps its start and its last 16 (default: none "
+            "is sent, and the service uses the certificate's serial number; only a profile that accepts role "
+            "session names accepts a request with one)",
             _role_session_name,
             FETCH,
         ),

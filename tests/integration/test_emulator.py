@@ -391,7 +391,7 @@ def test_disabled_profile_is_refused(variants, workload):
 
 def test_role_session_name_needs_a_profile_that_accepts_it(variants, workload):
     refused = post(variants, sign(variants, identity_of(workload), extra={"roleSessionName": "ci-job-7"}))
-    assert_error(refused, 400, "ValidationException", "roleSessionName is not accepted")
+    assert_error(refused, 403, "AccessDeniedException", "does not accept a role session name")
     accepted = post(
         variants,
         sign(variants, identity_of(workload), profile="named", extra={"roleSessionName": "ci-job-7"}),

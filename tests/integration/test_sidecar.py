@@ -179,6 +179,21 @@ def test_a_long_running_boto3_client_works_across_credential_expirations(
     assert len(sidecar.messages("credentials refreshed")) >= 4
 
 
+def test_a_session_name_the_profile_does_not_accept_is_reported_with_the_fix(
+    rolesanywhere, certificate, sidecars, tmp_path
+):
+    """A profile with AWS's defaults does not accept role session names: the log says that is why."""
+    args = [*identity_args(rolesanywhere, rolesanywhere.endpoint, certificate), "--role-session-name", "ci-job-7"]
+    sidecar = sidecars(args, tmp_path / "out")
+    failed = sidecar.wait_for_line(lambda line: line["message"].startswith(FAILED), what="the refusal")
+    message = failed["message"]
+    assert "HTTP 403 AccessDeniedException" in message
+    assert "role session name 'ci-job-7' is why" in message
+    assert f"profile {rolesanywhere.profile_arn} does not accept role session names" in message
+    assert "--accept-role-session-name" in message and "remove spec.roleSessionName" in message
+    assert not (tmp_path / "out" / "credentials").exists()  # the probe's credentials are never served
+
+
 def test_the_aws_cli_uses_the_credentials_file_and_fails_without_it(
     rolesanywhere, certificate, bucket, tmp_path
 ):

@@ -46,14 +46,17 @@ def install_crd(cluster) -> None:
 class OperatorProcess:
     """The operator running out of cluster; `restart()` kills it hard and starts it again, as a crash would."""
 
-    def __init__(self, cluster, workdir: Path, *, extra_args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, cluster, workdir: Path, *, extra_args: tuple[str, ...] = (), verify_credentials: bool = False
+    ) -> None:
         self.cluster = cluster
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.log_path = workdir / "operator.log"
         self.webhook_configuration = f"rolesanywhere-test-{uuid.uuid4().hex[:8]}"
         self.port = _free_port()
-        self.extra_args = extra_args
+        # Off unless a test asks: most tests' bindings name no endpoint, and the regional one is not to be called.
+        self.extra_args = (f"--verify-credentials={str(verify_credentials).lower()}", *extra_args)
         self._write_webhook_pki()
         self.process: subprocess.Popen | None = None
 

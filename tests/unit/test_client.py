@@ -23,6 +23,7 @@ from rolesanywhere_sidecar.protocol import (
     ConfigError,
     CreateSessionClient,
     LocalCredentialError,
+    RoleSessionNameRefused,
     ServiceError,
     SessionRequest,
 )
@@ -168,6 +169,45 @@ def test_role_session_name_is_sent_when_set(service, identity):
     with client_for(service.url) as client:
         client.create_session(identity, request)
     assert json.loads(service.received[0].body)["roleSessionName"] == "build-42"
+
+
+def refusal(service, identity, request) -> ServiceError:
+    service.answer(403, {"message": "Access denied"}, {"x-amzn-ErrorType": "AccessDeniedException"})
+    with client_for(service.url) as client, pytest.raises(ServiceError) as caught:
+        client.create_session(identity, request)
+    return caught.value
+
+
+def test_a_refused_session_name_is_told_apart_by_asking_once_more_without_it(service, identity):
+    request = SessionRequest(TRUST_ANCHOR, PROFILE, ROLE, role_session_name="build-42")
+    refused = refusal(service, identity, request)  # the next answer (scripted default) accepts
+    with client_for(service.url) as client:
+        explained = client.explain_refusal(identity, request, refused)
+
+    assert isinstance(explained, RoleSessionNameRefused)
+    assert [json.loads(r.body).get("roleSessionName") for r in service.received] == ["build-42", None]
+    text = str(explained)
+    assert "HTTP 403 AccessDeniedException: Access denied" in text
+    assert "role session name 'build-42' is why" in text and "does not accept role session names" in text
+    assert "aws rolesanywhere update-profile --profile-id p-1 --accept-role-session-name" in text
+
+
+def test_a_refusal_that_stands_without_the_session_name_is_left_as_it_is(service, identity):
+    request = SessionRequest(TRUST_ANCHOR, PROFILE, ROLE, role_session_name="build-42")
+    refused = refusal(service, identity, request)
+    service.answer(403, {"message": "Untrusted Signing Certificate"}, {"x-amzn-ErrorType": "AccessDeniedException"})
+    with client_for(service.url) as client:
+        assert client.explain_refusal(identity, request, refused) is refused
+    assert len(service.received) == 2
+
+
+@pytest.mark.parametrize("named, status", [(False, 403), (True, 503), (True, 400)])
+def test_only_an_access_denied_for_a_named_session_costs_a_second_call(service, identity, named, status):
+    request = SessionRequest(TRUST_ANCHOR, PROFILE, ROLE, role_session_name="build-42" if named else None)
+    error = ServiceError(status, "X", "no", retryable=status >= 500)
+    with client_for(service.url) as client:
+        assert client.explain_refusal(identity, request, error) is error
+    assert service.received == []
 
 
 @pytest.mark.parametrize("status", [429, 500, 502, 503, 504])

@@ -8,12 +8,14 @@ from pathlib import Path
 import kopf
 import pytest
 import yaml
+from rolesanywhere_operator import constants as c
 from rolesanywhere_operator import spec as spec_module
 from rolesanywhere_operator.spec import (
     CABundle,
     InvalidBindingError,
     IssuedCertificate,
     IssuerRef,
+    RoleSessionName,
     SecretCertificate,
     SidecarOptions,
     parse_binding,
@@ -46,7 +48,8 @@ def test_defaults():
     assert parsed.trust_anchor_region == parsed.app_region == "eu-west-1"
     assert parsed.session_duration == 3600
     assert parsed.delivery == "Endpoint"
-    assert parsed.role_session_name is None
+    assert parsed.role_session_name is None  # no name is sent: every profile accepts that
+    assert parsed.verify_credentials is True
     assert parsed.certificate == IssuedCertificate(
         issuer=IssuerRef(name="shop-ca", kind="Issuer", group="cert-manager.io"),
         common_name="s3-reader.shop",
@@ -64,8 +67,9 @@ def test_everything_set():
         binding(
             region="us-east-1",
             sessionDuration=43200,
-            roleSessionName="batch",
+            roleSessionName={"source": "Fixed", "name": "batch"},
             delivery="File",
+            verifyCredentials=False,
             certificate={"secretRef": {"name": "exported", "intermediatesKey": "chain.pem", "passphraseKey": "pw"}},
             sidecar={
                 "endpoint": "https://ra.internal:8443",
@@ -76,6 +80,8 @@ def test_everything_set():
         )
     )
     assert (parsed.app_region, parsed.trust_anchor_region) == ("us-east-1", "eu-west-1")
+    assert parsed.role_session_name == RoleSessionName("Fixed", "batch")
+    assert parsed.verify_credentials is False
     assert parsed.certificate == SecretCertificate("exported", "chain.pem", "pw")
     assert parsed.secret_name == "exported"
     assert parsed.sidecar == SidecarOptions(
@@ -145,6 +151,13 @@ REMOVE = object()
         ("certificate.privateKey", {"algorithm": "DSA"}, "spec.certificate.privateKey.algorithm: expected one of ECDSA, RSA"),
         ("sidecar", {"endpoint": "ftp://x"}, "spec.sidecar.endpoint: expected an http:// or https:// URL"),
         ("sidecar", {"caBundle": {}}, "spec.sidecar.caBundle.configMapName: expected the name of a ConfigMap"),
+        # The first release's string form: refused with what to write instead.
+        ("roleSessionName", "batch", "spec.roleSessionName: expected {source: PodName} or {source: Fixed, name: NAME}"),
+        ("roleSessionName", {"source": "Fixed"}, "spec.roleSessionName.name: expected 2 to 64 of the characters"),
+        ("roleSessionName", {"source": "Fixed", "name": "has space"}, "spec.roleSessionName.name: expected 2 to 64"),
+        ("roleSessionName", {"source": "PodName", "name": "x1"}, "spec.roleSessionName: expected {source: PodName}"),
+        ("roleSessionName", {"source": "Pod"}, "spec.roleSessionName: expected {source: PodName}"),
+        ("verifyCredentials", "yes", "spec.verifyCredentials: expected true or false, got 'yes'"),
     ],
 )
 def test_invalid_specs_name_the_field(path, value, message):
@@ -163,4 +176,7 @@ def test_crd_patterns_equal_the_operators():
     assert props["profileArn"]["pattern"] == spec_module.PROFILE_ARN_PATTERN
     assert props["roleArn"]["pattern"] == spec_module.ROLE_ARN_PATTERN
     assert props["region"]["pattern"] == spec_module.REGION_PATTERN
+    session_name = props["roleSessionName"]["properties"]
+    assert session_name["name"]["pattern"] == spec_module.ROLE_SESSION_NAME_PATTERN
+    assert session_name["source"]["enum"] == [c.SESSION_NAME_FROM_POD, c.SESSION_NAME_FIXED]
     assert (props["sessionDuration"]["minimum"], props["sessionDuration"]["maximum"]) == (900, 43200)

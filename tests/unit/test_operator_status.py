@@ -9,6 +9,7 @@ import pytest
 from localcluster import pki
 from rolesanywhere_operator.spec import parse_binding
 from rolesanywhere_operator.status import Event, Observed, compute_status, count_pods, invalid_spec_status
+from rolesanywhere_operator.verification import Verification
 
 NOW = dt.datetime(2030, 5, 1, 12, 0, 0, tzinfo=dt.UTC)
 CA = pki.issue("shop-ca", now=NOW, is_ca=True)
@@ -66,8 +67,18 @@ def condition(kind: str, status: str, reason: str, message: str) -> dict:
     }
 
 
-def conditions(ready: tuple[str, str, str], cert: tuple[str, str, str]) -> list:
-    return [condition("Ready", *ready), condition("CertificateReady", *cert)]
+NOT_VERIFIED = (
+    "Unknown",
+    "VerificationDisabled",
+    (
+        "the operator makes no CreateSession for this binding (spec.verifyCredentials or the operator's "
+        "--verify-credentials is off)"
+    ),
+)
+
+
+def conditions(ready: tuple[str, str, str], cert: tuple[str, str, str], verified=NOT_VERIFIED) -> list:
+    return [condition("Ready", *ready), condition("CertificateReady", *cert), condition("CredentialsVerified", *verified)]
 
 
 ISSUED_MESSAGE = "serial abcdef, CN=s3-reader.shop, valid until 2030-07-30T11:00:00Z"
@@ -224,3 +235,59 @@ def test_count_pods():
         "ready": 2,
         "summary": "2/3",
     }
+
+
+def verified(accepted: bool, reason: str, message: str, *, serial: str = "abcdef", generation: int = 3):
+    return Verification(serial, generation, NOW - dt.timedelta(minutes=1), accepted, reason, message)
+
+
+def verifying(record: Verification | None) -> Observed:
+    return Observed(
+        generation=3, certificate=certificate("True"), secret=tls_secret(), verification_enabled=True,
+        verification=record,
+    )
+
+
+def test_credentials_accepted_by_the_service_are_shown_and_kept_in_the_status():
+    record = verified(True, "Accepted", f"CreateSession with certificate serial abcdef returned credentials for {ROLE}")
+    status, _ = compute_status(binding(), verifying(record), None, NOW)
+    assert status["conditions"][0]["status"] == "True"
+    assert status["conditions"][2] == condition("CredentialsVerified", "True", "Accepted", record.message)
+    assert Verification.from_status(status["verification"]) == record
+
+
+@pytest.mark.parametrize("reason", ["CreateSessionRefused", "RoleSessionNameNotAccepted", "CertificateUnusable"])
+def test_a_refusal_makes_the_binding_not_ready_with_the_services_message_and_an_event(reason):
+    message = "CreateSession failed: HTTP 403 AccessDeniedException: Untrusted Signing Certificate"
+    previous, _ = compute_status(binding(), verifying(verified(True, "Accepted", "ok")), None, NOW)
+    status, events = compute_status(binding(), verifying(verified(False, reason, message)), previous, NOW)
+    assert status["conditions"] == conditions(
+        ("False", reason, message), ("True", "Issued", ISSUED_MESSAGE), ("False", reason, message)
+    )
+    assert events == [Event("Warning", reason, message)]
+
+
+def test_an_unreachable_endpoint_leaves_the_binding_ready_and_the_verification_unknown():
+    record = verified(False, "EndpointUnreachable", "CreateSession failed: ConnectError: refused")
+    status, events = compute_status(binding(), verifying(record), None, NOW)
+    assert status["conditions"][0]["status"] == "True"
+    assert status["conditions"][2] == condition("CredentialsVerified", "Unknown", "EndpointUnreachable", record.message)
+    assert [event.type for event in events] == ["Normal"]  # Ready; nothing to act on yet
+
+
+@pytest.mark.parametrize("record", [None, verified(True, "Accepted", "old", serial="0123"),
+                                    verified(True, "Accepted", "old spec", generation=2)])
+def test_a_record_for_another_certificate_or_spec_is_pending(record):
+    status, _ = compute_status(binding(), verifying(record), None, NOW)
+    assert status["conditions"][2] == condition(
+        "CredentialsVerified", "Unknown", "VerificationPending", "a CreateSession with certificate serial abcdef is due"
+    )
+    assert status["conditions"][0]["status"] == "True"
+
+
+def test_no_verification_before_the_certificate_is_ready():
+    observed = Observed(generation=3, certificate=certificate("False", "Issuing"), verification_enabled=True)
+    status, _ = compute_status(binding(), observed, None, NOW)
+    assert status["conditions"][2] == condition(
+        "CredentialsVerified", "Unknown", "WaitingForCertificate", "verified once the certificate is ready"
+    )

@@ -143,10 +143,24 @@ def test_the_readme_reference_matches_the_declarations():
     )
 
 
-def test_a_pod_name_longer_than_the_service_allows_is_cut_to_a_valid_session_name():
+def test_a_pod_name_longer_than_the_service_allows_keeps_its_start_and_its_distinguishing_end():
     long_pod_name = "nightly-backup-" + "x" * 100 + "-7d4f8b9c6-abcde"
     resolved = resolve("serve", {}, {**ARNS, env_of(_field("role_session_name")): long_pod_name})
-    assert resolved.role_session_name == long_pod_name[:64]
+    assert len(resolved.role_session_name) == 64
+    assert resolved.role_session_name.startswith("nightly-backup-xxx")
+    assert resolved.role_session_name.endswith("-7d4f8b9c6-abcde")
+    siblings = {resolve("serve", {}, {**ARNS, env_of(_field("role_session_name")): long_pod_name[:-5] + s})
+                .role_session_name for s in ("abcde", "fghij")}
+    assert len(siblings) == 2
+
+
+def test_a_session_name_of_64_characters_is_kept_as_it_is():
+    name = "a" * 64
+    assert resolve("serve", {}, {**ARNS, env_of(_field("role_session_name")): name}).role_session_name == name
+
+
+def test_no_role_session_name_is_sent_by_default():
+    assert resolve("serve", {}, ARNS).role_session_name is None
 
 
 def test_a_role_session_name_with_characters_the_service_refuses_is_an_error():

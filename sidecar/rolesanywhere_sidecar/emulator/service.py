@@ -125,8 +125,9 @@ class CreateSessionService:
             )
         session_name = params.get("roleSessionName")
         if session_name is not None and not profile.accept_role_session_name:
-            raise validation(
-                "roleSessionName is not accepted by this profile",
+            # The guide: a name sent to a profile that does not accept one gets "an Access Denied error".
+            raise access_denied(
+                "Access denied: the profile does not accept a role session name",
                 f"profile {profile.arn} has acceptRoleSessionName false",
             )
         duration = min(requested, profile.duration_seconds)

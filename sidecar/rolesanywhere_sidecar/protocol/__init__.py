@@ -7,7 +7,13 @@ so each of them (and users' own code) can build on it.
 from .arns import Arn, endpoint_for, parse_arn
 from .client import CreateSessionClient, SessionRequest
 from .credentials import Credentials
-from .errors import ConfigError, LocalCredentialError, RolesAnywhereError, ServiceError
+from .errors import (
+    ConfigError,
+    LocalCredentialError,
+    RolesAnywhereError,
+    RoleSessionNameRefused,
+    ServiceError,
+)
 from .identity import X509Identity, check_validity, load_identity
 
 __all__ = [
@@ -16,6 +22,7 @@ __all__ = [
     "CreateSessionClient",
     "Credentials",
     "LocalCredentialError",
+    "RoleSessionNameRefused",
     "RolesAnywhereError",
     "ServiceError",
     "SessionRequest",

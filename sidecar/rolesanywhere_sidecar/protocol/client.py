@@ -15,7 +15,7 @@ import random
 import ssl
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Self
 
@@ -23,7 +23,7 @@ import httpx
 
 from .arns import check_same_region, endpoint_for, parse_profile_arn, parse_role_arn, parse_trust_anchor_arn
 from .credentials import Credentials, credentials_from_response
-from .errors import ConfigError, ServiceError
+from .errors import ConfigError, RoleSessionNameRefused, ServiceError
 from .identity import X509Identity, check_validity
 from .signing import HEADER_CONTENT_TYPE, sign_request
 
@@ -95,9 +95,10 @@ class CreateSessionClient:
 
     endpoint: base URL to call (e.g. http://127.0.0.1:8443 for the emulator); default: the Roles
       Anywhere endpoint of the region. region: signing region; default: the trust anchor ARN's region.
-    fips: use the FIPS endpoint (ignored with an explicit endpoint). ca_bundle: PEM file of CAs to
-      trust instead of the system's. verify=False skips TLS verification (testing only).
+    fips: use the FIPS endpoint (ignored with an explicit endpoint). ca_bundle (a PEM file) or ca_pem (its
+      text): CAs to trust instead of the system's. verify=False skips TLS verification (testing only).
     use_proxy_env: honour HTTPS_PROXY/HTTP_PROXY/NO_PROXY (off by default, as the official helper's --with-proxy).
+    proxy: a proxy URL to use for the endpoint, whatever the environment says.
     rng, sleep: randomness and waiting for the backoff, passed in so tests are deterministic.
     """
 
@@ -108,8 +109,10 @@ class CreateSessionClient:
         region: str | None = None,
         fips: bool = False,
         ca_bundle: Path | None = None,
+        ca_pem: str | None = None,
         verify: bool = True,
         use_proxy_env: bool = False,
+        proxy: str | None = None,
         timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         rng: random.Random | None = None,
@@ -124,8 +127,9 @@ class CreateSessionClient:
         self.rng = rng or random.Random()
         self.sleep = sleep
         self._http = httpx.Client(
-            verify=_tls_verification(ca_bundle, verify),
+            verify=_tls_verification(ca_bundle, ca_pem, verify),
             trust_env=use_proxy_env,
+            proxy=proxy,
             timeout=timeout,
             follow_redirects=False,
         )
@@ -174,6 +178,30 @@ class CreateSessionClient:
                 )
                 self.sleep(delay)
         raise AssertionError("unreachable")  # the loop returns or raises
+
+    def explain_refusal(
+        self,
+        identity: X509Identity,
+        request: SessionRequest,
+        refused: ServiceError,
+        *,
+        now: Callable[[], dt.datetime] = utc_now,
+    ) -> ServiceError:
+        """`refused`, or RoleSessionNameRefused when the request's session name is why it was refused.
+
+        The service answers a name the profile does not accept with a plain Access Denied, like an
+        untrusted certificate or a trust policy that does not match. The only sure way to tell is to ask
+        once more without the name; the credentials that call returns are dropped.
+        """
+        if request.role_session_name is None or refused.retryable or refused.status != 403:
+            return refused
+        try:
+            self.create_session(identity, replace(request, role_session_name=None), now=now)
+        except ServiceError:
+            return refused
+        return RoleSessionNameRefused(
+            refused, session_name=request.role_session_name, profile_arn=request.profile_arn
+        )
 
     def _attempt(
         self,
@@ -240,16 +268,17 @@ class CreateSessionClient:
         return delay
 
 
-def _tls_verification(ca_bundle: Path | None, verify: bool) -> ssl.SSLContext | bool:
+def _tls_verification(ca_bundle: Path | None, ca_pem: str | None, verify: bool) -> ssl.SSLContext | bool:
     if not verify:
         return False
-    if ca_bundle is None:
+    if ca_bundle is None and ca_pem is None:
         return True
     try:
-        return ssl.create_default_context(cafile=str(ca_bundle))
+        return ssl.create_default_context(cafile=str(ca_bundle) if ca_bundle else None, cadata=ca_pem)
     except (OSError, ssl.SSLError) as error:
+        where = ca_bundle or "given as PEM text"
         raise ConfigError(
-            f"cannot use CA bundle {ca_bundle}: {error}; expected a readable PEM file of CA certificates"
+            f"cannot use CA bundle {where}: {error}; expected a readable PEM file of CA certificates"
         ) from None
 
 

@@ -66,3 +66,32 @@ class ServiceError(RolesAnywhereError):
         if self.attempts > 1:
             text += f"; gave up after {self.attempts} attempts"
         return text
+
+
+class RoleSessionNameRefused(ServiceError):
+    """CreateSession refused a request that named its session, and accepts the same request without a name:
+    the profile does not accept role session names (acceptRoleSessionName is false, its default)."""
+
+    def __init__(self, refused: ServiceError, *, session_name: str, profile_arn: str):
+        self.session_name = session_name
+        self.profile_arn = profile_arn
+        super().__init__(
+            refused.status,
+            refused.code,
+            refused.message,
+            retryable=False,
+            certificate_serial=refused.certificate_serial,
+            certificate_subject=refused.certificate_subject,
+            endpoint=refused.endpoint,
+        )
+        self.attempts = refused.attempts
+
+    def _describe(self) -> str:
+        profile_id = self.profile_arn.rsplit("/", 1)[-1]
+        return (
+            f"{super()._describe()}. The role session name {self.session_name!r} is why: profile "
+            f"{self.profile_arn} does not accept role session names (acceptRoleSessionName is false, AWS's "
+            "default), and the same request without a name is accepted. Fix: stop asking for a name (remove "
+            "spec.roleSessionName from the binding, or --role-session-name), or let the profile accept names: "
+            f"aws rolesanywhere update-profile --profile-id {profile_id} --accept-role-session-name"
+        )

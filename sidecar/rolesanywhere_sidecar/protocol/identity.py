@@ -96,6 +96,32 @@ def load_identity(
         cert_source, key_source = Path(certificate), Path(private_key)
     if intermediates is not None:
         chain += load_certificates(Path(intermediates), what="intermediate certificates")
+    return _identity(leaf, chain, key, cert_source, key_source)
+
+
+def identity_from_pem(
+    certificate: bytes,
+    private_key: bytes,
+    *,
+    sources: tuple[str, str],
+    intermediates: bytes | None = None,
+    passphrase: bytes | None = None,
+) -> X509Identity:
+    """As load_identity, from the files' contents (e.g. a Secret's keys); `sources` name the certificate
+    and the key in messages."""
+    cert_source, key_source = sources
+    leaf, *chain = parse_certificates(_non_empty(certificate, cert_source, "certificate"), cert_source, "certificate")
+    if intermediates is not None:
+        chain += parse_certificates(
+            _non_empty(intermediates, cert_source, "intermediate certificates"), cert_source, "intermediate certificates"
+        )
+    key = _parse_private_key(_non_empty(private_key, key_source, "private key"), key_source, passphrase)
+    return _identity(leaf, chain, key, cert_source, key_source)
+
+
+def _identity(
+    leaf: x509.Certificate, chain: list[x509.Certificate], key: PrivateKey, cert_source: object, key_source: object
+) -> X509Identity:
     _check_key_type(key, key_source)
     _check_key_matches(leaf, key, cert_source, key_source)
     return X509Identity(
@@ -120,7 +146,11 @@ def check_validity(identity: X509Identity, now: dt.datetime) -> None:
 
 def load_certificates(path: Path, *, what: str) -> list[x509.Certificate]:
     """All certificates in a PEM file (or the one in a DER file), in file order; at least one."""
-    data = _read(path, what)
+    return parse_certificates(_read(path, what), path, what)
+
+
+def parse_certificates(data: bytes, path: object, what: str) -> list[x509.Certificate]:
+    """All certificates in PEM (or the one in DER) `data` read from `path`, in order; at least one."""
     if b"-----BEGIN" in data:
         try:
             certificates = x509.load_pem_x509_certificates(data)
@@ -154,13 +184,20 @@ def _read(path: Path, what: str) -> bytes:
         raise LocalCredentialError(
             f"cannot read {what} file {path}: {error.strerror or error}", path
         ) from None
+    return _non_empty(data, path, what)
+
+
+def _non_empty(data: bytes, path: object, what: str) -> bytes:
     if not data.strip():
         raise LocalCredentialError(f"{what} file {path} is empty", path)
     return data
 
 
 def _load_private_key(path: Path, passphrase: bytes | None) -> PrivateKey:
-    data = _read(path, "private key")
+    return _parse_private_key(_read(path, "private key"), path, passphrase)
+
+
+def _parse_private_key(data: bytes, path: object, passphrase: bytes | None) -> PrivateKey:
     is_pem = b"-----BEGIN" in data
     if is_pem and b"PRIVATE KEY-----" not in data:
         raise LocalCredentialError(
@@ -213,7 +250,7 @@ def _load_pkcs12(path: Path, passphrase: bytes | None):
     return leaf, key, list(extra)
 
 
-def _check_key_type(key: object, path: Path) -> None:
+def _check_key_type(key: object, path: object) -> None:
     if isinstance(key, rsa.RSAPrivateKey):
         return
     if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name in SUPPORTED_CURVES:
@@ -225,7 +262,7 @@ def _check_key_type(key: object, path: Path) -> None:
     )
 
 
-def _check_key_matches(leaf: x509.Certificate, key: PrivateKey, cert_path: Path, key_path: Path) -> None:
+def _check_key_matches(leaf: x509.Certificate, key: PrivateKey, cert_path: object, key_path: object) -> None:
     spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     if leaf.public_key().public_bytes(*spki) != key.public_key().public_bytes(*spki):
         raise LocalCredentialError(
