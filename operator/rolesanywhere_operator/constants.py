@@ -129,6 +129,10 @@ AWS_SHARED_CREDENTIALS_FILE = "AWS_SHARED_CREDENTIALS_FILE"
 AWS_REGION = "AWS_REGION"
 AWS_DEFAULT_REGION = "AWS_DEFAULT_REGION"
 
+#: Variables an app container may set that the AWS SDKs' credential chains use before the container
+#: credentials endpoint or the credentials file: the webhook warns about each.
+OVERRIDING_ENV = ("AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE")
+
 #: Files the sidecar writes into CREDENTIALS_MOUNT_PATH.
 TOKEN_FILE = "token"
 CREDENTIALS_FILE = "credentials"

@@ -14,6 +14,7 @@ from typing import Any
 import kopf
 
 from . import constants as c
+from .binding_cache import BindingCache
 from .injection import InjectionError, inject_pod, should_inject
 from .kube import ApiError, Kube, binding_path, path
 from .reconcile import Reconciler
@@ -100,6 +101,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: lo
         logger.info("webhook configuration %s points at %s", ours.webhook_configuration,
                     client_config.get("url") or client_config.get("service"))
 
+    memo.bindings = BindingCache(kube, logger)
+    memo.binding_cache = asyncio.create_task(memo.bindings.run())
     memo.resync = asyncio.create_task(
         resync_forever(kube, memo.reconciler.refresh, interval=ours.resync_interval, peering=ours.peering,
                        priority=memo.priority, logger=logger)
@@ -141,9 +144,9 @@ async def _webhook_owner(kube: Kube, cluster_role: str | None) -> dict[str, Any]
 
 @kopf.on.cleanup(registry=registry)
 async def close(memo: kopf.Memo, **_: Any) -> None:
-    resync = getattr(memo, "resync", None)
-    if resync is not None:
-        resync.cancel()
+    for task in (getattr(memo, "resync", None), getattr(memo, "binding_cache", None)):
+        if task is not None:
+            task.cancel()
     kube = getattr(memo, "kube", None)
     if kube is not None:
         await kube.close()
@@ -235,8 +238,10 @@ async def inject(
         return
     assert decision.binding is not None
 
+    found, source = memo.bindings.get(namespace, decision.binding), "the watch cache"
     try:
-        found = await memo.kube.get(binding_path(namespace, decision.binding))
+        if found is None:  # created a moment ago, or not at all
+            found, source = await memo.kube.get(binding_path(namespace, decision.binding)), "the API server"
     except ApiError as error:
         raise kopf.AdmissionError(
             f"resolve: cannot read {c.KIND} {decision.binding!r} in namespace {namespace!r}: {error}", code=500
@@ -256,7 +261,7 @@ async def inject(
     new_pod = injected.pod
     patch.fns.append(lambda target: _replace(target, new_pod))
     warnings.extend(injected.warnings)
-    logger.info("injected the sidecar for binding %s", binding.name)
+    logger.info("injected the sidecar for binding %s (read from %s)", binding.name, source)
 
 
 def _raw(body: kopf.Body) -> dict[str, Any]:

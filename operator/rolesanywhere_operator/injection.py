@@ -11,8 +11,10 @@ What a pod gets (and why):
   sidecars ("classic" mode) an init container `serve --once` writes the first credentials and a regular
   container keeps them fresh;
 - in every app container not listed in the skip-containers annotation: the env vars that point the AWS
-  SDKs at the sidecar (or at the credentials file for delivery File). A variable the container already
-  sets is never overridden. (Variables from envFrom cannot be seen here; an `env` entry wins over them.)
+  SDKs at the sidecar (or at the credentials file for delivery File), and the region. They come in
+  groups (credentials, region): a container that sets any variable of a group keeps its own setting
+  for the whole group. An admission warning names what in a container would win over the sidecar's
+  credentials (static keys, a profile, web identity, envFrom, whose contents cannot be seen here).
 - without a pod fsGroup, the sidecar's group as a supplemental group of the pod (additive; it chowns no
   volume), so app containers running as any user can read the credentials files (mode 0640);
 - the INJECTED_LABEL label and the INJECTED_ANNOTATION marker: a pod carrying the marker is never
@@ -89,6 +91,9 @@ def inject_pod(pod: dict[str, Any], binding: Binding, settings: Settings, *, nat
         raise InjectionError(f"build: the pod already has a volume named {clash[0]}")
 
     app_env = build_app_env(binding)
+    for container in [*containers, *(init_containers if native_sidecar else [])]:
+        if container.get("name") not in skip:
+            warnings.extend(_precedence_warnings(container, app_env[0]))
     spec_containers = [
         container if container.get("name") in skip else _with_credentials(container, app_env)
         for container in containers
@@ -215,17 +220,19 @@ def build_init_container(binding: Binding, settings: Settings) -> dict[str, Any]
     )
 
 
-def build_app_env(binding: Binding) -> list[dict[str, str]]:
-    """What every app container gets, unless it sets the variable itself."""
+def build_app_env(binding: Binding) -> list[list[dict[str, str]]]:
+    """What every app container gets, in groups: a container that sets any variable of a group keeps its
+    own setting for the whole group (its AWS_REGION is never paired with another AWS_DEFAULT_REGION, its
+    own credentials URI with the sidecar's token)."""
     if binding.delivery == c.DELIVERY_FILE:
-        env = [(c.AWS_SHARED_CREDENTIALS_FILE, f"{c.CREDENTIALS_MOUNT_PATH}/{c.CREDENTIALS_FILE}")]
+        credentials = [(c.AWS_SHARED_CREDENTIALS_FILE, f"{c.CREDENTIALS_MOUNT_PATH}/{c.CREDENTIALS_FILE}")]
     else:
-        env = [
+        credentials = [
             (c.AWS_CONTAINER_CREDENTIALS_FULL_URI, f"http://127.0.0.1:{c.SIDECAR_PORT}{c.CREDENTIALS_PATH}"),
             (c.AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE, f"{c.CREDENTIALS_MOUNT_PATH}/{c.TOKEN_FILE}"),
         ]
-    env += [(c.AWS_REGION, binding.app_region), (c.AWS_DEFAULT_REGION, binding.app_region)]
-    return [{"name": name, "value": value} for name, value in env]
+    region = [(c.AWS_REGION, binding.app_region), (c.AWS_DEFAULT_REGION, binding.app_region)]
+    return [[{"name": name, "value": value} for name, value in group] for group in (credentials, region)]
 
 
 _SIDECAR_SECURITY_CONTEXT = {
@@ -260,7 +267,29 @@ def _sidecar_mounts(binding: Binding, settings: Settings) -> list[dict[str, Any]
     return mounts
 
 
-def _with_credentials(container: dict[str, Any], app_env: list[dict[str, str]]) -> dict[str, Any]:
+def _precedence_warnings(container: dict[str, Any], credentials: list[dict[str, str]]) -> list[str]:
+    """What in the container's own env would win over the sidecar's credentials in the SDKs' chain."""
+    name = container.get("name")
+    own = [e.get("name") for e in container.get("env") or []]
+    warnings = [
+        f"container {name} sets {variable}, which the AWS SDKs use before the sidecar's credentials"
+        for variable in c.OVERRIDING_ENV if variable in own
+    ]
+    ours = [e["name"] for e in credentials]
+    kept = [variable for variable in ours if variable in own]
+    if kept:
+        warnings.append(
+            f"container {name} sets {', '.join(kept)} itself, so it gets none of {', '.join(ours)} from the sidecar"
+        )
+    if container.get("envFrom"):
+        warnings.append(
+            f"container {name} has envFrom: a variable there such as {c.OVERRIDING_ENV[0]} would be used before "
+            "the sidecar's credentials"
+        )
+    return warnings
+
+
+def _with_credentials(container: dict[str, Any], app_env: list[list[dict[str, str]]]) -> dict[str, Any]:
     container = copy.deepcopy(container)
     name = container.get("name")
     mounts = container.get("volumeMounts") or []
@@ -273,7 +302,8 @@ def _with_credentials(container: dict[str, Any], app_env: list[dict[str, str]]) 
             )
     env = container.get("env") or []
     already = {e.get("name") for e in env}
-    container["env"] = [*env, *(copy.deepcopy(e) for e in app_env if e["name"] not in already)]
+    added = [e for group in app_env if not already & {e["name"] for e in group} for e in group]
+    container["env"] = [*env, *copy.deepcopy(added)]
     container["volumeMounts"] = [
         *mounts,
         {"name": c.CREDENTIALS_VOLUME, "mountPath": c.CREDENTIALS_MOUNT_PATH, "readOnly": True},

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
@@ -104,8 +105,40 @@ class Kube:
             raise
 
     async def list(self, api_path: str, *, label_selector: str | None = None) -> list[dict[str, Any]]:
+        return (await self.list_with_version(api_path, label_selector=label_selector))[0]
+
+    async def list_with_version(
+        self, api_path: str, *, label_selector: str | None = None
+    ) -> tuple[list[dict[str, Any]], str]:
+        """The items and the list's resourceVersion, from which a watch starts."""
         query = {"labelSelector": label_selector} if label_selector else None
-        return (await self.request("GET", api_path, query=query)).get("items") or []
+        found = await self.request("GET", api_path, query=query)
+        return found.get("items") or [], str((found.get("metadata") or {}).get("resourceVersion", ""))
+
+    async def watch(
+        self, api_path: str, *, resource_version: str, timeout_seconds: int
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The watch events ({type, object}) after `resource_version`, until the server ends the watch."""
+        query = {
+            "watch": "1",
+            "resourceVersion": resource_version,
+            "timeoutSeconds": str(timeout_seconds),
+            "allowWatchBookmarks": "true",
+        }
+        method, url, headers, _, _ = await self._api.param_serialize(
+            "GET", api_path, query_params=list(query.items()), header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
+        )
+        response = await self._api.call_api(method, url, header_params=headers, _request_timeout=timeout_seconds + 30)
+        try:
+            if response.status >= 400:
+                raw = await response.read()
+                raise ApiError("WATCH", api_path, response.status, raw.decode(errors="replace")[:500])
+            async for line in response.response.content:
+                if line.strip():
+                    yield json.loads(line)
+        finally:
+            response.response.release()
 
     async def apply(self, api_path: str, obj: dict[str, Any]) -> dict[str, Any]:
         """Server-side apply as the operator: the fields it sets are its own, others' stay untouched."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 
 import pytest
 from localcluster.controlplane import wait_for
@@ -179,3 +180,38 @@ def test_a_renewed_webhook_certificate_is_served_and_its_ca_registered(cluster, 
     cluster.kubectl("run", "after-renewal", "-n", namespace, "--image=app:1",
                     "--annotations=rolesanywhere.dev/binding=s3-reader")
     assert_injected(cluster.get("pod", "after-renewal", namespace), app="after-renewal")
+
+
+def test_admission_reads_bindings_from_the_watch_cache_and_sees_edits_and_deletions(cluster, namespace, s3_reader,
+                                                                                    operator):
+    """A binding the cache has costs admission no API call; one edited or deleted is seen as such."""
+
+    def injected_from(pod_name: str) -> str:
+        cluster.kubectl("run", pod_name, "-n", namespace, "--image=app:1",
+                        "--annotations=rolesanywhere.dev/binding=s3-reader")
+        # Admission logs before it answers, so the last such line is this pod's.
+        lines = [line for line in operator.log().splitlines() if "injected the sidecar for binding s3-reader" in line]
+        return lines[-1] if lines else ""
+
+    # The first pod may come before the watch delivered the binding; the cache has it soon after.
+    wait_for(lambda: "read from the watch cache" in injected_from(f"cached-{uuid.uuid4().hex[:6]}"),
+             timeout=TIMEOUT, what="a pod injected from the watch cache")
+
+    cluster.kubectl("patch", "rab", "s3-reader", "-n", namespace, "--type=merge", "-p", '{"spec":{"region":"eu-west-2"}}')
+
+    def edited_region() -> bool:
+        name = f"edited-{uuid.uuid4().hex[:6]}"
+        injected_from(name)
+        env = {e["name"]: e.get("value") for e in cluster.get("pod", name, namespace)["spec"]["containers"][0]["env"]}
+        return env["AWS_REGION"] == "eu-west-2"
+
+    wait_for(edited_region, timeout=TIMEOUT, what="a pod injected with the edited binding")
+
+    cluster.kubectl("delete", "rab", "s3-reader", "-n", namespace)
+
+    def refused() -> bool:
+        result = cluster.kubectl("run", f"gone-{uuid.uuid4().hex[:6]}", "-n", namespace, "--image=app:1",
+                                 "--annotations=rolesanywhere.dev/binding=s3-reader", check=False)
+        return result.returncode != 0 and "does not exist" in result.stderr
+
+    wait_for(refused, timeout=TIMEOUT, what="pods naming the deleted binding to be refused")
