@@ -42,6 +42,7 @@ class Reconciler:
     # One refresh at a time per binding, so two events never post the same Event twice.
     _locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
     _waiting: set[tuple[str, str]] = field(default_factory=set)
+    _verified: dict[tuple[str, str], Verification] = field(default_factory=dict)
 
     async def reconcile(self, body: Mapping[str, Any]) -> None:
         """Create or update the binding's Certificate, then refresh its status."""
@@ -74,7 +75,8 @@ class Reconciler:
             self._waiting.discard(key)
             body = await self.kube.get(binding_path(namespace, name))
             if body is None:
-                self._locks.pop((namespace, name), None)
+                self._locks.pop(key, None)
+                self._verified.pop(key, None)
                 return
             previous = body.get("status") or {}
             generation = body["metadata"].get("generation", 0)
@@ -124,7 +126,13 @@ class Reconciler:
     ) -> Verification | None:
         """The verification record to show: a new call's when one is due and allowed, else the last one."""
         assert self.verifier is not None
-        recorded = Verification.from_status(previous.get("verification"))
+        key = (binding.namespace, binding.name)
+        # The newest of what the status holds and what this replica recorded: a status write that failed
+        # must not make every refresh call again.
+        recorded = max(
+            (r for r in (Verification.from_status(previous.get("verification")), self._verified.get(key)) if r),
+            key=lambda r: r.time, default=None,
+        )
         secret_data = _decoded(observed.secret)
         try:
             info = parse_certificate(secret_data[c.TLS_CERT_KEY])
@@ -138,7 +146,9 @@ class Reconciler:
         if not self.verifier.limiter.acquire():
             return recorded  # a later refresh (the periodic one at the latest) makes the call
         endpoint = await self._endpoint(binding)
-        return await self.verifier.verify(binding, secret_data, endpoint, info.serial_number, observed.generation)
+        verified = await self.verifier.verify(binding, secret_data, endpoint, info.serial_number, observed.generation)
+        self._verified[key] = verified
+        return verified
 
     async def _endpoint(self, binding: Binding) -> Endpoint:
         """Where the binding's sidecars send CreateSession, with the CA bundle they trust and their proxy."""

@@ -193,7 +193,8 @@ def test_a_profile_that_accepts_session_names_shows_the_pods_name(
 
 
 def other_ca_issuer(cluster, namespace: str) -> None:
-    ca_issuer(cluster, namespace, pki.issue(f"Untrusted CA {uuid.uuid4().hex[:6]}", is_ca=True), name="other-ca")
+    untrusted = pki.issue(f"Untrusted CA {uuid.uuid4().hex[:6]}", now=dt.datetime.now(dt.UTC), is_ca=True)
+    ca_issuer(cluster, namespace, untrusted, name="other-ca")
 
 
 @pytest.mark.parametrize(
