@@ -142,9 +142,10 @@ def variants(rolesanywhere, emulator_factory, tmp_path_factory) -> Variants:
             ),
         ),
         "one-hour": moto.create_role(f"one-hour-{suffix}", S3_READ_ONLY_POLICY, max_session_duration=3600),
+        "two-hours": moto.create_role(f"two-hours-{suffix}", S3_READ_ONLY_POLICY, max_session_duration=7200),
         "missing": f"arn:aws:iam::123456789012:role/missing-{suffix}",
     }
-    profiles = {name: arn("profile") for name in ("main", "long", "named", "disabled")}
+    profiles = {name: arn("profile") for name in ("main", "long", "long-trusted", "named", "disabled")}
     bundle = str(rolesanywhere.authorities.bundle_path)
     document = emulator_config(
         moto,
@@ -161,6 +162,7 @@ def variants(rolesanywhere, emulator_factory, tmp_path_factory) -> Variants:
                 "durationSeconds": 3600,
             },
             {"arn": profiles["long"], "roleArns": [roles["one-hour"]], "durationSeconds": 7200},
+            {"arn": profiles["long-trusted"], "roleArns": [roles["two-hours"]], "durationSeconds": 7200},
             {"arn": profiles["named"], "roleArns": [roles["read-only"]], "acceptRoleSessionName": True},
             {"arn": profiles["disabled"], "roleArns": [roles["read-only"]], "enabled": False},
         ],
@@ -219,12 +221,12 @@ def sign(
     *,
     profile="main",
     role="read-only",
-    duration=3600,
+    duration: int | None = 3600,
     now=None,
     extra: dict | None = None,
 ) -> signing.SignedRequest:
     document = {
-        "durationSeconds": duration,
+        **({"durationSeconds": duration} if duration is not None else {}),
         "profileArn": variants.profiles.get(profile, profile),
         "roleArn": variants.roles.get(role, role),
         "trustAnchorArn": variants.trust_anchor_arn,
@@ -334,6 +336,18 @@ def test_duration_is_capped_by_the_profile(variants, workload):
     assert 3500 < left <= 3600
 
 
+def test_without_duration_seconds_the_profile_duration_applies(variants, workload):
+    """User Guide, Expiration: with no durationSeconds in the request, finalDurationSeconds is the
+    profile's durationSeconds (here 7200 s, above the 3600 s a default would give)."""
+    response = post(
+        variants, sign(variants, identity_of(workload), profile="long-trusted", role="two-hours", duration=None)
+    )
+    assert response.status_code == 201, response.text
+    expiration = response.json()["credentialSet"][0]["credentials"]["expiration"]
+    left = (parse_expiration(expiration) - utc_now()).total_seconds()
+    assert 7100 < left <= 7200
+
+
 def test_duration_above_the_role_maximum_is_refused(variants, workload):
     response = post(
         variants, sign(variants, identity_of(workload), profile="long", role="one-hour", duration=7200)
@@ -390,8 +404,10 @@ def test_disabled_profile_is_refused(variants, workload):
 
 
 def test_role_session_name_needs_a_profile_that_accepts_it(variants, workload):
+    """User Guide, CreateSession: a roleSessionName sent to a profile whose acceptRoleSessionName is
+    false: "you will receive an Access Denied error"."""
     refused = post(variants, sign(variants, identity_of(workload), extra={"roleSessionName": "ci-job-7"}))
-    assert_error(refused, 400, "ValidationException", "roleSessionName is not accepted")
+    assert_error(refused, 403, "AccessDeniedException", "roleSessionName is not accepted by this profile")
     accepted = post(
         variants,
         sign(variants, identity_of(workload), profile="named", extra={"roleSessionName": "ci-job-7"}),
