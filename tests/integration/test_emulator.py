@@ -16,6 +16,8 @@ import uuid
 import botocore.exceptions
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from iam_rolesanywhere_session import IAMRolesAnywhereSession
 from localcluster import pki
 from rolesanywhere_sidecar.protocol import CreateSessionClient, ServiceError, SessionRequest, signing
@@ -123,6 +125,7 @@ class Variants:
     trust_anchor_arn: str
     profiles: dict[str, str]
     roles: dict[str, str]
+    revoked: pki.Issued  # a workload certificate the trust anchor's CRL lists
 
 
 @pytest.fixture(scope="module")
@@ -147,9 +150,17 @@ def variants(rolesanywhere, emulator_factory, tmp_path_factory) -> Variants:
     }
     profiles = {name: arn("profile") for name in ("main", "long", "long-trusted", "named", "disabled")}
     bundle = str(rolesanywhere.authorities.bundle_path)
+    directory = tmp_path_factory.mktemp("variants")
+    revoked = rolesanywhere.issue("revoked-workload")
+    crl_path = directory / "root.crl"
+    crl_path.write_bytes(
+        revocation_list(rolesanywhere.authorities.root, revoked.cert.serial_number).public_bytes(
+            serialization.Encoding.DER
+        )
+    )
     document = emulator_config(
         moto,
-        trust_anchors=[{"arn": rolesanywhere.trust_anchor_arn, "caBundle": bundle}],
+        trust_anchors=[{"arn": rolesanywhere.trust_anchor_arn, "caBundle": bundle, "crls": [str(crl_path)]}],
         profiles=[
             {
                 "arn": profiles["main"],
@@ -167,7 +178,6 @@ def variants(rolesanywhere, emulator_factory, tmp_path_factory) -> Variants:
             {"arn": profiles["disabled"], "roleArns": [roles["read-only"]], "enabled": False},
         ],
     )
-    directory = tmp_path_factory.mktemp("variants-tls")
     now = utc_now()
     tls_ca = pki.issue("Emulator TLS CA", now=now, is_ca=True)
     tls_cert, tls_key = pki.issue(
@@ -177,7 +187,19 @@ def variants(rolesanywhere, emulator_factory, tmp_path_factory) -> Variants:
     ca_bundle.write_bytes(tls_ca.cert_pem)
     process = emulator_factory(document, tls=(tls_cert, tls_key))
     assert process.url.startswith("https://")
-    return Variants(process.url, str(ca_bundle), process, rolesanywhere.trust_anchor_arn, profiles, roles)
+    return Variants(
+        process.url, str(ca_bundle), process, rolesanywhere.trust_anchor_arn, profiles, roles, revoked
+    )
+
+
+def revocation_list(issuer: pki.Issued, *serials: int) -> x509.CertificateRevocationList:
+    now = utc_now()
+    builder = x509.CertificateRevocationListBuilder().issuer_name(issuer.cert.subject).last_update(now)
+    builder = builder.next_update(now + dt.timedelta(days=1))
+    for serial in serials:
+        revoked = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now).build()
+        builder = builder.add_revoked_certificate(revoked)
+    return builder.sign(issuer.key, hashes.SHA256())
 
 
 @pytest.fixture(scope="module")
@@ -294,6 +316,16 @@ def test_expired_certificate_is_refused(rolesanywhere, variants):
         "Untrusted Signing Certificate",
     )
     assert "expired at" in variants.process.sessions()[-1]["reason"]
+
+
+def test_revoked_certificate_is_refused(variants, workload):
+    """API reference, ImportCrl: "IAM Roles Anywhere validates against the CRL before issuing
+    credentials." The guide gives no error text for it; the emulator answers as for any untrusted
+    certificate."""
+    response = post(variants, sign(variants, identity_of(variants.revoked)))
+    assert_error(response, 403, "AccessDeniedException", "Untrusted Signing Certificate")
+    assert "is revoked by the trust anchor's CRL" in variants.process.sessions()[-1]["reason"]
+    assert post(variants, sign(variants, identity_of(workload))).status_code == 201  # not on the CRL
 
 
 def test_signature_by_the_wrong_key_is_refused(rolesanywhere, variants, workload):

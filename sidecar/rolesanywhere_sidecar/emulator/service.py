@@ -114,7 +114,9 @@ class CreateSessionService:
 
         anchor = self._trust_anchor(params["trustAnchorArn"])
         try:
-            verify_path(certificate, authenticated.intermediates, anchor.certificates, now)
+            # A revoked certificate gets the same answer as any untrusted one: the guide does not
+            # say what the service answers for it.
+            verify_path(certificate, authenticated.intermediates, anchor.certificates, now, anchor.crls)
             identity = source_identity(certificate)
         except (UntrustedCertificate, ValueError) as error:
             raise access_denied(UNTRUSTED_CERTIFICATE, str(error)) from None
