@@ -26,6 +26,11 @@ from rolesanywhere_sidecar.protocol.identity import X509Identity
 from support.awsfakes import S3_READ_ONLY_POLICY, AwsKeys, arn, emulator_config, utc_now
 
 KEY_KINDS = ["rsa2048", "ec-p256", "ec-p384"]
+S3_FULL_POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+LIST_BUCKETS_ONLY = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"}],
+}
 
 
 def assert_s3_read_only(moto, access_key_id: str, secret_access_key: str, session_token: str) -> None:
@@ -126,6 +131,7 @@ class Variants:
     profiles: dict[str, str]
     roles: dict[str, str]
     revoked: pki.Issued  # a workload certificate the trust anchor's CRL lists
+    list_only_policy_arn: str  # a managed policy allowing only s3:ListAllMyBuckets
 
 
 @pytest.fixture(scope="module")
@@ -146,9 +152,14 @@ def variants(rolesanywhere, emulator_factory, tmp_path_factory) -> Variants:
         ),
         "one-hour": moto.create_role(f"one-hour-{suffix}", S3_READ_ONLY_POLICY, max_session_duration=3600),
         "two-hours": moto.create_role(f"two-hours-{suffix}", S3_READ_ONLY_POLICY, max_session_duration=7200),
+        "full-s3": moto.create_role(f"full-s3-{suffix}", S3_FULL_POLICY),
         "missing": f"arn:aws:iam::123456789012:role/missing-{suffix}",
     }
-    profiles = {name: arn("profile") for name in ("main", "long", "long-trusted", "named", "disabled")}
+    names = ("main", "long", "long-trusted", "named", "disabled", "session-policy", "managed-policies")
+    profiles = {name: arn("profile") for name in names}
+    list_only_arn = moto.client("iam").create_policy(
+        PolicyName=f"list-buckets-only-{suffix}", PolicyDocument=json.dumps(LIST_BUCKETS_ONLY)
+    )["Policy"]["Arn"]
     bundle = str(rolesanywhere.authorities.bundle_path)
     directory = tmp_path_factory.mktemp("variants")
     revoked = rolesanywhere.issue("revoked-workload")
@@ -176,6 +187,8 @@ def variants(rolesanywhere, emulator_factory, tmp_path_factory) -> Variants:
             {"arn": profiles["long-trusted"], "roleArns": [roles["two-hours"]], "durationSeconds": 7200},
             {"arn": profiles["named"], "roleArns": [roles["read-only"]], "acceptRoleSessionName": True},
             {"arn": profiles["disabled"], "roleArns": [roles["read-only"]], "enabled": False},
+            {"arn": profiles["session-policy"], "roleArns": [roles["full-s3"]], "sessionPolicy": LIST_BUCKETS_ONLY},
+            {"arn": profiles["managed-policies"], "roleArns": [roles["full-s3"]], "managedPolicyArns": [list_only_arn]},
         ],
     )
     now = utc_now()
@@ -188,7 +201,7 @@ def variants(rolesanywhere, emulator_factory, tmp_path_factory) -> Variants:
     process = emulator_factory(document, tls=(tls_cert, tls_key))
     assert process.url.startswith("https://")
     return Variants(
-        process.url, str(ca_bundle), process, rolesanywhere.trust_anchor_arn, profiles, roles, revoked
+        process.url, str(ca_bundle), process, rolesanywhere.trust_anchor_arn, profiles, roles, revoked, list_only_arn
     )
 
 
@@ -446,6 +459,46 @@ def test_role_session_name_needs_a_profile_that_accepts_it(variants, workload):
     )
     assert accepted.status_code == 201, accepted.text
     assert accepted.json()["credentialSet"][0]["assumedRoleUser"]["arn"].endswith("/ci-job-7")
+
+
+# Measured with moto 5.2.5, IAM authentication on (test_moto_does_not_enforce_session_policies):
+# moto keeps AssumeRole's Policy but does not apply it, ignores PolicyArns altogether, and answers
+# PackedPolicySize 6 whatever was sent. So the vended credentials keep the role's full permissions,
+# and what AssumeRole received is checked in moto's request recording instead.
+@pytest.mark.parametrize(
+    ("profile", "parameter", "expected"),
+    [
+        ("session-policy", "Policy", lambda variants: [json.dumps(LIST_BUCKETS_ONLY, separators=(",", ":"))]),
+        ("managed-policies", "PolicyArns.member.1.arn", lambda variants: [variants.list_only_policy_arn]),
+    ],
+    ids=["session-policy", "managed-policy-arns"],
+)
+def test_profile_session_policies_are_passed_to_assume_role(
+    rolesanywhere, variants, workload, profile, parameter, expected
+):
+    """User Guide / CreateProfile API: a profile's sessionPolicy and managedPolicyArns limit the
+    vended credentials; they are session policies, i.e. AssumeRole's Policy and PolicyArns."""
+    with rolesanywhere.moto.recording() as requests:
+        response = post(variants, sign(variants, identity_of(workload), profile=profile, role="full-s3"))
+    assert response.status_code == 201, response.text
+    (assume_role,) = [r for r in requests if r.get("Action") == ["AssumeRole"]]
+    assert assume_role[parameter] == expected(variants)
+    assert assume_role["RoleArn"] == [variants.roles["full-s3"]]
+
+
+def test_moto_does_not_enforce_session_policies(rolesanywhere, variants, workload):
+    """A measurement of moto, not of the emulator: if this starts failing, moto enforces session
+    policies, and the credentials test above should check the denial too (and the comment be updated)."""
+    for profile in ("session-policy", "managed-policies"):
+        response = post(variants, sign(variants, identity_of(workload), profile=profile, role="full-s3"))
+        assert response.status_code == 201, response.text
+        credential_set = response.json()["credentialSet"][0]
+        credentials = credential_set["credentials"]
+        s3 = rolesanywhere.moto.client_for_session(
+            "s3", credentials["accessKeyId"], credentials["secretAccessKey"], credentials["sessionToken"]
+        )
+        s3.create_bucket(Bucket=f"not-denied-{uuid.uuid4().hex[:8]}")  # AWS would deny: list-only
+        assert credential_set["packedPolicySize"] == 6  # moto's constant, whatever was sent
 
 
 def test_arns_are_accepted_as_query_parameters(variants, workload):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 import yaml
@@ -212,3 +213,52 @@ def test_a_bundle_certificate_that_cannot_be_a_trust_anchor_is_refused(tmp_path)
     not_a_ca = pki.issue("Leaf In Bundle", now=dt.datetime.now(dt.UTC), client=True).cert_pem
     with pytest.raises(ConfigError, match=r"trustAnchors\[0\].caBundle: .*'CN=Leaf In Bundle'.* is not a CA"):
         load_config(write(tmp_path, not_a_ca, document()), environ={})
+
+
+POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"}]}
+
+
+@pytest.mark.parametrize("session_policy", [POLICY, json.dumps(POLICY, indent=2)], ids=["mapping", "json-text"])
+def test_profile_session_policies(tmp_path, ca_pem, session_policy):
+    """API reference, CreateProfile: sessionPolicy (a JSON policy document) and managedPolicyArns; the
+    emulator passes them to AssumeRole as Policy (compact JSON) and PolicyArns."""
+    profile = {
+        "arn": PROFILE,
+        "roleArns": [ROLE],
+        "sessionPolicy": session_policy,
+        "managedPolicyArns": ["arn:aws:iam::aws:policy/ReadOnlyAccess", "arn:aws:iam::123456789012:policy/mine"],
+    }
+    config = load_config(write(tmp_path, ca_pem, document(profiles=[profile])), environ={})
+    loaded = config.profiles[PROFILE]
+    assert json.loads(loaded.session_policy) == POLICY and " " not in loaded.session_policy  # compact
+    assert loaded.managed_policy_arns == (
+        "arn:aws:iam::aws:policy/ReadOnlyAccess",
+        "arn:aws:iam::123456789012:policy/mine",
+    )
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"sessionPolicy": "{not json"}, r"profiles\[0\].sessionPolicy is not valid JSON"),
+        ({"sessionPolicy": {"Version": "2012-10-17"}}, r"sessionPolicy must be a policy document"),
+        (
+            {"sessionPolicy": {"Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "x" * 2100}]}},
+            r"sessionPolicy is \d+ characters as compact JSON: STS takes at most 2048",
+        ),
+        ({"managedPolicyArns": "arn:aws:iam::aws:policy/ReadOnlyAccess"}, r"managedPolicyArns must be a list"),
+        (
+            {"managedPolicyArns": ["arn:aws:iam::123456789012:role/app"]},
+            r"managedPolicyArns\[0\] 'arn:aws:iam::123456789012:role/app' is not an IAM policy ARN",
+        ),
+        (
+            {"managedPolicyArns": [f"arn:aws:iam::aws:policy/p{i}" for i in range(11)]},
+            r"managedPolicyArns lists 11 policies: STS takes at most 10",
+        ),
+    ],
+    ids=["not-json", "no-statement", "too-long", "not-a-list", "not-a-policy-arn", "too-many"],
+)
+def test_invalid_session_policies(tmp_path, ca_pem, changes, message):
+    profile = {"arn": PROFILE, "roleArns": [ROLE], **changes}
+    with pytest.raises(ConfigError, match=message):
+        load_config(write(tmp_path, ca_pem, document(profiles=[profile])), environ={})

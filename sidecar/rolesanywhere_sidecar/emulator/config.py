@@ -20,6 +20,9 @@ profiles:
     roleArns: [arn:aws:iam::123456789012:role/app]
     durationSeconds: 3600           # optional; the longest session this profile vends; default 3600
     acceptRoleSessionName: false    # optional; whether requests may set roleSessionName; default false
+    sessionPolicy: {...}            # optional; an inline policy document (JSON text or a mapping),
+                                    # passed to AssumeRole as Policy
+    managedPolicyArns: [arn:aws:iam::aws:policy/ReadOnlyAccess]  # optional; passed as PolicyArns
     enabled: true                   # optional; default true
 testing:
   credentialLifetimeSeconds: 5      # TEST ONLY, optional: ask STS for credentials this short-lived
@@ -31,7 +34,9 @@ silently leave the emulator more permissive than the service it stands in for.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +50,10 @@ from .trust import UntrustedCertificate, check_anchor_certificate
 
 DEFAULT_PROFILE_DURATION_SECONDS = 3600
 DEFAULT_STS_REGION = "us-east-1"
+#: STS AssumeRole's limits on what a profile passes on: Policy (plain text) and PolicyArns.
+MAX_SESSION_POLICY_CHARS = 2048
+MAX_MANAGED_POLICY_ARNS = 10
+_POLICY_ARN = re.compile(r"^arn:(aws|aws-cn|aws-us-gov):iam::(\d{12}|aws):policy/.+$")
 
 #: The keys each part of the file may have; anything else is a ConfigError.
 ROOT_KEYS = ("accountId", "region", "sts", "trustAnchors", "profiles", "testing")
@@ -55,6 +64,8 @@ PROFILE_KEYS = (
     "roleArns",
     "durationSeconds",
     "acceptRoleSessionName",
+    "sessionPolicy",
+    "managedPolicyArns",
     "enabled",
 )
 TESTING_KEYS = ("credentialLifetimeSeconds",)
@@ -75,6 +86,8 @@ class Profile:
     duration_seconds: int = DEFAULT_PROFILE_DURATION_SECONDS
     accept_role_session_name: bool = False
     enabled: bool = True
+    session_policy: str | None = None  # JSON text, as AssumeRole's Policy
+    managed_policy_arns: tuple[str, ...] = ()  # AssumeRole's PolicyArns
 
 
 @dataclass(frozen=True)
@@ -226,7 +239,44 @@ def _profile(item: object, where: str) -> Profile:
         duration_seconds=duration,
         accept_role_session_name=_bool(entry, "acceptRoleSessionName", False, where),
         enabled=_bool(entry, "enabled", True, where),
+        session_policy=_session_policy(entry.get("sessionPolicy"), f"{where}.sessionPolicy"),
+        managed_policy_arns=_policy_arns(entry.get("managedPolicyArns"), f"{where}.managedPolicyArns"),
     )
+
+
+def _session_policy(value: object, where: str) -> str | None:
+    """The policy as compact JSON text; a mapping is serialised, a string must parse as a JSON object."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as error:
+            raise ConfigError(f"{where} is not valid JSON: {error}") from None
+    if not isinstance(value, dict) or "Statement" not in value:
+        raise ConfigError(f"{where} must be a policy document (a JSON object with a Statement)")
+    text = json.dumps(value, separators=(",", ":"))
+    if len(text) > MAX_SESSION_POLICY_CHARS:
+        raise ConfigError(
+            f"{where} is {len(text)} characters as compact JSON: STS takes at most {MAX_SESSION_POLICY_CHARS}"
+        )
+    return text
+
+
+def _policy_arns(value: object, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where} must be a list of IAM policy ARNs, got {value!r}")
+    if len(value) > MAX_MANAGED_POLICY_ARNS:
+        raise ConfigError(f"{where} lists {len(value)} policies: STS takes at most {MAX_MANAGED_POLICY_ARNS}")
+    for i, policy_arn in enumerate(value):
+        if not _POLICY_ARN.match(policy_arn):
+            raise ConfigError(
+                f"{where}[{i}] {policy_arn!r} is not an IAM policy ARN: expected the form "
+                "arn:aws:iam::123456789012:policy/NAME or arn:aws:iam::aws:policy/NAME"
+            )
+    return tuple(value)
 
 
 def _sts(section: dict, environ: dict[str, str]) -> StsSettings:

@@ -156,7 +156,14 @@ class CreateSessionService:
         lifetime = self.config.credential_lifetime_seconds or duration
         session_name = session_name or f"{certificate.serial_number:x}"[:64]
         try:
-            assumed = self.aws.assume_role(role_arn, session_name, lifetime, now)
+            assumed = self.aws.assume_role(
+                role_arn,
+                session_name,
+                lifetime,
+                now,
+                policy=profile.session_policy,
+                policy_arns=profile.managed_policy_arns,
+            )
         except AwsCallError as error:
             if error.status in (400, 403):
                 raise access_denied(
