@@ -18,6 +18,8 @@ import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from iam_rolesanywhere_session import IAMRolesAnywhereSession
 from localcluster import pki
 from rolesanywhere_sidecar.protocol import CreateSessionClient, ServiceError, SessionRequest, signing
@@ -520,6 +522,31 @@ def test_arns_are_accepted_as_query_parameters(variants, workload):
     assert body["credentialSet"][0]["roleArn"] == variants.roles["read-only"]
     assert body["credentialSet"][0]["sourceIdentity"] == "CN=variants-workload"
     assert body["subjectArn"].startswith("arn:aws:rolesanywhere:us-east-1:123456789012:subject/")
+
+
+def test_source_identity_without_a_common_name_is_the_hex_serial(rolesanywhere, variants):
+    """User Guide, source identity rules: without a CN, "ID=" and the serial in hex, padded to an even
+    number of digits (serial 0x0abc gives ID=0abc)."""
+    root = rolesanywhere.authorities.root
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = utc_now()
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "No Common Name")]))
+        .issuer_name(root.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(0xABC)
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True
+        )
+        .sign(root.key, hashes.SHA256())
+    )
+    response = post(variants, sign(variants, X509Identity(certificate=certificate, private_key=key, chain=[])))
+    assert response.status_code == 201, response.text
+    assert response.json()["credentialSet"][0]["sourceIdentity"] == "ID=0abc"
 
 
 def test_client_retries_through_injected_faults_and_the_log_shows_each_answer(rolesanywhere):
