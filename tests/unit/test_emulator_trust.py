@@ -175,6 +175,7 @@ def test_an_empty_subject_is_refused(pki_tree):
         .not_valid_after(NOW + DAY)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.SubjectAlternativeName([x509.DNSName("a.example.com")]), critical=True)
+        .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
         .sign(pki_tree["root"].key, hashes.SHA256())
     )
     untrusted("has an empty subject", cert, [], [pki_tree["root"].cert])
@@ -234,3 +235,41 @@ def test_a_sha1_self_signed_ca_cannot_be_a_trust_anchor(tmp_path):
     )  # fmt: skip
     with pytest.raises(UntrustedCertificate, match="signed with SHA1: expected SHA-256 or stronger"):
         check_anchor_certificate(x509.load_pem_x509_certificate(pem.read_bytes()))
+
+
+def end_entity(issuer: pki.Issued, *extensions: tuple[x509.ExtensionType, bool]) -> x509.Certificate:
+    key = ec.generate_private_key(ec.SECP256R1())
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "hand-made")]))
+        .issuer_name(issuer.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - DAY)
+        .not_valid_after(NOW + DAY)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+    )
+    for extension, critical in extensions:
+        builder = builder.add_extension(extension, critical=critical)
+    return builder.sign(issuer.key, hashes.SHA256())
+
+
+DIGITAL_SIGNATURE = x509.KeyUsage(True, False, False, False, False, False, False, False, False)
+
+
+def test_a_leaf_without_key_usage_is_refused(pki_tree):
+    """User Guide, signature validation: "The key usage MUST include Digital Signature". Whether a
+    certificate without keyUsage passes is not documented; the emulator takes the stricter reading."""
+    untrusted("has no keyUsage with digitalSignature", end_entity(pki_tree["root"]), [], [pki_tree["root"].cert])
+    accepted = end_entity(pki_tree["root"], (DIGITAL_SIGNATURE, True))
+    assert verify_path(accepted, [], [pki_tree["root"].cert], NOW)[0] == accepted
+
+
+def test_an_unrecognised_critical_extension_is_refused(pki_tree):
+    """PKIX (RFC 5280, 4.2): a critical extension the verifier does not recognise makes the
+    certificate unacceptable; a non-critical one is ignored."""
+    unknown = x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.55555.1"), b"\x05\x00")
+    critical = end_entity(pki_tree["root"], (DIGITAL_SIGNATURE, True), (unknown, True))
+    untrusted("critical extension 1.3.6.1.4.1.55555.1 that is not recognised", critical, [], [pki_tree["root"].cert])
+    optional = end_entity(pki_tree["root"], (DIGITAL_SIGNATURE, True), (unknown, False))
+    assert verify_path(optional, [], [pki_tree["root"].cert], NOW)[0] == optional

@@ -1,7 +1,7 @@
 """Certificate path validation from the end-entity certificate to a trust anchor's CA certificate.
 
 The rules Roles Anywhere documents for the certificates it accepts: the end-entity certificate is
-X.509 v3, not a CA, and may sign (digitalSignature); every CA on the path has basicConstraints
+X.509 v3, not a CA, and may sign (keyUsage with digitalSignature); every CA on the path has basicConstraints
 CA:TRUE, may sign certificates (keyCertSign) and respects its pathLenConstraint; each certificate is
 signed by the next one up (SHA-256 or stronger); every certificate on the path is valid at `now`.
 The path ends at a certificate of the trust anchor's bundle, which is trusted as it is (it may be an
@@ -9,7 +9,8 @@ intermediate CA). Intermediates come from the request's X-Amz-X509-Chain header.
 the path whose serial a CRL of the trust anchor lists is refused.
 
 The guide's further rules, applied here too: a certificate with an empty subject is refused (the
-User Guide says such certificates are "NOT yet supported"); a trust anchor's own certificates are
+User Guide says such certificates are "NOT yet supported"), and so is a path with a critical
+extension the emulator does not recognise (PKIX); a trust anchor's own certificates are
 checked the way CreateTrustAnchor checks them (check_anchor_certificate), when the configuration
 is loaded.
 """
@@ -50,8 +51,10 @@ def verify_path(
     if _is_ca(leaf):
         raise UntrustedCertificate(f"{_name(leaf)} is a CA certificate: expected an end-entity certificate")
     usage = _key_usage(leaf)
-    if usage is not None and not usage.digital_signature:
-        raise UntrustedCertificate(f"{_name(leaf)} has a keyUsage without digitalSignature")
+    if usage is None or not usage.digital_signature:
+        # "The key usage MUST include Digital Signature"; the guide does not say how a certificate
+        # without any keyUsage is treated, so the emulator takes the stricter reading and refuses it.
+        raise UntrustedCertificate(f"{_name(leaf)} has no keyUsage with digitalSignature")
     if not leaf.subject.rdns:
         raise UntrustedCertificate(f"{_name(leaf)} has an empty subject, which Roles Anywhere does not support")
     _check_time(leaf, now)
@@ -62,6 +65,8 @@ def verify_path(
             "; ".join(dict.fromkeys(failures)) or "no certificate in the chain or the trust anchor issued it"
         )
         raise UntrustedCertificate(f"no path from {_name(leaf)} to the trust anchor: {detail}")
+    for certificate in path[:-1]:  # the anchor itself is trusted as configured
+        _check_critical_extensions(certificate)
     for certificate in path:
         crl = revoking_crl(certificate, crls)
         if crl is not None:
@@ -116,6 +121,16 @@ def _extend(path, intermediates, anchors, now, failures):
             "nor in the trust anchor"
         )
     return None
+
+
+def _check_critical_extensions(certificate: x509.Certificate) -> None:
+    """PKIX (RFC 5280, 4.2): a certificate with a critical extension the verifier does not recognise
+    must be rejected. The guide only says certificates are validated with the algorithms PKIX defines."""
+    for extension in certificate.extensions:
+        if extension.critical and isinstance(extension.value, x509.UnrecognizedExtension):
+            raise UntrustedCertificate(
+                f"{_name(certificate)} has a critical extension {extension.oid.dotted_string} that is not recognised"
+            )
 
 
 def _issued_by(child: x509.Certificate, issuer: x509.Certificate, failures: list[str]) -> bool:
