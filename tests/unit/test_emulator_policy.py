@@ -123,7 +123,7 @@ def test_a_multi_valued_attribute_is_one_joined_value():
 def test_the_guides_example_with_sts_source_identity_is_allowed():
     """User Guide, trust model: "The sts:SourceIdentity key is present in the request when IAM Roles
     Anywhere initially sets the source identity while assuming a role." The guide's example trust
-    policy conditions sts:AssumeRole on it; this is that policy's shape."""
+    policy uses it in a condition, in a policy of two statements like this one."""
     document = policy(
         allow(
             actions=["sts:AssumeRole"],
