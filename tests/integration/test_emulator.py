@@ -454,7 +454,9 @@ def test_role_session_name_needs_a_profile_that_accepts_it(variants, workload):
     """User Guide, CreateSession: a roleSessionName sent to a profile whose acceptRoleSessionName is
     false: "you will receive an Access Denied error"."""
     refused = post(variants, sign(variants, identity_of(workload), extra={"roleSessionName": "ci-job-7"}))
-    assert_error(refused, 403, "AccessDeniedException", "roleSessionName is not accepted by this profile")
+    assert_error(
+        refused, 403, "AccessDeniedException", "Access denied: the profile does not accept a role session name"
+    )
     accepted = post(
         variants,
         sign(variants, identity_of(workload), profile="named", extra={"roleSessionName": "ci-job-7"}),

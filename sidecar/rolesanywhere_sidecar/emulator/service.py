@@ -131,7 +131,7 @@ class CreateSessionService:
             # User Guide (CreateSession, roleSessionName): unless the profile accepts role session
             # names, "you will receive an Access Denied error".
             raise access_denied(
-                "roleSessionName is not accepted by this profile",
+                "Access denied: the profile does not accept a role session name",
                 f"profile {profile.arn} has acceptRoleSessionName false",
             )
         # User Guide (Expiration): finalDurationSeconds is the profile's durationSeconds, or
