@@ -16,6 +16,10 @@ import uuid
 import botocore.exceptions
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from iam_rolesanywhere_session import IAMRolesAnywhereSession
 from localcluster import pki
 from rolesanywhere_sidecar.protocol import CreateSessionClient, ServiceError, SessionRequest, signing
@@ -24,6 +28,11 @@ from rolesanywhere_sidecar.protocol.identity import X509Identity
 from support.awsfakes import S3_READ_ONLY_POLICY, AwsKeys, arn, emulator_config, utc_now
 
 KEY_KINDS = ["rsa2048", "ec-p256", "ec-p384"]
+S3_FULL_POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+LIST_BUCKETS_ONLY = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"}],
+}
 
 
 def assert_s3_read_only(moto, access_key_id: str, secret_access_key: str, session_token: str) -> None:
@@ -123,6 +132,8 @@ class Variants:
     trust_anchor_arn: str
     profiles: dict[str, str]
     roles: dict[str, str]
+    revoked: pki.Issued  # a workload certificate the trust anchor's CRL lists
+    list_only_policy_arn: str  # a managed policy allowing only s3:ListAllMyBuckets
 
 
 @pytest.fixture(scope="module")
@@ -142,13 +153,27 @@ def variants(rolesanywhere, emulator_factory, tmp_path_factory) -> Variants:
             ),
         ),
         "one-hour": moto.create_role(f"one-hour-{suffix}", S3_READ_ONLY_POLICY, max_session_duration=3600),
+        "two-hours": moto.create_role(f"two-hours-{suffix}", S3_READ_ONLY_POLICY, max_session_duration=7200),
+        "full-s3": moto.create_role(f"full-s3-{suffix}", S3_FULL_POLICY),
         "missing": f"arn:aws:iam::123456789012:role/missing-{suffix}",
     }
-    profiles = {name: arn("profile") for name in ("main", "long", "named", "disabled")}
+    names = ("main", "long", "long-trusted", "named", "disabled", "session-policy", "managed-policies")
+    profiles = {name: arn("profile") for name in names}
+    list_only_arn = moto.client("iam").create_policy(
+        PolicyName=f"list-buckets-only-{suffix}", PolicyDocument=json.dumps(LIST_BUCKETS_ONLY)
+    )["Policy"]["Arn"]
     bundle = str(rolesanywhere.authorities.bundle_path)
+    directory = tmp_path_factory.mktemp("variants")
+    revoked = rolesanywhere.issue("revoked-workload")
+    crl_path = directory / "root.crl"
+    crl_path.write_bytes(
+        revocation_list(rolesanywhere.authorities.root, revoked.cert.serial_number).public_bytes(
+            serialization.Encoding.DER
+        )
+    )
     document = emulator_config(
         moto,
-        trust_anchors=[{"arn": rolesanywhere.trust_anchor_arn, "caBundle": bundle}],
+        trust_anchors=[{"arn": rolesanywhere.trust_anchor_arn, "caBundle": bundle, "crls": [str(crl_path)]}],
         profiles=[
             {
                 "arn": profiles["main"],
@@ -161,11 +186,13 @@ def variants(rolesanywhere, emulator_factory, tmp_path_factory) -> Variants:
                 "durationSeconds": 3600,
             },
             {"arn": profiles["long"], "roleArns": [roles["one-hour"]], "durationSeconds": 7200},
+            {"arn": profiles["long-trusted"], "roleArns": [roles["two-hours"]], "durationSeconds": 7200},
             {"arn": profiles["named"], "roleArns": [roles["read-only"]], "acceptRoleSessionName": True},
             {"arn": profiles["disabled"], "roleArns": [roles["read-only"]], "enabled": False},
+            {"arn": profiles["session-policy"], "roleArns": [roles["full-s3"]], "sessionPolicy": LIST_BUCKETS_ONLY},
+            {"arn": profiles["managed-policies"], "roleArns": [roles["full-s3"]], "managedPolicyArns": [list_only_arn]},
         ],
     )
-    directory = tmp_path_factory.mktemp("variants-tls")
     now = utc_now()
     tls_ca = pki.issue("Emulator TLS CA", now=now, is_ca=True)
     tls_cert, tls_key = pki.issue(
@@ -175,7 +202,19 @@ def variants(rolesanywhere, emulator_factory, tmp_path_factory) -> Variants:
     ca_bundle.write_bytes(tls_ca.cert_pem)
     process = emulator_factory(document, tls=(tls_cert, tls_key))
     assert process.url.startswith("https://")
-    return Variants(process.url, str(ca_bundle), process, rolesanywhere.trust_anchor_arn, profiles, roles)
+    return Variants(
+        process.url, str(ca_bundle), process, rolesanywhere.trust_anchor_arn, profiles, roles, revoked, list_only_arn
+    )
+
+
+def revocation_list(issuer: pki.Issued, *serials: int) -> x509.CertificateRevocationList:
+    now = utc_now()
+    builder = x509.CertificateRevocationListBuilder().issuer_name(issuer.cert.subject).last_update(now)
+    builder = builder.next_update(now + dt.timedelta(days=1))
+    for serial in serials:
+        revoked = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now).build()
+        builder = builder.add_revoked_certificate(revoked)
+    return builder.sign(issuer.key, hashes.SHA256())
 
 
 @pytest.fixture(scope="module")
@@ -219,12 +258,12 @@ def sign(
     *,
     profile="main",
     role="read-only",
-    duration=3600,
+    duration: int | None = 3600,
     now=None,
     extra: dict | None = None,
 ) -> signing.SignedRequest:
     document = {
-        "durationSeconds": duration,
+        **({"durationSeconds": duration} if duration is not None else {}),
         "profileArn": variants.profiles.get(profile, profile),
         "roleArn": variants.roles.get(role, role),
         "trustAnchorArn": variants.trust_anchor_arn,
@@ -294,6 +333,16 @@ def test_expired_certificate_is_refused(rolesanywhere, variants):
     assert "expired at" in variants.process.sessions()[-1]["reason"]
 
 
+def test_revoked_certificate_is_refused(variants, workload):
+    """API reference, ImportCrl: "IAM Roles Anywhere validates against the CRL before issuing
+    credentials." The guide gives no error text for it; the emulator answers as for any untrusted
+    certificate."""
+    response = post(variants, sign(variants, identity_of(variants.revoked)))
+    assert_error(response, 403, "AccessDeniedException", "Untrusted Signing Certificate")
+    assert "is revoked by the trust anchor's CRL" in variants.process.sessions()[-1]["reason"]
+    assert post(variants, sign(variants, identity_of(workload))).status_code == 201  # not on the CRL
+
+
 def test_signature_by_the_wrong_key_is_refused(rolesanywhere, variants, workload):
     other = rolesanywhere.issue("other", key_kind="rsa2048")
     impostor = dataclasses.replace(identity_of(workload), private_key=other.key)
@@ -332,6 +381,18 @@ def test_duration_is_capped_by_the_profile(variants, workload):
     expiration = response.json()["credentialSet"][0]["credentials"]["expiration"]
     left = (parse_expiration(expiration) - utc_now()).total_seconds()
     assert 3500 < left <= 3600
+
+
+def test_without_duration_seconds_the_profile_duration_applies(variants, workload):
+    """User Guide, Expiration: with no durationSeconds in the request, finalDurationSeconds is the
+    profile's durationSeconds (here 7200 s, above the 3600 s a default would give)."""
+    response = post(
+        variants, sign(variants, identity_of(workload), profile="long-trusted", role="two-hours", duration=None)
+    )
+    assert response.status_code == 201, response.text
+    expiration = response.json()["credentialSet"][0]["credentials"]["expiration"]
+    left = (parse_expiration(expiration) - utc_now()).total_seconds()
+    assert 7100 < left <= 7200
 
 
 def test_duration_above_the_role_maximum_is_refused(variants, workload):
@@ -390,14 +451,58 @@ def test_disabled_profile_is_refused(variants, workload):
 
 
 def test_role_session_name_needs_a_profile_that_accepts_it(variants, workload):
+    """User Guide, CreateSession: a roleSessionName sent to a profile whose acceptRoleSessionName is
+    false: "you will receive an Access Denied error"."""
     refused = post(variants, sign(variants, identity_of(workload), extra={"roleSessionName": "ci-job-7"}))
-    assert_error(refused, 403, "AccessDeniedException", "does not accept a role session name")
+    assert_error(
+        refused, 403, "AccessDeniedException", "Access denied: the profile does not accept a role session name"
+    )
     accepted = post(
         variants,
         sign(variants, identity_of(workload), profile="named", extra={"roleSessionName": "ci-job-7"}),
     )
     assert accepted.status_code == 201, accepted.text
     assert accepted.json()["credentialSet"][0]["assumedRoleUser"]["arn"].endswith("/ci-job-7")
+
+
+# Measured with moto 5.2.5, IAM authentication on (test_moto_does_not_enforce_session_policies):
+# moto keeps AssumeRole's Policy but does not apply it, ignores PolicyArns altogether, and answers
+# PackedPolicySize 6 whatever was sent. So the vended credentials keep the role's full permissions,
+# and what AssumeRole received is checked in moto's request recording instead.
+@pytest.mark.parametrize(
+    ("profile", "parameter", "expected"),
+    [
+        ("session-policy", "Policy", lambda variants: [json.dumps(LIST_BUCKETS_ONLY, separators=(",", ":"))]),
+        ("managed-policies", "PolicyArns.member.1.arn", lambda variants: [variants.list_only_policy_arn]),
+    ],
+    ids=["session-policy", "managed-policy-arns"],
+)
+def test_profile_session_policies_are_passed_to_assume_role(
+    rolesanywhere, variants, workload, profile, parameter, expected
+):
+    """User Guide / CreateProfile API: a profile's sessionPolicy and managedPolicyArns limit the
+    vended credentials; they are session policies, i.e. AssumeRole's Policy and PolicyArns."""
+    with rolesanywhere.moto.recording() as requests:
+        response = post(variants, sign(variants, identity_of(workload), profile=profile, role="full-s3"))
+    assert response.status_code == 201, response.text
+    (assume_role,) = [r for r in requests if r.get("Action") == ["AssumeRole"]]
+    assert assume_role[parameter] == expected(variants)
+    assert assume_role["RoleArn"] == [variants.roles["full-s3"]]
+
+
+def test_moto_does_not_enforce_session_policies(rolesanywhere, variants, workload):
+    """A measurement of moto, not of the emulator: if this starts failing, moto enforces session
+    policies, and the credentials test above should check the denial too (and the comment be updated)."""
+    for profile in ("session-policy", "managed-policies"):
+        response = post(variants, sign(variants, identity_of(workload), profile=profile, role="full-s3"))
+        assert response.status_code == 201, response.text
+        credential_set = response.json()["credentialSet"][0]
+        credentials = credential_set["credentials"]
+        s3 = rolesanywhere.moto.client_for_session(
+            "s3", credentials["accessKeyId"], credentials["secretAccessKey"], credentials["sessionToken"]
+        )
+        s3.create_bucket(Bucket=f"not-denied-{uuid.uuid4().hex[:8]}")  # AWS would deny: list-only
+        assert credential_set["packedPolicySize"] == 6  # moto's constant, whatever was sent
 
 
 def test_arns_are_accepted_as_query_parameters(variants, workload):
@@ -419,6 +524,31 @@ def test_arns_are_accepted_as_query_parameters(variants, workload):
     assert body["credentialSet"][0]["roleArn"] == variants.roles["read-only"]
     assert body["credentialSet"][0]["sourceIdentity"] == "CN=variants-workload"
     assert body["subjectArn"].startswith("arn:aws:rolesanywhere:us-east-1:123456789012:subject/")
+
+
+def test_source_identity_without_a_common_name_is_the_hex_serial(rolesanywhere, variants):
+    """User Guide, source identity rules: without a CN, "ID=" and the serial in hex, padded to an even
+    number of digits (serial 0x0abc gives ID=0abc)."""
+    root = rolesanywhere.authorities.root
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = utc_now()
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "No Common Name")]))
+        .issuer_name(root.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(0xABC)
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True
+        )
+        .sign(root.key, hashes.SHA256())
+    )
+    response = post(variants, sign(variants, X509Identity(certificate=certificate, private_key=key, chain=[])))
+    assert response.status_code == 201, response.text
+    assert response.json()["credentialSet"][0]["sourceIdentity"] == "ID=0abc"
 
 
 def test_client_retries_through_injected_faults_and_the_log_shows_each_answer(rolesanywhere):

@@ -10,10 +10,15 @@ Fixtures (register them with `pytest_plugins = ["support.awsfakes"]` or import t
 moto's IAM authentication is switched on by INITIAL_NO_AUTH_ACTION_COUNT: the first
 BOOTSTRAP_ACTIONS calls (creating the admin user and its key) run unauthenticated, every later call
 must be signed by a known key and is checked against that identity's policies.
+
+moto's request recorder (MotoServer.recording) shows what a call sent, where moto keeps no trace of
+it (e.g. AssumeRole's PolicyArns, which moto ignores).
 """
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import datetime as dt
 import json
 import os
@@ -21,11 +26,14 @@ import queue
 import re
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import boto3
 import httpx
@@ -123,7 +131,13 @@ class MotoServer:
     """A moto server process on 127.0.0.1 with IAM authentication on."""
 
     def __init__(self) -> None:
-        env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": str(BOOTSTRAP_ACTIONS), "MOTO_PORT": "0"}
+        self._recording_dir = tempfile.TemporaryDirectory(prefix="moto-recording-")
+        env = {
+            **os.environ,
+            "INITIAL_NO_AUTH_ACTION_COUNT": str(BOOTSTRAP_ACTIONS),
+            "MOTO_PORT": "0",
+            "MOTO_RECORDER_FILEPATH": str(Path(self._recording_dir.name) / "requests.jsonl"),
+        }
         for name in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
             env.pop(name, None)
         self._process = _Process(
@@ -138,6 +152,28 @@ class MotoServer:
 
     def stop(self) -> None:
         self._process.stop()
+        self._recording_dir.cleanup()
+
+    @contextlib.contextmanager
+    def recording(self) -> Iterator[list[dict[str, list[str]]]]:
+        """Record the Query-protocol requests moto receives in the block: the yielded list is filled,
+        when the block ends, with each request's form parameters (e.g. {"Action": ["AssumeRole"]})."""
+        recorder = self.endpoint + "/moto-api/recorder"
+        httpx.post(recorder + "/reset-recording", timeout=10).raise_for_status()
+        httpx.post(recorder + "/start-recording", timeout=10).raise_for_status()
+        requests: list[dict[str, list[str]]] = []
+        try:
+            yield requests
+        finally:
+            httpx.post(recorder + "/stop-recording", timeout=10).raise_for_status()
+        download = httpx.get(recorder + "/download-recording", timeout=10)
+        download.raise_for_status()
+        for line in download.text.splitlines():
+            entry = json.loads(line)
+            body = entry.get("body") or ""
+            if entry.get("body_encoded"):
+                body = base64.b64decode(body).decode("utf-8", "replace")
+            requests.append(parse_qs(body))
 
     def client(self, service: str, keys: AwsKeys | None = None, session_token: str | None = None):
         keys = keys or self.admin

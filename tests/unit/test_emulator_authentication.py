@@ -181,3 +181,15 @@ def test_missing_or_foreign_authorization_is_refused(identities):
 def test_undecodable_certificate_is_refused(identities):
     request = with_header(signed(identities["ec-p256"]), "X-Amz-X509", "bm90IGEgY2VydA==")
     assert_invalid_signature(refused(request), "not base64 DER")
+
+
+def test_a_chain_header_over_five_certificates_is_refused(identities):
+    """User Guide, signing process: X-Amz-X509-Chain "MUST NOT exceed the maximum depth of 5 certificates"."""
+    identity = identities["ec-p256"]
+    filler = pki.issue("Filler CA", now=NOW, is_ca=True).cert
+    five = dataclasses.replace(identity, chain=[*identity.chain, *[filler] * (5 - len(identity.chain))])
+    assert len(authenticate(signed(five), region="us-east-1", now=NOW).intermediates) == 5
+    six = dataclasses.replace(identity, chain=[*five.chain, filler])
+    error = refused(signed(six))
+    assert (error.status, error.code, error.message) == (403, "AccessDeniedException", "Untrusted Signing Certificate")
+    assert "X-Amz-X509-Chain holds 6 certificates: at most 5" in error.reason

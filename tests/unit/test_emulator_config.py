@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from localcluster import pki
 from rolesanywhere_sidecar.emulator.cli import main
 from rolesanywhere_sidecar.emulator.config import load_config
@@ -17,8 +20,13 @@ ROLE = "arn:aws:iam::123456789012:role/app"
 
 
 @pytest.fixture(scope="module")
-def ca_pem():
-    return pki.issue("Config Test CA", now=dt.datetime.now(dt.UTC), is_ca=True).cert_pem
+def ca():
+    return pki.issue("Config Test CA", now=dt.datetime.now(dt.UTC), is_ca=True)
+
+
+@pytest.fixture(scope="module")
+def ca_pem(ca):
+    return ca.cert_pem
 
 
 def document(**changes) -> dict:
@@ -131,3 +139,126 @@ def test_cli_reports_a_bad_configuration_and_exits_2(tmp_path, capsys):
 def test_cli_needs_the_tls_certificate_and_key_together(tmp_path, capsys):
     assert main(["--config", str(tmp_path / "absent.yaml"), "--tls-cert", str(tmp_path / "server.crt")]) == 2
     assert "--tls-cert and --tls-key go together" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"acountId": "123456789012"}, r"the document: unknown key 'acountId'; expected one of accountId, "),
+        (
+            {"sts": {"endpoint": "http://127.0.0.1:5000", "accessKeyId": "a", "secretAccessKey": "b", "regoin": "x"}},
+            r"sts: unknown key 'regoin'; expected one of endpoint, ",
+        ),
+        (
+            {"trustAnchors": [{"arn": ANCHOR, "caBundle": "ca.pem", "sourceType": "CERTIFICATE_BUNDLE"}]},
+            r"trustAnchors\[0\]: unknown key 'sourceType'; expected one of arn, caBundle, crls, enabled",
+        ),
+        (
+            {"profiles": [{"arn": PROFILE, "roleArns": [ROLE], "sesionPolicy": "{}"}]},
+            r"profiles\[0\]: unknown key 'sesionPolicy'; expected one of arn, roleArns, ",
+        ),
+        (
+            {"profiles": [{"arn": PROFILE, "roleArns": [ROLE], "attributeMappings": []}]},
+            r"profiles\[0\]: unknown key 'attributeMappings'",
+        ),
+        ({"testing": {"credentialLifetime": 5}}, r"testing: unknown key 'credentialLifetime'"),
+    ],
+    ids=["root", "sts", "trust-anchor", "profile-misspelt", "profile-unsupported", "testing"],
+)
+def test_unknown_keys_are_errors_naming_the_key_and_its_place(tmp_path, ca_pem, changes, message):
+    """A key the emulator does not implement must not be ignored: the emulator would then be more
+    permissive than the service (e.g. a misspelt session policy would grant the role's full rights)."""
+    path = write(tmp_path, ca_pem, document(**changes))
+    with pytest.raises(ConfigError, match=message):
+        load_config(path, environ={})
+
+
+def revocation_list(issuer: pki.Issued, *serials: int) -> x509.CertificateRevocationList:
+    now = dt.datetime.now(dt.UTC)
+    builder = x509.CertificateRevocationListBuilder().issuer_name(issuer.cert.subject).last_update(now)
+    builder = builder.next_update(now + dt.timedelta(days=1))
+    for serial in serials:
+        revoked = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now).build()
+        builder = builder.add_revoked_certificate(revoked)
+    return builder.sign(issuer.key, hashes.SHA256())
+
+
+@pytest.mark.parametrize("encoding", [serialization.Encoding.PEM, serialization.Encoding.DER])
+def test_trust_anchor_crls_load_from_pem_or_der_relative_to_the_file(tmp_path, ca, ca_pem, encoding):
+    (tmp_path / "crls").mkdir()
+    (tmp_path / "crls" / "ca.crl").write_bytes(revocation_list(ca, 1234).public_bytes(encoding))
+    anchor = {"arn": ANCHOR, "caBundle": "ca.pem", "crls": ["crls/ca.crl"]}
+    config = load_config(write(tmp_path, ca_pem, document(trustAnchors=[anchor])), environ={})
+    (crl,) = config.trust_anchors[ANCHOR].crls
+    assert crl.get_revoked_certificate_by_serial_number(1234) is not None
+
+
+def test_a_crl_not_signed_by_the_trust_anchor_is_refused(tmp_path, ca_pem):
+    stranger = pki.issue("Config Test CA", now=dt.datetime.now(dt.UTC), is_ca=True)  # same name, other key
+    (tmp_path / "stranger.crl").write_bytes(revocation_list(stranger, 1).public_bytes(serialization.Encoding.PEM))
+    anchor = {"arn": ANCHOR, "caBundle": "ca.pem", "crls": ["stranger.crl"]}
+    with pytest.raises(ConfigError, match=r"trustAnchors\[0\].crls\[0\]: .* is not signed by a CA certificate"):
+        load_config(write(tmp_path, ca_pem, document(trustAnchors=[anchor])), environ={})
+
+
+def test_a_file_that_is_not_a_crl_is_refused(tmp_path, ca_pem):
+    (tmp_path / "ca.crl").write_bytes(ca_pem)
+    anchor = {"arn": ANCHOR, "caBundle": "ca.pem", "crls": ["ca.crl"]}
+    with pytest.raises(ConfigError, match=r"trustAnchors\[0\].crls\[0\]: .* is not a PEM or DER X.509 CRL"):
+        load_config(write(tmp_path, ca_pem, document(trustAnchors=[anchor])), environ={})
+
+
+def test_a_bundle_certificate_that_cannot_be_a_trust_anchor_is_refused(tmp_path):
+    """CreateTrustAnchor refuses a bundle whose certificate is not a CA; so does the emulator, at load."""
+    not_a_ca = pki.issue("Leaf In Bundle", now=dt.datetime.now(dt.UTC), client=True).cert_pem
+    with pytest.raises(ConfigError, match=r"trustAnchors\[0\].caBundle: .*'CN=Leaf In Bundle'.* is not a CA"):
+        load_config(write(tmp_path, not_a_ca, document()), environ={})
+
+
+POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"}]}
+
+
+@pytest.mark.parametrize("session_policy", [POLICY, json.dumps(POLICY, indent=2)], ids=["mapping", "json-text"])
+def test_profile_session_policies(tmp_path, ca_pem, session_policy):
+    """API reference, CreateProfile: sessionPolicy (a JSON policy document) and managedPolicyArns; the
+    emulator passes them to AssumeRole as Policy (compact JSON) and PolicyArns."""
+    profile = {
+        "arn": PROFILE,
+        "roleArns": [ROLE],
+        "sessionPolicy": session_policy,
+        "managedPolicyArns": ["arn:aws:iam::aws:policy/ReadOnlyAccess", "arn:aws:iam::123456789012:policy/mine"],
+    }
+    config = load_config(write(tmp_path, ca_pem, document(profiles=[profile])), environ={})
+    loaded = config.profiles[PROFILE]
+    assert json.loads(loaded.session_policy) == POLICY and " " not in loaded.session_policy  # compact
+    assert loaded.managed_policy_arns == (
+        "arn:aws:iam::aws:policy/ReadOnlyAccess",
+        "arn:aws:iam::123456789012:policy/mine",
+    )
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"sessionPolicy": "{not json"}, r"profiles\[0\].sessionPolicy is not valid JSON"),
+        ({"sessionPolicy": {"Version": "2012-10-17"}}, r"sessionPolicy must be a policy document"),
+        (
+            {"sessionPolicy": {"Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "x" * 2100}]}},
+            r"sessionPolicy is \d+ characters as compact JSON: STS takes at most 2048",
+        ),
+        ({"managedPolicyArns": "arn:aws:iam::aws:policy/ReadOnlyAccess"}, r"managedPolicyArns must be a list"),
+        (
+            {"managedPolicyArns": ["arn:aws:iam::123456789012:role/app"]},
+            r"managedPolicyArns\[0\] 'arn:aws:iam::123456789012:role/app' is not an IAM policy ARN",
+        ),
+        (
+            {"managedPolicyArns": [f"arn:aws:iam::aws:policy/p{i}" for i in range(11)]},
+            r"managedPolicyArns lists 11 policies: STS takes at most 10",
+        ),
+    ],
+    ids=["not-json", "no-statement", "too-long", "not-a-list", "not-a-policy-arn", "too-many"],
+)
+def test_invalid_session_policies(tmp_path, ca_pem, changes, message):
+    profile = {"arn": PROFILE, "roleArns": [ROLE], **changes}
+    with pytest.raises(ConfigError, match=message):
+        load_config(write(tmp_path, ca_pem, document(profiles=[profile])), environ={})

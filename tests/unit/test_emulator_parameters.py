@@ -21,8 +21,11 @@ def request(body: object = None, query: str = "") -> IncomingRequest:
     return IncomingRequest("POST", "/sessions", query, [], raw)
 
 
-def test_body_parameters_with_the_default_duration():
-    assert session_parameters(request(ARNS)) == {**ARNS, "durationSeconds": 3600}
+def test_without_duration_seconds_the_duration_stays_unset():
+    """User Guide, CreateSession credentials (Expiration): without durationSeconds in the request,
+    finalDurationSeconds = profileDurationSeconds; only a request that has one gets
+    min(profileDurationSeconds, createSessionDurationSeconds). So no default may be put in here."""
+    assert session_parameters(request(ARNS)) == ARNS
 
 
 def test_arns_from_the_query_and_duration_from_the_body():
@@ -44,11 +47,42 @@ def test_arns_from_the_query_and_duration_from_the_body():
             {**ARNS, "roleSessionName": "x"},
             "at 'roleSessionName' failed to satisfy constraint: Member must have length between 2 and 64",
         ),
+        (
+            {**ARNS, "roleSessionName": "x" * 65},
+            "at 'roleSessionName' failed to satisfy constraint: Member must have length between 2 and 64",
+        ),
+        (
+            {**ARNS, "roleSessionName": "ci job 7"},
+            (
+                "Value 'ci job 7' at 'roleSessionName' failed to satisfy constraint: "
+                "Member must satisfy regular expression pattern: [\\w+=,.@-]*"
+            ),
+        ),
+        (
+            {**ARNS, "roleSessionName": "jürgen"},
+            "Member must satisfy regular expression pattern",
+        ),
     ],
-    ids=["not-json", "not-an-object", "no-arns", "duration-string", "short-session-name"],
+    ids=[
+        "not-json",
+        "not-an-object",
+        "no-arns",
+        "duration-string",
+        "short-session-name",
+        "long-session-name",
+        "session-name-with-spaces",
+        "session-name-not-ascii",
+    ],
 )
 def test_invalid_parameters_are_validation_errors(body, message):
     with pytest.raises(ApiError) as caught:
         session_parameters(request(body))
     assert (caught.value.status, caught.value.code) == (400, "ValidationException")
     assert message in caught.value.message
+
+
+def test_a_session_name_of_stss_characters_is_accepted():
+    """STS AssumeRole's RoleSessionName: [\\w+=,.@-]*, 2 to 64 characters (ASCII letters and digits,
+    underscore and +=,.@-)."""
+    name = "Ci_job+7=a,b.c@d-e"
+    assert session_parameters(request({**ARNS, "roleSessionName": name}))["roleSessionName"] == name

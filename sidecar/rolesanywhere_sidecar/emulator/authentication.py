@@ -35,7 +35,8 @@ from ..protocol.signing import (
     string_to_sign,
     verify,
 )
-from .errors import INVALID_SIGNATURE, access_denied
+from .errors import INVALID_SIGNATURE, UNTRUSTED_CERTIFICATE, access_denied
+from .trust import MAX_INTERMEDIATES
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +136,13 @@ def _certificates(request: IncomingRequest) -> tuple[x509.Certificate, list[x509
     if len(leaf) != 1:
         raise access_denied(
             INVALID_SIGNATURE, f"X-Amz-X509 holds {len(leaf)} certificates: expected exactly one"
+        )
+    if len(intermediates) > MAX_INTERMEDIATES:
+        # The guide gives no error for this; the certificate cannot be trusted, so the emulator
+        # answers as for any untrusted certificate.
+        raise access_denied(
+            UNTRUSTED_CERTIFICATE,
+            f"X-Amz-X509-Chain holds {len(intermediates)} certificates: at most {MAX_INTERMEDIATES} are allowed",
         )
     return leaf[0], intermediates
 

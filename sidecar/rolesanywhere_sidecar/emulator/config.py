@@ -12,21 +12,31 @@ sts:
 trustAnchors:
   - arn: arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/ANCHOR-ID
     caBundle: ca.pem                # PEM CA certificate(s); relative paths are from this file's folder
+    crls: [ca.crl]                  # optional; PEM or DER X.509 CRLs, each signed by a CA of caBundle
+                                    # (relative paths as for caBundle); listed serials are refused
     enabled: true                   # optional; default true
 profiles:
   - arn: arn:aws:rolesanywhere:us-east-1:123456789012:profile/PROFILE-ID
     roleArns: [arn:aws:iam::123456789012:role/app]
     durationSeconds: 3600           # optional; the longest session this profile vends; default 3600
     acceptRoleSessionName: false    # optional; whether requests may set roleSessionName; default false
+    sessionPolicy: {...}            # optional; an inline policy document (JSON text or a mapping),
+                                    # passed to AssumeRole as Policy
+    managedPolicyArns: [arn:aws:iam::aws:policy/ReadOnlyAccess]  # optional; passed as PolicyArns
     enabled: true                   # optional; default true
 testing:
   credentialLifetimeSeconds: 5      # TEST ONLY, optional: ask STS for credentials this short-lived
                                     # whatever the request says (moto accepts it; real STS needs >= 900)
+
+Any other key, at any level, is an error naming it and where it is: a misspelt setting must not
+silently leave the emulator more permissive than the service it stands in for.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,9 +45,30 @@ from cryptography import x509
 
 from ..protocol.arns import Arn, parse_arn, parse_profile_arn, parse_role_arn, parse_trust_anchor_arn
 from ..protocol.errors import ConfigError
+from .revocation import crl_issuer, load_crl
+from .trust import UntrustedCertificate, check_anchor_certificate
 
 DEFAULT_PROFILE_DURATION_SECONDS = 3600
 DEFAULT_STS_REGION = "us-east-1"
+#: STS AssumeRole's limits on what a profile passes on: Policy (plain text) and PolicyArns.
+MAX_SESSION_POLICY_CHARS = 2048
+MAX_MANAGED_POLICY_ARNS = 10
+_POLICY_ARN = re.compile(r"^arn:(aws|aws-cn|aws-us-gov):iam::(\d{12}|aws):policy/.+$")
+
+#: The keys each part of the file may have; anything else is a ConfigError.
+ROOT_KEYS = ("accountId", "region", "sts", "trustAnchors", "profiles", "testing")
+STS_KEYS = ("endpoint", "iamEndpoint", "region", "accessKeyId", "secretAccessKey", "sessionToken")
+TRUST_ANCHOR_KEYS = ("arn", "caBundle", "crls", "enabled")
+PROFILE_KEYS = (
+    "arn",
+    "roleArns",
+    "durationSeconds",
+    "acceptRoleSessionName",
+    "sessionPolicy",
+    "managedPolicyArns",
+    "enabled",
+)
+TESTING_KEYS = ("credentialLifetimeSeconds",)
 
 
 @dataclass(frozen=True)
@@ -45,6 +76,7 @@ class TrustAnchor:
     arn: Arn
     certificates: tuple[x509.Certificate, ...]
     enabled: bool = True
+    crls: tuple[x509.CertificateRevocationList, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -54,6 +86,8 @@ class Profile:
     duration_seconds: int = DEFAULT_PROFILE_DURATION_SECONDS
     accept_role_session_name: bool = False
     enabled: bool = True
+    session_policy: str | None = None  # JSON text, as AssumeRole's Policy
+    managed_policy_arns: tuple[str, ...] = ()  # AssumeRole's PolicyArns
 
 
 @dataclass(frozen=True)
@@ -98,7 +132,7 @@ def load_config(path: Path, environ: dict[str, str] | None = None) -> EmulatorCo
 
 
 def config_from_dict(document: object, *, base_dir: Path, environ: dict[str, str]) -> EmulatorConfig:
-    root = _mapping(document, "the document")
+    root = _mapping(document, "the document", ROOT_KEYS)
     anchors = [
         _trust_anchor(item, f"trustAnchors[{i}]", base_dir)
         for i, item in enumerate(_list(root, "trustAnchors"))
@@ -118,7 +152,7 @@ def config_from_dict(document: object, *, base_dir: Path, environ: dict[str, str
         for role_arn in profile.role_arns:
             if parse_arn(role_arn).account != account_id:
                 raise ConfigError(f"role {role_arn} of profile {profile.arn} is not in account {account_id}")
-    lifetime = _section(root, "testing").get("credentialLifetimeSeconds")
+    lifetime = _section(root, "testing", TESTING_KEYS).get("credentialLifetimeSeconds")
     if lifetime is not None and (not isinstance(lifetime, int) or lifetime < 1):
         raise ConfigError(
             f"testing.credentialLifetimeSeconds must be a positive whole number, got {lifetime!r}"
@@ -127,7 +161,7 @@ def config_from_dict(document: object, *, base_dir: Path, environ: dict[str, str
         account_id=account_id,
         region=region,
         partition=arns[0].partition,
-        sts=_sts(_section(root, "sts"), environ),
+        sts=_sts(_section(root, "sts", STS_KEYS), environ),
         trust_anchors={str(a.arn): a for a in anchors},
         profiles={str(p.arn): p for p in profiles},
         credential_lifetime_seconds=lifetime,
@@ -135,7 +169,7 @@ def config_from_dict(document: object, *, base_dir: Path, environ: dict[str, str
 
 
 def _trust_anchor(item: object, where: str, base_dir: Path) -> TrustAnchor:
-    entry = _mapping(item, where)
+    entry = _mapping(item, where, TRUST_ANCHOR_KEYS)
     arn = _parse(parse_trust_anchor_arn, entry.get("arn"), f"{where}.arn")
     bundle = entry.get("caBundle")
     if not bundle:
@@ -149,13 +183,45 @@ def _trust_anchor(item: object, where: str, base_dir: Path) -> TrustAnchor:
         raise ConfigError(f"{where}.caBundle: cannot read {bundle_path}: {error.strerror or error}") from None
     except ValueError as error:
         raise ConfigError(f"{where}.caBundle: {bundle_path} holds no PEM certificates ({error})") from None
+    for certificate in certificates:
+        try:
+            check_anchor_certificate(certificate)
+        except UntrustedCertificate as error:
+            raise ConfigError(f"{where}.caBundle: {bundle_path}: {error}") from None
     return TrustAnchor(
-        arn=arn, certificates=tuple(certificates), enabled=_bool(entry, "enabled", True, where)
+        arn=arn,
+        certificates=tuple(certificates),
+        enabled=_bool(entry, "enabled", True, where),
+        crls=_crls(entry, where, base_dir, certificates),
     )
 
 
+def _crls(
+    entry: dict, where: str, base_dir: Path, certificates: list[x509.Certificate]
+) -> tuple[x509.CertificateRevocationList, ...]:
+    files = entry.get("crls") or []
+    if not isinstance(files, list) or not all(isinstance(f, str) and f for f in files):
+        raise ConfigError(f"{where}.crls must be a list of CRL file paths, got {files!r}")
+    crls = []
+    for i, name in enumerate(files):
+        crl_path = (base_dir / name).resolve()
+        try:
+            crl = load_crl(crl_path.read_bytes())
+        except OSError as error:
+            raise ConfigError(f"{where}.crls[{i}]: cannot read {crl_path}: {error.strerror or error}") from None
+        except ValueError as error:
+            raise ConfigError(f"{where}.crls[{i}]: {crl_path} is not a PEM or DER X.509 CRL ({error})") from None
+        if crl_issuer(crl, certificates) is None:
+            raise ConfigError(
+                f"{where}.crls[{i}]: {crl_path} (issuer {crl.issuer.rfc4514_string()!r}) is not signed "
+                "by a CA certificate of this trust anchor's caBundle"
+            )
+        crls.append(crl)
+    return tuple(crls)
+
+
 def _profile(item: object, where: str) -> Profile:
-    entry = _mapping(item, where)
+    entry = _mapping(item, where, PROFILE_KEYS)
     arn = _parse(parse_profile_arn, entry.get("arn"), f"{where}.arn")
     roles = entry.get("roleArns")
     if not isinstance(roles, list) or not roles:
@@ -173,7 +239,44 @@ def _profile(item: object, where: str) -> Profile:
         duration_seconds=duration,
         accept_role_session_name=_bool(entry, "acceptRoleSessionName", False, where),
         enabled=_bool(entry, "enabled", True, where),
+        session_policy=_session_policy(entry.get("sessionPolicy"), f"{where}.sessionPolicy"),
+        managed_policy_arns=_policy_arns(entry.get("managedPolicyArns"), f"{where}.managedPolicyArns"),
     )
+
+
+def _session_policy(value: object, where: str) -> str | None:
+    """The policy as compact JSON text; a mapping is serialised, a string must parse as a JSON object."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as error:
+            raise ConfigError(f"{where} is not valid JSON: {error}") from None
+    if not isinstance(value, dict) or "Statement" not in value:
+        raise ConfigError(f"{where} must be a policy document (a JSON object with a Statement)")
+    text = json.dumps(value, separators=(",", ":"))
+    if len(text) > MAX_SESSION_POLICY_CHARS:
+        raise ConfigError(
+            f"{where} is {len(text)} characters as compact JSON: STS takes at most {MAX_SESSION_POLICY_CHARS}"
+        )
+    return text
+
+
+def _policy_arns(value: object, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where} must be a list of IAM policy ARNs, got {value!r}")
+    if len(value) > MAX_MANAGED_POLICY_ARNS:
+        raise ConfigError(f"{where} lists {len(value)} policies: STS takes at most {MAX_MANAGED_POLICY_ARNS}")
+    for i, policy_arn in enumerate(value):
+        if not _POLICY_ARN.match(policy_arn):
+            raise ConfigError(
+                f"{where}[{i}] {policy_arn!r} is not an IAM policy ARN: expected the form "
+                "arn:aws:iam::123456789012:policy/NAME or arn:aws:iam::aws:policy/NAME"
+            )
+    return tuple(value)
 
 
 def _sts(section: dict, environ: dict[str, str]) -> StsSettings:
@@ -208,15 +311,18 @@ def _parse(parser, value: object, where: str) -> Arn:
         raise ConfigError(f"{where}: {error}") from None
 
 
-def _mapping(value: object, where: str) -> dict:
+def _mapping(value: object, where: str, keys: tuple[str, ...]) -> dict:
     if not isinstance(value, dict):
         raise ConfigError(f"{where} must be a mapping, got {type(value).__name__}")
+    for key in value:
+        if key not in keys:
+            raise ConfigError(f"{where}: unknown key {key!r}; expected one of {', '.join(keys)}")
     return value
 
 
-def _section(root: dict, name: str) -> dict:
+def _section(root: dict, name: str, keys: tuple[str, ...]) -> dict:
     value = root.get(name) or {}
-    return _mapping(value, name)
+    return _mapping(value, name, keys)
 
 
 def _list(root: dict, name: str) -> list:

@@ -4,6 +4,7 @@ with the service's ValidationException wording."""
 from __future__ import annotations
 
 import json
+import re
 
 from ..protocol.signing import query_pairs
 from .authentication import IncomingRequest
@@ -11,12 +12,17 @@ from .errors import validation
 
 MIN_DURATION_SECONDS = 900
 MAX_DURATION_SECONDS = 43200
-DEFAULT_DURATION_SECONDS = 3600
+#: STS's RoleSessionName: 2 to 64 characters of [\w+=,.@-] (letters, digits, _ and +=,.@-).
+ROLE_SESSION_NAME_PATTERN = r"[\w+=,.@-]*"
+ROLE_SESSION_NAME_LENGTH = (2, 64)
 ARN_PARAMETERS = ("profileArn", "roleArn", "trustAnchorArn")
 
 
 def session_parameters(request: IncomingRequest) -> dict:
-    """The request's parameters: the JSON body, with the ARNs also accepted as query parameters."""
+    """The request's parameters: the JSON body, with the ARNs also accepted as query parameters.
+
+    durationSeconds stays absent when the request has none: the profile's duration then applies.
+    """
     if request.body.strip():
         try:
             document = json.loads(request.body)
@@ -34,8 +40,10 @@ def session_parameters(request: IncomingRequest) -> dict:
         for name in ARN_PARAMETERS
         if not isinstance(document.get(name), str) or not document.get(name)
     ]
-    duration = document.get("durationSeconds", DEFAULT_DURATION_SECONDS)
-    if not isinstance(duration, int) or isinstance(duration, bool):
+    duration = document.get("durationSeconds")
+    if duration is None:
+        pass
+    elif not isinstance(duration, int) or isinstance(duration, bool):
         problems.append(
             f"Value '{duration}' at 'durationSeconds' failed to satisfy constraint: Member must be a number"
         )
@@ -50,14 +58,20 @@ def session_parameters(request: IncomingRequest) -> dict:
             f"Member must have value less than or equal to {MAX_DURATION_SECONDS}"
         )
     name = document.get("roleSessionName")
-    if name is not None and (not isinstance(name, str) or not 2 <= len(name) <= 64):
+    shortest, longest = ROLE_SESSION_NAME_LENGTH
+    if name is not None and (not isinstance(name, str) or not shortest <= len(name) <= longest):
         problems.append(
-            f"Value '{name}' at 'roleSessionName' failed to satisfy constraint: Member must have length between 2 and 64"
+            f"Value '{name}' at 'roleSessionName' failed to satisfy constraint: "
+            f"Member must have length between {shortest} and {longest}"
+        )
+    elif name is not None and not re.fullmatch(ROLE_SESSION_NAME_PATTERN, name, re.ASCII):
+        problems.append(
+            f"Value '{name}' at 'roleSessionName' failed to satisfy constraint: "
+            f"Member must satisfy regular expression pattern: {ROLE_SESSION_NAME_PATTERN}"
         )
     if problems:
         count = len(problems)
         raise validation(
             f"{count} validation error{'s' if count > 1 else ''} detected: " + "; ".join(problems)
         )
-    document["durationSeconds"] = duration
     return document

@@ -17,12 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cryptography import x509
-from cryptography.x509.oid import NameOID
 
 from ..protocol.arns import parse_arn
 from ..protocol.credentials import format_expiration
 from ..protocol.signing import HEADER_X509, decode_certificates
-from .authentication import Authenticated, IncomingRequest, authenticate
+from .authentication import IncomingRequest, authenticate
 from .aws import AwsCallError, AwsClient
 from .config import EmulatorConfig, Profile, TrustAnchor
 from .debuglog import Fault, SessionLog, SessionRecord
@@ -36,6 +35,7 @@ from .errors import (
 )
 from .parameters import session_parameters
 from .policy import PolicyDenied, certificate_context, check_trust_policy
+from .tags import principal_tags, source_identity
 from .trust import UntrustedCertificate, verify_path
 
 log = logging.getLogger(__name__)
@@ -109,13 +109,16 @@ class CreateSessionService:
         record.trust_anchor_arn = params["trustAnchorArn"]
         record.profile_arn = params["profileArn"]
         record.role_arn = params["roleArn"]
-        requested = params["durationSeconds"]
+        requested = params.get("durationSeconds")
         record.duration_seconds = requested
 
         anchor = self._trust_anchor(params["trustAnchorArn"])
         try:
-            verify_path(certificate, authenticated.intermediates, anchor.certificates, now)
-        except UntrustedCertificate as error:
+            # A revoked certificate gets the same answer as any untrusted one: the guide does not
+            # say what the service answers for it.
+            verify_path(certificate, authenticated.intermediates, anchor.certificates, now, anchor.crls)
+            identity = source_identity(certificate)
+        except (UntrustedCertificate, ValueError) as error:
             raise access_denied(UNTRUSTED_CERTIFICATE, str(error)) from None
         profile = self._profile(params["profileArn"])
         role_arn = params["roleArn"]
@@ -125,14 +128,22 @@ class CreateSessionService:
             )
         session_name = params.get("roleSessionName")
         if session_name is not None and not profile.accept_role_session_name:
-            # The guide: a name sent to a profile that does not accept one gets "an Access Denied error".
+            # User Guide (CreateSession, roleSessionName): unless the profile accepts role session
+            # names, "you will receive an Access Denied error".
             raise access_denied(
                 "Access denied: the profile does not accept a role session name",
                 f"profile {profile.arn} has acceptRoleSessionName false",
             )
-        duration = min(requested, profile.duration_seconds)
+        # User Guide (Expiration): finalDurationSeconds is the profile's durationSeconds, or
+        # min(profile, request) when the request has one.
+        duration = profile.duration_seconds if requested is None else min(requested, profile.duration_seconds)
         role = self._role(role_arn, now)
-        context = _condition_context(self.config, anchor, authenticated)
+        context = certificate_context(
+            source_arn=str(anchor.arn),
+            source_account=self.config.account_id,
+            source_identity=identity,
+            principal_tags=principal_tags(certificate),
+        )
         try:
             check_trust_policy(role.trust_policy, context)
         except PolicyDenied as error:
@@ -145,7 +156,14 @@ class CreateSessionService:
         lifetime = self.config.credential_lifetime_seconds or duration
         session_name = session_name or f"{certificate.serial_number:x}"[:64]
         try:
-            assumed = self.aws.assume_role(role_arn, session_name, lifetime, now)
+            assumed = self.aws.assume_role(
+                role_arn,
+                session_name,
+                lifetime,
+                now,
+                policy=profile.session_policy,
+                policy_arns=profile.managed_policy_arns,
+            )
         except AwsCallError as error:
             if error.status in (400, 403):
                 raise access_denied(
@@ -155,7 +173,7 @@ class CreateSessionService:
         record.duration_seconds = lifetime
         record.access_key_id = assumed.access_key_id
         record.expiration = format_expiration(assumed.expiration)
-        return Answer(201, _response(self.config, assumed, role_arn, certificate))
+        return Answer(201, _response(self.config, assumed, role_arn, certificate, identity))
 
     def _trust_anchor(self, arn: str) -> TrustAnchor:
         anchor = self.config.trust_anchors.get(arn)
@@ -198,53 +216,11 @@ def _note_certificate(record: SessionRecord, request: IncomingRequest) -> None:
     record.issuer = certificate.issuer.rfc4514_string()
 
 
-def _condition_context(config: EmulatorConfig, anchor: TrustAnchor, authenticated: Authenticated) -> dict:
-    certificate = authenticated.certificate
-    return certificate_context(
-        source_arn=str(anchor.arn),
-        source_account=config.account_id,
-        subject=_name_attributes(certificate.subject),
-        issuer=_name_attributes(certificate.issuer),
-        san=_san_attributes(certificate),
-    )
-
-
-_ATTRIBUTE_NAMES = {
-    NameOID.COMMON_NAME: "CN",
-    NameOID.ORGANIZATION_NAME: "O",
-    NameOID.ORGANIZATIONAL_UNIT_NAME: "OU",
-    NameOID.COUNTRY_NAME: "C",
-    NameOID.STATE_OR_PROVINCE_NAME: "ST",
-    NameOID.LOCALITY_NAME: "L",
-}
-
-
-def _name_attributes(name: x509.Name) -> dict[str, list[str]]:
-    attributes: dict[str, list[str]] = {}
-    for attribute in name:
-        key = _ATTRIBUTE_NAMES.get(attribute.oid)
-        if key:
-            attributes.setdefault(key, []).append(str(attribute.value))
-    return attributes
-
-
-def _san_attributes(certificate: x509.Certificate) -> dict[str, list[str]]:
-    try:
-        san = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return {}
-    attributes = {
-        "DNS": san.get_values_for_type(x509.DNSName),
-        "URI": san.get_values_for_type(x509.UniformResourceIdentifier),
-        "Name": [name.rfc4514_string() for name in san.get_values_for_type(x509.DirectoryName)],
-    }
-    return {key: values for key, values in attributes.items() if values}
-
-
-def _response(config: EmulatorConfig, assumed, role_arn: str, certificate: x509.Certificate) -> dict:
-    identity = f"{certificate.issuer.rfc4514_string()}|{certificate.subject.rfc4514_string()}"
-    subject_id = uuid.uuid5(uuid.NAMESPACE_URL, identity)
-    common_names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+def _response(
+    config: EmulatorConfig, assumed, role_arn: str, certificate: x509.Certificate, identity: str
+) -> dict:
+    subject = f"{certificate.issuer.rfc4514_string()}|{certificate.subject.rfc4514_string()}"
+    subject_id = uuid.uuid5(uuid.NAMESPACE_URL, subject)
     return {
         "credentialSet": [
             {
@@ -260,7 +236,7 @@ def _response(config: EmulatorConfig, assumed, role_arn: str, certificate: x509.
                 },
                 "packedPolicySize": assumed.packed_policy_size,
                 "roleArn": role_arn,
-                "sourceIdentity": f"CN={common_names[0].value}" if common_names else "",
+                "sourceIdentity": identity,
             }
         ],
         "subjectArn": f"arn:{config.partition}:rolesanywhere:{config.region}:{config.account_id}:subject/{subject_id}",
