@@ -142,3 +142,18 @@ def write_rsa_keypair(private_path: Path, public_path: Path) -> None:
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
     )
+
+
+def revocation_list(
+    issuer: Issued, *serials: int, now: dt.datetime | None = None
+) -> x509.CertificateRevocationList:
+    """A CRL signed by `issuer` listing `serials`, current from a day before `now` to a day after."""
+    now = now or dt.datetime.now(dt.UTC)
+    day = dt.timedelta(days=1)
+    builder = x509.CertificateRevocationListBuilder().issuer_name(issuer.cert.subject)
+    builder = builder.last_update(now - day).next_update(now + day)
+    for serial in serials:
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now - day).build()
+        )
+    return builder.sign(issuer.key, hashes.SHA256())

@@ -167,7 +167,7 @@ def variants(rolesanywhere, emulator_factory, tmp_path_factory) -> Variants:
     revoked = rolesanywhere.issue("revoked-workload")
     crl_path = directory / "root.crl"
     crl_path.write_bytes(
-        revocation_list(rolesanywhere.authorities.root, revoked.cert.serial_number).public_bytes(
+        pki.revocation_list(rolesanywhere.authorities.root, revoked.cert.serial_number).public_bytes(
             serialization.Encoding.DER
         )
     )
@@ -206,15 +206,6 @@ def variants(rolesanywhere, emulator_factory, tmp_path_factory) -> Variants:
         process.url, str(ca_bundle), process, rolesanywhere.trust_anchor_arn, profiles, roles, revoked, list_only_arn
     )
 
-
-def revocation_list(issuer: pki.Issued, *serials: int) -> x509.CertificateRevocationList:
-    now = utc_now()
-    builder = x509.CertificateRevocationListBuilder().issuer_name(issuer.cert.subject).last_update(now)
-    builder = builder.next_update(now + dt.timedelta(days=1))
-    for serial in serials:
-        revoked = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now).build()
-        builder = builder.add_revoked_certificate(revoked)
-    return builder.sign(issuer.key, hashes.SHA256())
 
 
 @pytest.fixture(scope="module")

@@ -18,10 +18,11 @@ import uuid
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from localcluster import pki
 from localcluster.controlplane import wait_for
 from localcluster.podrunner import PodRunner, PodRunnerError
-from support.awsfakes import ACCOUNT_ID, S3_READ_ONLY_POLICY, arn, emulator_config
+from support.awsfakes import ACCOUNT_ID, S3_READ_ONLY_POLICY, EmulatorProcess, arn, emulator_config
 from support.operator_harness import (
     OperatorProcess,
     binding,
@@ -56,20 +57,20 @@ def roles_anywhere(moto_server, rolesanywhere_ca, emulator_factory):
     profiles = {"default": arn("profile"), "named": arn("profile"), "disabled": arn("profile"),
                 "pinned": arn("profile")}
     pinned_role = f"pinned-{uuid.uuid4().hex[:8]}"  # created by the trust-policy test
-    emulator = emulator_factory(
-        emulator_config(
-            moto_server,
-            trust_anchors=[{"arn": trust_anchor_arn, "caBundle": str(rolesanywhere_ca.bundle_path)}],
-            profiles=[
-                {"arn": profiles["default"], "roleArns": [role_arn]},
-                {"arn": profiles["named"], "roleArns": [role_arn], "acceptRoleSessionName": True},
-                {"arn": profiles["disabled"], "roleArns": [role_arn], "enabled": False},
-                {"arn": profiles["pinned"], "roleArns": [f"arn:aws:iam::{ACCOUNT_ID}:role/{pinned_role}"]},
-            ],
-        )
-    )
-    return {"emulator": emulator, "trust_anchor_arn": trust_anchor_arn, "profiles": profiles, "role_arn": role_arn,
-            "pinned_role": pinned_role}
+    trust_anchor = {"arn": trust_anchor_arn, "caBundle": str(rolesanywhere_ca.bundle_path)}
+    profile_list = [
+        {"arn": profiles["default"], "roleArns": [role_arn]},
+        {"arn": profiles["named"], "roleArns": [role_arn], "acceptRoleSessionName": True},
+        {"arn": profiles["disabled"], "roleArns": [role_arn], "enabled": False},
+        {"arn": profiles["pinned"], "roleArns": [f"arn:aws:iam::{ACCOUNT_ID}:role/{pinned_role}"]},
+    ]
+
+    def start(**anchor_changes) -> EmulatorProcess:
+        trust_anchors = [{**trust_anchor, **anchor_changes}]
+        return emulator_factory(emulator_config(moto_server, trust_anchors=trust_anchors, profiles=profile_list))
+
+    return {"emulator": start(), "start": start, "trust_anchor_arn": trust_anchor_arn, "profiles": profiles,
+            "role_arn": role_arn, "pinned_role": pinned_role}
 
 
 def arns(ra: dict, profile: str = "default", role_arn: str | None = None) -> dict:
@@ -216,6 +217,24 @@ def test_a_binding_aws_refuses_shows_the_services_message(
     assert "AccessDeniedException" in refused["message"] and expected in refused["message"]
     row = cluster.kubectl("get", "rab", case, "-n", namespace).stdout.splitlines()[1].split()
     assert row[1:3] == ["False", "False"], row  # READY, VERIFIED
+
+
+def test_a_certificate_the_trust_anchors_crl_revokes_is_refused(
+    cluster, namespace, operator, roles_anywhere, rolesanywhere_ca, tmp_path
+):
+    ca_issuer(cluster, namespace, rolesanywhere_ca.root)
+    create_binding(cluster, namespace, roles_anywhere, "revoked")
+    verified(cluster, namespace, "revoked", "True")
+    serial = binding_status(cluster, namespace, "revoked")["certificate"]["serialNumber"]
+    crl = tmp_path / "root.crl"
+    crl.write_bytes(pki.revocation_list(rolesanywhere_ca.root, int(serial, 16)).public_bytes(serialization.Encoding.PEM))
+    revoking = roles_anywhere["start"](crls=[str(crl)])  # the same trust anchor, now with the CRL imported
+    cluster.kubectl("patch", "rab", "revoked", "-n", namespace, "--type=merge",
+                    "-p", json.dumps({"spec": {"sidecar": {"endpoint": revoking.url}}}))
+    refused = verified(cluster, namespace, "revoked", "False")
+    assert refused["reason"] == "CreateSessionRefused"
+    assert "AccessDeniedException: Untrusted Signing Certificate" in refused["message"]
+    assert f"certificate serial {int(serial, 16)}" in refused["message"]
 
 
 def test_the_generated_trust_policy_admits_its_binding_and_refuses_another(

@@ -7,8 +7,7 @@ import json
 
 import pytest
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from localcluster import pki
 from rolesanywhere_sidecar.emulator.cli import main
 from rolesanywhere_sidecar.emulator.config import load_config
@@ -173,20 +172,11 @@ def test_unknown_keys_are_errors_naming_the_key_and_its_place(tmp_path, ca_pem, 
         load_config(path, environ={})
 
 
-def revocation_list(issuer: pki.Issued, *serials: int) -> x509.CertificateRevocationList:
-    now = dt.datetime.now(dt.UTC)
-    builder = x509.CertificateRevocationListBuilder().issuer_name(issuer.cert.subject).last_update(now)
-    builder = builder.next_update(now + dt.timedelta(days=1))
-    for serial in serials:
-        revoked = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now).build()
-        builder = builder.add_revoked_certificate(revoked)
-    return builder.sign(issuer.key, hashes.SHA256())
-
 
 @pytest.mark.parametrize("encoding", [serialization.Encoding.PEM, serialization.Encoding.DER])
 def test_trust_anchor_crls_load_from_pem_or_der_relative_to_the_file(tmp_path, ca, ca_pem, encoding):
     (tmp_path / "crls").mkdir()
-    (tmp_path / "crls" / "ca.crl").write_bytes(revocation_list(ca, 1234).public_bytes(encoding))
+    (tmp_path / "crls" / "ca.crl").write_bytes(pki.revocation_list(ca, 1234).public_bytes(encoding))
     anchor = {"arn": ANCHOR, "caBundle": "ca.pem", "crls": ["crls/ca.crl"]}
     config = load_config(write(tmp_path, ca_pem, document(trustAnchors=[anchor])), environ={})
     (crl,) = config.trust_anchors[ANCHOR].crls
@@ -195,7 +185,7 @@ def test_trust_anchor_crls_load_from_pem_or_der_relative_to_the_file(tmp_path, c
 
 def test_a_crl_not_signed_by_the_trust_anchor_is_refused(tmp_path, ca_pem):
     stranger = pki.issue("Config Test CA", now=dt.datetime.now(dt.UTC), is_ca=True)  # same name, other key
-    (tmp_path / "stranger.crl").write_bytes(revocation_list(stranger, 1).public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "stranger.crl").write_bytes(pki.revocation_list(stranger, 1).public_bytes(serialization.Encoding.PEM))
     anchor = {"arn": ANCHOR, "caBundle": "ca.pem", "crls": ["stranger.crl"]}
     with pytest.raises(ConfigError, match=r"trustAnchors\[0\].crls\[0\]: .* is not signed by a CA certificate"):
         load_config(write(tmp_path, ca_pem, document(trustAnchors=[anchor])), environ={})

@@ -121,20 +121,6 @@ def test_intermediate_that_is_not_a_ca(pki_tree):
     untrusted("'CN=Not A CA' .* is not a CA", workload.cert, [not_a_ca.cert], [pki_tree["root"].cert])
 
 
-def revocation_list(issuer: pki.Issued, *serials: int) -> x509.CertificateRevocationList:
-    """A CRL signed by `issuer`, listing `serials`."""
-    builder = (
-        x509.CertificateRevocationListBuilder()
-        .issuer_name(issuer.cert.subject)
-        .last_update(NOW - DAY)
-        .next_update(NOW + DAY)
-    )
-    for serial in serials:
-        builder = builder.add_revoked_certificate(
-            x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(NOW - DAY).build()
-        )
-    return builder.sign(issuer.key, hashes.SHA256())
-
 
 def test_a_revoked_leaf_is_refused(pki_tree):
     """API reference, ImportCrl: "A CRL is a list of certificates that have been revoked by the issuing
@@ -142,7 +128,7 @@ def test_a_revoked_leaf_is_refused(pki_tree):
     credentials." """
     workload = leaf(pki_tree["root"])
     other = leaf(pki_tree["root"])
-    crls = [revocation_list(pki_tree["root"], workload.cert.serial_number)]
+    crls = [pki.revocation_list(pki_tree["root"], workload.cert.serial_number, now=NOW)]
     untrusted("'CN=workload' .* is revoked by the trust anchor's CRL", workload.cert, [], [pki_tree["root"].cert],
               crls=crls)  # fmt: skip
     assert verify_path(other.cert, [], [pki_tree["root"].cert], NOW, crls)[0] == other.cert
@@ -150,7 +136,7 @@ def test_a_revoked_leaf_is_refused(pki_tree):
 
 def test_a_revoked_intermediate_is_refused(pki_tree):
     workload = leaf(pki_tree["intermediate"])
-    crls = [revocation_list(pki_tree["root"], pki_tree["intermediate"].cert.serial_number)]
+    crls = [pki.revocation_list(pki_tree["root"], pki_tree["intermediate"].cert.serial_number, now=NOW)]
     untrusted(
         "'CN=Trust Intermediate' .* is revoked", workload.cert, workload.chain, [pki_tree["root"].cert], crls=crls
     )
@@ -158,7 +144,7 @@ def test_a_revoked_intermediate_is_refused(pki_tree):
 
 def test_a_crl_of_another_issuer_does_not_revoke(pki_tree):
     workload = leaf(pki_tree["root"])
-    crls = [revocation_list(pki_tree["stranger"], workload.cert.serial_number)]
+    crls = [pki.revocation_list(pki_tree["stranger"], workload.cert.serial_number, now=NOW)]
     assert verify_path(workload.cert, [], [pki_tree["root"].cert], NOW, crls)[0] == workload.cert
 
 
