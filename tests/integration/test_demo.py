@@ -103,7 +103,9 @@ def assert_both_outcomes(run: DemoRun, root: Path) -> None:
     for bucket in BUCKETS:
         assert re.search(LISTED_AT + re.escape(bucket) + "$", run.output, re.MULTILINE), run.output
     assert CREDENTIALS_ERROR in run.output, run.output
-    assert re.search(r"^\[[^]]*\]\s+s3-reader\s+True\s+arn:aws:iam::\d+:role/s3-read-only", run.output, re.MULTILINE), \
+    # READY and VERIFIED: the certificate is valid, and Roles Anywhere accepted it (a profile with AWS's defaults).
+    assert re.search(r"^\[[^]]*\]\s+s3-reader\s+True\s+True\s+arn:aws:iam::\d+:role/s3-read-only", run.output,
+                     re.MULTILINE), \
         run.output  # kubectl get rab
     assert f"export KUBECONFIG={root / 'kubeconfig'}" in run.output
     assert run.leftovers == []
