@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 import kopf
+from rolesanywhere_sidecar.protocol.ratelimit import TokenBucket
 
 from . import constants as c
 from .binding_cache import BindingCache
@@ -22,7 +23,7 @@ from .resync import resync_forever
 from .settings import Settings
 from .spec import InvalidBindingError, parse_binding
 from .status import Event
-from .verification import RateLimiter, Verifier
+from .verification import Verifier
 from .webhook import (
     INJECT_HANDLER_ID,
     WORKLOAD_HANDLER_ID,
@@ -70,7 +71,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: lo
     kube = await Kube.connect()
     memo.kube = kube
     verifier = (
-        Verifier(interval=ours.verify_interval, limiter=RateLimiter(ours.verify_rate, burst=VERIFY_BURST))
+        Verifier(interval=ours.verify_interval, limiter=TokenBucket(ours.verify_rate, burst=VERIFY_BURST))
         if ours.verify_credentials
         else None
     )

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +30,7 @@ from rolesanywhere_sidecar.protocol import (
     SessionRequest,
 )
 from rolesanywhere_sidecar.protocol.identity import identity_from_pem
+from rolesanywhere_sidecar.protocol.ratelimit import TokenBucket
 
 from . import constants as c
 from .spec import Binding
@@ -138,23 +138,6 @@ def outcome(
     return record(False, UNREACHABLE, str(error))
 
 
-class RateLimiter:
-    """A token bucket: `rate` calls a second on average, up to `burst` at once."""
-
-    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
-        self.rate, self.burst, self.clock = rate, burst, clock
-        self._tokens, self._at = float(burst), clock()
-
-    def acquire(self) -> bool:
-        now = self.clock()
-        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
-        self._at = now
-        if self._tokens < 1:
-            return False
-        self._tokens -= 1
-        return True
-
-
 @dataclass(frozen=True)
 class Endpoint:
     """Where and how the binding's sidecars reach CreateSession."""
@@ -169,7 +152,7 @@ class Verifier:
     """Makes the verification calls; `interval` and `limiter` decide when (see the module docstring)."""
 
     interval: float
-    limiter: RateLimiter
+    limiter: TokenBucket
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
 
     async def verify(

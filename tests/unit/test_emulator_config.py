@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 
 import pytest
 import yaml
@@ -252,3 +253,25 @@ def test_invalid_session_policies(tmp_path, ca_pem, changes, message):
     profile = {"arn": PROFILE, "roleArns": [ROLE], **changes}
     with pytest.raises(ConfigError, match=message):
         load_config(write(tmp_path, ca_pem, document(profiles=[profile])), environ={})
+
+
+def test_a_create_session_quota(tmp_path, ca_pem):
+    config = load_config(write(tmp_path, ca_pem, document(quotas={"createSessionPerSecond": 10})), environ={})
+    assert (config.create_session_rate, config.create_session_burst) == (10.0, 10)
+    unlimited = load_config(write(tmp_path, ca_pem, document()), environ={})
+    assert unlimited.create_session_rate is None
+
+
+@pytest.mark.parametrize(
+    ("quotas", "message"),
+    [
+        ({"createSessionPerSecond": 0}, "quotas.createSessionPerSecond must be a positive number, got 0"),
+        ({"createSessionPerSecond": "10"}, "quotas.createSessionPerSecond must be a positive number, got '10'"),
+        ({"createSessionPerSecond": 10, "createSessionBurst": 0}, "quotas.createSessionBurst must be a whole number"),
+        ({"createSessionBurst": 5}, "quotas.createSessionBurst needs quotas.createSessionPerSecond"),
+        ({"createSessionsPerSecond": 10}, "quotas: unknown key 'createSessionsPerSecond'"),
+    ],
+)
+def test_a_bad_quota_is_named(tmp_path, ca_pem, quotas, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(write(tmp_path, ca_pem, document(quotas=quotas)), environ={})

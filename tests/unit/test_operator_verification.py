@@ -93,13 +93,3 @@ def test_each_outcome_has_its_reason_and_the_services_own_message(error, accepte
         assert outcome.message == str(error)
     else:
         assert ROLE in outcome.message and "serial ab" in outcome.message
-
-
-def test_the_rate_limiter_allows_a_burst_then_the_rate():
-    clock = [0.0]
-    limiter = v.RateLimiter(rate=2.0, burst=3, clock=lambda: clock[0])
-    assert [limiter.acquire() for _ in range(4)] == [True, True, True, False]
-    clock[0] += 0.5  # one token back at 2 a second
-    assert [limiter.acquire(), limiter.acquire()] == [True, False]
-    clock[0] += 100  # never more than the burst saved up
-    assert sum(limiter.acquire() for _ in range(10)) == 3

@@ -24,6 +24,11 @@ profiles:
                                     # passed to AssumeRole as Policy
     managedPolicyArns: [arn:aws:iam::aws:policy/ReadOnlyAccess]  # optional; passed as PolicyArns
     enabled: true                   # optional; default true
+quotas:
+  createSessionPerSecond: 10        # optional; CreateSession calls a second before 429 ThrottlingException
+                                    # (the service's default quota is 10 per account and region); default:
+                                    # no limit, so test suites that call in quick bursts are not throttled
+  createSessionBurst: 10            # optional; calls allowed at once; default: createSessionPerSecond
 testing:
   credentialLifetimeSeconds: 5      # TEST ONLY, optional: ask STS for credentials this short-lived
                                     # whatever the request says (moto accepts it; real STS needs >= 900)
@@ -56,7 +61,8 @@ MAX_MANAGED_POLICY_ARNS = 10
 _POLICY_ARN = re.compile(r"^arn:(aws|aws-cn|aws-us-gov):iam::(\d{12}|aws):policy/.+$")
 
 #: The keys each part of the file may have; anything else is a ConfigError.
-ROOT_KEYS = ("accountId", "region", "sts", "trustAnchors", "profiles", "testing")
+ROOT_KEYS = ("accountId", "region", "sts", "trustAnchors", "profiles", "quotas", "testing")
+QUOTA_KEYS = ("createSessionPerSecond", "createSessionBurst")
 STS_KEYS = ("endpoint", "iamEndpoint", "region", "accessKeyId", "secretAccessKey", "sessionToken")
 TRUST_ANCHOR_KEYS = ("arn", "caBundle", "crls", "enabled")
 PROFILE_KEYS = (
@@ -112,6 +118,9 @@ class EmulatorConfig:
     trust_anchors: dict[str, TrustAnchor] = field(default_factory=dict)  # by ARN
     profiles: dict[str, Profile] = field(default_factory=dict)  # by ARN
     credential_lifetime_seconds: int | None = None  # testing only
+    #: CreateSession calls a second and at once before the service throttles; None: no limit.
+    create_session_rate: float | None = None
+    create_session_burst: int | None = None
 
 
 def load_config(path: Path, environ: dict[str, str] | None = None) -> EmulatorConfig:
@@ -129,6 +138,21 @@ def load_config(path: Path, environ: dict[str, str] | None = None) -> EmulatorCo
         )
     except ConfigError as error:
         raise ConfigError(f"emulator configuration {path}: {error}") from None
+
+
+def _quota(quotas: dict) -> tuple[float | None, int | None]:
+    rate, burst = quotas.get("createSessionPerSecond"), quotas.get("createSessionBurst")
+    if rate is None:
+        if burst is not None:
+            raise ConfigError("quotas.createSessionBurst needs quotas.createSessionPerSecond")
+        return None, None
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or rate <= 0:
+        raise ConfigError(f"quotas.createSessionPerSecond must be a positive number, got {rate!r}")
+    if burst is None:
+        burst = max(1, int(rate))
+    if isinstance(burst, bool) or not isinstance(burst, int) or burst < 1:
+        raise ConfigError(f"quotas.createSessionBurst must be a whole number of at least 1, got {burst!r}")
+    return float(rate), burst
 
 
 def config_from_dict(document: object, *, base_dir: Path, environ: dict[str, str]) -> EmulatorConfig:
@@ -157,7 +181,10 @@ def config_from_dict(document: object, *, base_dir: Path, environ: dict[str, str
         raise ConfigError(
             f"testing.credentialLifetimeSeconds must be a positive whole number, got {lifetime!r}"
         )
+    rate, burst = _quota(_section(root, "quotas", QUOTA_KEYS))
     return EmulatorConfig(
+        create_session_rate=rate,
+        create_session_burst=burst,
         account_id=account_id,
         region=region,
         partition=arns[0].partition,

@@ -24,6 +24,10 @@ def not_found(message: str, reason: str = "") -> ApiError:
     return ApiError(404, "ResourceNotFoundException", message, reason)
 
 
+def throttled(message: str = "Rate exceeded", reason: str = "") -> ApiError:
+    return ApiError(429, "ThrottlingException", message, reason)
+
+
 def internal(message: str, reason: str = "") -> ApiError:
     return ApiError(500, "InternalServerException", message, reason)
 

@@ -11,6 +11,7 @@ import binascii
 import datetime as dt
 import logging
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from cryptography import x509
 
 from ..protocol.arns import parse_arn
 from ..protocol.credentials import format_expiration
+from ..protocol.ratelimit import TokenBucket
 from ..protocol.signing import HEADER_X509, decode_certificates
 from .authentication import IncomingRequest, authenticate
 from .aws import AwsCallError, AwsClient
@@ -31,6 +33,7 @@ from .errors import (
     access_denied,
     internal,
     not_found,
+    throttled,
     validation,
 )
 from .parameters import session_parameters
@@ -49,13 +52,25 @@ class Answer:
 
 
 class CreateSessionService:
-    def __init__(self, config: EmulatorConfig, aws: AwsClient, clock: Callable[[], dt.datetime]):
+    def __init__(
+        self,
+        config: EmulatorConfig,
+        aws: AwsClient,
+        clock: Callable[[], dt.datetime],
+        monotonic: Callable[[], float] = time.monotonic,
+    ):
         self.config = config
         self.aws = aws
         self.clock = clock
         self.sessions = SessionLog()
         self._faults: deque[Fault] = deque()
         self._faults_lock = threading.Lock()
+        self._quota = (
+            TokenBucket(config.create_session_rate, config.create_session_burst or 1, monotonic)
+            if config.create_session_rate
+            else None
+        )
+        self._quota_lock = threading.Lock()
 
     def inject_fault(self, fault: Fault) -> None:
         with self._faults_lock:
@@ -102,6 +117,11 @@ class CreateSessionService:
         fault = self._next_fault()
         if fault:
             raise ApiError(fault.status, fault.code, fault.message, "injected fault")
+        if self._quota is not None:
+            with self._quota_lock:
+                allowed = self._quota.acquire()
+            if not allowed:
+                raise throttled(reason=f"over the quota of {self.config.create_session_rate:g} CreateSession a second")
         authenticated = authenticate(request, region=self.config.region, now=now)
         certificate = authenticated.certificate
 
