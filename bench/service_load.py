@@ -14,9 +14,16 @@ import datetime as dt
 import heapq
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from rolesanywhere_sidecar.protocol import Credentials
-from rolesanywhere_sidecar.refresher import Refresher
+from rolesanywhere_sidecar.protocol.ratelimit import TokenBucket
+from rolesanywhere_sidecar.refresher import (
+    BACKOFF_CAP_SECONDS,
+    THROTTLED_BACKOFF_CAP_SECONDS,
+    FetchFailed,
+    Refresher,
+)
 from rolesanywhere_sidecar.settings import Settings
 
 from .context import Context
@@ -27,6 +34,9 @@ SIMULATED_HOURS = 24
 STEADY_FROM_HOUR = 2  # calls per pod-hour are counted from here on, after the start wave
 PEER_REFRESH_BEFORE_EXPIRY = 5 * 60  # aws_signing_helper update.go: UpdateRefreshTime
 GOAL_SHARE = 0.05
+QUOTA_PER_SECOND = 10.0  # the service's default CreateSession quota per account and region
+THROTTLED_HOURS = 3  # long enough to see the refresh waves after a throttled start
+THROTTLED_GOAL_FACTOR = 2.0  # the last sidecar holds credentials within twice the ideal time
 EPOCH = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
 
 
@@ -74,6 +84,66 @@ def our_schedule(sidecars: int, settings: Settings) -> list[float]:
     return simulate(sidecars, next_delay)
 
 
+@dataclass
+class ThrottledStart:
+    """A mass start against a service with a CreateSession quota, simulated to the last credentials."""
+
+    accepted: list[float]  # times of the calls the service answered with credentials
+    attempts: list[float]  # times of every call, throttled ones included
+    ready_at: float  # when the last sidecar held credentials
+    most_attempts: int  # of any one sidecar
+    longest_wait: float  # between a throttled attempt of one sidecar and its next
+    gave_up: int  # sidecars whose refresher reported a permanent failure
+
+
+def throttled_start(sidecars: int, settings: Settings, quota: float, hours: float) -> ThrottledStart:
+    """`sidecars` real Refreshers starting at 0 against a service throttling (429) above `quota` calls a
+    second (a token bucket with a burst of one second's quota, as the emulator's), for `hours`."""
+    clock = {"now": 0.0}
+    bucket = TokenBucket(quota, max(1, int(quota)), clock=lambda: clock["now"])
+    accepted: list[float] = []
+
+    def now() -> dt.datetime:
+        return EPOCH + dt.timedelta(seconds=clock["now"])
+
+    def fetch():
+        if not bucket.acquire():
+            raise FetchFailed("HTTP 429 ThrottlingException: Rate exceeded", permanent=False, throttled=True)
+        accepted.append(clock["now"])
+        expiration = now() + dt.timedelta(seconds=settings.session_duration)
+        return Credentials("ASIA", "secret", "token", expiration, "arn:aws:iam::123456789012:role/r"), {}
+
+    refreshers = [
+        Refresher(fetch=fetch, publish=lambda _credentials: None, now=now, rng=random.Random(index),
+                  refresh_fraction=settings.refresh_fraction)
+        for index in range(sidecars)
+    ]  # fmt: skip
+    ready: dict[int, float] = {}
+    attempts_of = [0] * sidecars
+    longest, gave_up = 0.0, 0
+    queue = [(0.0, index) for index in range(sidecars)]
+    heapq.heapify(queue)
+    attempts: list[float] = []
+    while queue:
+        at, index = heapq.heappop(queue)
+        if at >= hours * 3600:
+            break
+        clock["now"] = at
+        attempts.append(at)
+        attempts_of[index] += 1
+        attempt = refreshers[index].attempt()
+        gave_up += attempt.permanent_failure
+        if attempt.published:
+            ready.setdefault(index, at)
+        else:
+            longest = max(longest, attempt.delay)
+        heapq.heappush(queue, (at + attempt.delay, index))
+    return ThrottledStart(
+        accepted, attempts, max(ready.values()) if len(ready) == sidecars else float("inf"),
+        max(attempts_of), longest, gave_up,
+    )  # fmt: skip
+
+
 def peer_schedule(sidecars: int, duration: int) -> list[float]:
     return simulate(sidecars, lambda _index, _at: duration - PEER_REFRESH_BEFORE_EXPIRY)
 
@@ -115,6 +185,29 @@ def measure(ctx: Context) -> FigureResult:
             f"<= {goal} ({GOAL_SHARE:.0%})", ours_waves <= goal,
             f"over {SIMULATED_HOURS} simulated hours"),
     ]  # fmt: skip
+    throttled = throttled_start(sidecars, settings, QUOTA_PER_SECOND, THROTTLED_HOURS)
+    ideal = sidecars / QUOTA_PER_SECOND
+    waves = busiest_second(throttled.accepted, throttled.ready_at + 1)
+    result.rows += [
+        Row(TITLE, f"{sidecars} starting together, {QUOTA_PER_SECOND:g}/s quota: last one holding credentials",
+            throttled.ready_at, None, "s", f"<= {THROTTLED_GOAL_FACTOR:g}x the ideal {ideal:g} s",
+            throttled.ready_at <= THROTTLED_GOAL_FACTOR * ideal,
+            f"{len(throttled.attempts)} calls for {sidecars} sidecars ({len(throttled.attempts) / sidecars:.1f} "
+            f"each); at most {throttled.most_attempts} attempts and {throttled.longest_wait:.0f} s between two "
+            f"of one sidecar; {throttled.gave_up} gave up"),
+        Row(TITLE, "max accepted calls in one second, refresh waves after a throttled start", waves, None,
+            "calls", f"<= {QUOTA_PER_SECOND:g} (the quota)", waves <= QUOTA_PER_SECOND,
+            f"over {THROTTLED_HOURS} simulated hours"),
+    ]  # fmt: skip
+    result.findings.append(
+        f"**Throttled mass start.** {sidecars} Refreshers against a simulated service that answers 429 above "
+        f"{QUOTA_PER_SECOND:g} calls a second (the service's default CreateSession quota; the emulator's "
+        f"`quotas.createSessionPerSecond`): each 429 is retried after the refresher's backoff (equal jitter, "
+        f"doubling from 1 s, capped at {THROTTLED_BACKOFF_CAP_SECONDS:g} s after a 429 rather than the "
+        f"{BACKOFF_CAP_SECONDS:g} s of an outage, since the quota refills every second), so the herd spreads "
+        f"itself without leaving the quota idle; no sidecar "
+        f"gives up, since a throttled call is never a permanent failure."
+    )
     result.findings.append(
         f"Simulated with the sidecar's own Refresher (refresh_fraction {settings.refresh_fraction}, jitter "
         f"from refresher.JITTER_OF_LIFETIME), not {sidecars} processes. The first fetch has no jitter: a "

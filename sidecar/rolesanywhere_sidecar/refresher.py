@@ -31,6 +31,7 @@ JITTER_OF_LIFETIME = 0.10  # plus or minus this fraction of the lifetime
 MIN_REFRESH_SECONDS = 1.0  # floor for sessions that arrive (nearly) expired, e.g. with a skewed clock
 BACKOFF_BASE_SECONDS = 1.0  # first retry after 0.5 to 1 s
 BACKOFF_CAP_SECONDS = 120.0  # retries never wait longer than this
+THROTTLED_BACKOFF_CAP_SECONDS = 16.0  # nor, after a 429, longer than this
 CERTIFICATE_POLL_SECONDS = 1.0  # how often to look for certificate files that are not there yet
 
 log = get_logger("refresher")
@@ -45,11 +46,15 @@ class CertificateFilesMissing(Exception):
 
 
 class FetchFailed(Exception):
-    """A fetch went wrong. `permanent` means retrying cannot help until something outside changes."""
+    """A fetch went wrong. `permanent` means retrying cannot help until something outside changes;
+    `throttled` that the service refused it for its request quota (429), which refills within seconds."""
 
-    def __init__(self, message: str, *, permanent: bool, fields: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, message: str, *, permanent: bool, throttled: bool = False, fields: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.permanent = permanent
+        self.throttled = throttled
         self.fields = fields or {}
 
 
@@ -60,12 +65,17 @@ def refresh_delay(lifetime_seconds: float, *, fraction: float, rng: random.Rando
     return max(MIN_REFRESH_SECONDS, lifetime_seconds * share)
 
 
-def backoff_delay(failures: int, *, remaining_seconds: float | None, rng: random.Random) -> float:
+def backoff_delay(
+    failures: int, *, remaining_seconds: float | None, rng: random.Random, throttled: bool = False
+) -> float:
     """Seconds to wait after the `failures`-th consecutive failure (1, 2, ...).
 
     `remaining_seconds` is the time left on the last good credentials, None when there are none.
+    A throttled failure waits at most THROTTLED_BACKOFF_CAP_SECONDS: the quota refills every second, and
+    a herd that backs off as far as from an outage leaves it idle (bench figure 7).
     """
-    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** min(failures - 1, 32))
+    cap = THROTTLED_BACKOFF_CAP_SECONDS if throttled else BACKOFF_CAP_SECONDS
+    ceiling = min(cap, BACKOFF_BASE_SECONDS * 2 ** min(failures - 1, 32))
     if remaining_seconds is not None and remaining_seconds > 0:
         ceiling = min(ceiling, max(BACKOFF_BASE_SECONDS, remaining_seconds / 4))
     # "Equal jitter": spread over the upper half, so a retry never comes right away.
@@ -120,7 +130,7 @@ class Refresher:
                 self._waiting_for = missing.paths
             return Attempt(delay=CERTIFICATE_POLL_SECONDS)
         except FetchFailed as failure:
-            return self._failed(str(failure), failure.fields, permanent=failure.permanent)
+            return self._failed(str(failure), failure.fields, permanent=failure.permanent, throttled=failure.throttled)
         except Exception as error:  # a bug: log it with its traceback, and keep going
             log.exception("unexpected error while fetching credentials")
             return self._failed(f"{type(error).__name__}: {error}", {}, permanent=False)
@@ -145,10 +155,10 @@ class Refresher:
         log.info("credentials refreshed", extra=extra)
         return Attempt(delay=delay, published=True)
 
-    def _failed(self, message: str, fields: dict[str, Any], *, permanent: bool) -> Attempt:
+    def _failed(self, message: str, fields: dict[str, Any], *, permanent: bool, throttled: bool = False) -> Attempt:
         self.failures += 1
         remaining = self._remaining_seconds()
-        delay = backoff_delay(self.failures, remaining_seconds=remaining, rng=self._rng)
+        delay = backoff_delay(self.failures, remaining_seconds=remaining, rng=self._rng, throttled=throttled)
         extra = {**fields, "attempt": self.failures, "retry_in_seconds": round(delay, 3)}
         if remaining is None:
             extra["serving"] = "nothing yet"

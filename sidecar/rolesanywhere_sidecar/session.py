@@ -95,7 +95,9 @@ class SessionFetcher:
         except ServiceError as error:
             self._observe("service_error" if error.status else "transport_error", started)
             fields = {"status": error.status, "error_code": error.code, "retryable": error.retryable}
-            raise FetchFailed(str(error), permanent=not error.retryable, fields=fields) from None
+            raise FetchFailed(
+                str(error), permanent=not error.retryable, throttled=error.status == 429, fields=fields
+            ) from None
         except (LocalCredentialError, ConfigError) as error:
             self._observe("local_error", started)
             raise FetchFailed(str(error), permanent=True) from None

@@ -15,6 +15,7 @@ from rolesanywhere_sidecar.protocol.credentials import Credentials
 from rolesanywhere_sidecar.refresher import (
     BACKOFF_CAP_SECONDS,
     CERTIFICATE_POLL_SECONDS,
+    THROTTLED_BACKOFF_CAP_SECONDS,
     CertificateFilesMissing,
     FetchFailed,
     Refresher,
@@ -108,6 +109,22 @@ def test_backoff_doubles_with_jitter_up_to_the_cap():
         assert ceiling / 2 <= min(delays) and max(delays) <= ceiling
         assert max(delays) - min(delays) > ceiling / 4  # jittered, not fixed
     assert backoff_delay(10_000, remaining_seconds=None, rng=rng) <= BACKOFF_CAP_SECONDS
+
+
+def test_a_throttled_fetch_backs_off_no_further_than_the_throttling_cap():
+    rng = random.Random(6)
+    throttled = [backoff_delay(30, remaining_seconds=None, rng=rng, throttled=True) for _ in range(200)]
+    assert THROTTLED_BACKOFF_CAP_SECONDS / 2 <= min(throttled) and max(throttled) <= THROTTLED_BACKOFF_CAP_SECONDS
+    assert THROTTLED_BACKOFF_CAP_SECONDS < BACKOFF_CAP_SECONDS / 2
+    assert min(backoff_delay(30, remaining_seconds=None, rng=rng) for _ in range(200)) >= BACKOFF_CAP_SECONDS / 2
+
+
+def test_the_refresher_uses_the_throttling_cap_for_a_429(records):
+    clock, published = Clock(), []
+    throttled = FetchFailed("HTTP 429 ThrottlingException: Rate exceeded", permanent=False, throttled=True)
+    refresher = make_refresher(ScriptedFetch(*[throttled] * 12), clock, published)
+    delays = [refresher.attempt().delay for _ in range(12)]
+    assert max(delays) <= THROTTLED_BACKOFF_CAP_SECONDS and delays[-1] >= THROTTLED_BACKOFF_CAP_SECONDS / 2
 
 
 def test_backoff_retries_several_times_before_the_last_good_credentials_expire():
