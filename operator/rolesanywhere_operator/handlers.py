@@ -228,7 +228,7 @@ async def inject(
     assert decision.binding is not None
 
     try:
-        found = await memo.kube.get(binding_path(namespace, decision.binding))
+        found = await memo.kube.get(binding_path(namespace, decision.binding), namespace=namespace)
     except ApiError as error:
         raise kopf.AdmissionError(
             f"resolve: cannot read {c.KIND} {decision.binding!r} in namespace {namespace!r}: {error}", code=500

@@ -27,7 +27,7 @@ from typing import Any
 
 from . import constants as c
 from .settings import Settings
-from .spec import Binding, SecretCertificate
+from .spec import BINDING_NAME_MAX_LENGTH, Binding, SecretCertificate, name_problem
 
 
 class InjectionError(ValueError):
@@ -68,6 +68,11 @@ def should_inject(pod: dict[str, Any], namespace: str, excluded_namespaces: tupl
         raise InjectionError(
             f"should-inject: annotation {c.BINDING_ANNOTATION} is empty; expected the name of a {c.KIND}"
         )
+    # The name goes into an API path: anything but a binding name (a "/" or a ".." above all) could
+    # make the operator read an object of another namespace.
+    problem = name_problem(binding.strip(), max_length=BINDING_NAME_MAX_LENGTH)
+    if problem:
+        raise InjectionError(f"should-inject: annotation {c.BINDING_ANNOTATION}: {problem} (the name of a {c.KIND})")
     return Decision(True, "annotated", binding=binding.strip())
 
 

@@ -65,7 +65,7 @@ class Reconciler:
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             self._waiting.discard(key)
-            body = await self.kube.get(binding_path(namespace, name))
+            body = await self.kube.get(binding_path(namespace, name), namespace=namespace)
             if body is None:
                 self._locks.pop((namespace, name), None)
                 return
@@ -98,10 +98,11 @@ class Reconciler:
         if isinstance(binding.certificate, IssuedCertificate):
             certificate = await self.kube.get(
                 path(f"{c.CERT_MANAGER_GROUP}/{c.CERT_MANAGER_VERSION}", c.CERTIFICATES, ns,
-                     c.certificate_name(binding.name))
+                     c.certificate_name(binding.name)),
+                namespace=ns,
             )
             issuer_found = await self._issuer_found(binding, certificate)
-        secret = await self.kube.get(path("v1", "secrets", ns, binding.secret_name))
+        secret = await self.kube.get(path("v1", "secrets", ns, binding.secret_name), namespace=ns)
         pods = await self.kube.list(path("v1", "pods", ns), label_selector=f"{c.INJECTED_LABEL}={binding.name}")
         return Observed(
             generation=generation, certificate=certificate, issuer_found=issuer_found, secret=secret, pods=pods
@@ -123,7 +124,8 @@ class Reconciler:
         if issuer.kind == "ClusterIssuer":
             found = await self.kube.get(path(api_version, "clusterissuers", None, issuer.name))
         else:
-            found = await self.kube.get(path(api_version, "issuers", binding.namespace, issuer.name))
+            found = await self.kube.get(path(api_version, "issuers", binding.namespace, issuer.name),
+                                       namespace=binding.namespace)
         return found is not None
 
     async def _own_secret(self, binding: Binding, secret: Mapping[str, Any] | None) -> None:

@@ -25,6 +25,44 @@ PROFILE_ARN_PATTERN = rf"^arn:{_PARTITION}:rolesanywhere:{_REGION}:[0-9]{{12}}:p
 ROLE_ARN_PATTERN = rf"^arn:{_PARTITION}:iam::[0-9]{{12}}:role/[A-Za-z0-9+=,.@_/-]+$"
 REGION_PATTERN = rf"^{_REGION}$"
 
+# The name and key patterns of the CRD; a unit test keeps them equal. Checked before a name is used in an
+# API path or a key as a file name, so nothing the user writes can reach outside the binding's namespace.
+_DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+#: A Kubernetes object name (DNS-1123 subdomain): what secretRef.name, issuerRef.name and
+#: caBundle.configMapName must be; no "/" and no "." or ".." segment can appear in it.
+NAME_PATTERN = rf"^{_DNS_LABEL}(\.{_DNS_LABEL})*$"
+#: Longest Kubernetes object name.
+NAME_MAX_LENGTH = 253
+#: Longest binding name: injected pods carry it as a label value.
+BINDING_NAME_MAX_LENGTH = 63
+#: A ConfigMap or Secret key (as the API server checks it): [-._a-zA-Z0-9]+, neither "." nor "..", not
+#: starting with ".."; used as a file name in the sidecar's volumes, so it never leaves them.
+KEY_PATTERN = r"^\.?[-_a-zA-Z0-9][-._a-zA-Z0-9]*$"
+#: Longest ConfigMap or Secret key.
+KEY_MAX_LENGTH = 253
+
+
+def name_problem(value: object, *, max_length: int = NAME_MAX_LENGTH) -> str | None:
+    """Why `value` is not a Kubernetes object name of at most `max_length` characters; None when it is."""
+    if not isinstance(value, str) or not value:
+        return f"expected a Kubernetes name, got {value!r}"
+    if len(value) > max_length:
+        return f"expected a Kubernetes name of at most {max_length} characters, got {len(value)}"
+    if not re.fullmatch(NAME_PATTERN, value):
+        return f"expected a Kubernetes name (lower-case letters, digits, '-' and '.'), got {value!r}"
+    return None
+
+
+def key_problem(value: object) -> str | None:
+    """Why `value` is not a ConfigMap or Secret key; None when it is."""
+    if not isinstance(value, str) or not value:
+        return f"expected a ConfigMap or Secret key, got {value!r}"
+    if len(value) > KEY_MAX_LENGTH:
+        return f"expected a key of at most {KEY_MAX_LENGTH} characters, got {len(value)}"
+    if not re.fullmatch(KEY_PATTERN, value):
+        return f"expected a key of letters, digits, '-', '_' and '.' (not '.', '..' or '..'-prefixed), got {value!r}"
+    return None
+
 
 class InvalidBindingError(kopf.PermanentError):
     """A binding's spec is invalid; the message names the field and what is expected.
@@ -162,6 +200,20 @@ def _matching(spec: Mapping[str, Any], field: str, pattern: str, where: str, exp
     return value
 
 
+def _checked_name(parent: Mapping[str, Any], field: str, where: str) -> str:
+    problem = name_problem(parent.get(field))
+    if problem:
+        raise InvalidBindingError(f"{where}.{field}: {problem}")
+    return parent[field]
+
+
+def _checked_key(parent: Mapping[str, Any], field: str, where: str) -> str:
+    problem = key_problem(parent.get(field))
+    if problem:
+        raise InvalidBindingError(f"{where}.{field}: {problem}")
+    return parent[field]
+
+
 def _certificate(
     certificate: Any, name: str, namespace: str, where: str
 ) -> IssuedCertificate | SecretCertificate:
@@ -177,6 +229,10 @@ def _certificate(
             raise InvalidBindingError(f"{where}: {', '.join(issuer_only)} apply only with issuerRef")
         if not secret.get("name"):
             raise InvalidBindingError(f"{where}.secretRef.name: expected the name of a Secret")
+        _checked_name(secret, "name", f"{where}.secretRef")
+        for key in ("intermediatesKey", "passphraseKey"):
+            if secret.get(key) is not None:
+                _checked_key(secret, key, f"{where}.secretRef")
         return SecretCertificate(
             secret_name=secret["name"],
             intermediates_key=secret.get("intermediatesKey"),
@@ -184,6 +240,7 @@ def _certificate(
         )
     if not issuer.get("name"):
         raise InvalidBindingError(f"{where}.issuerRef.name: expected the name of a cert-manager issuer")
+    _checked_name(issuer, "name", f"{where}.issuerRef")
     algorithm = (certificate.get("privateKey") or {}).get("algorithm", c.DEFAULT_PRIVATE_KEY_ALGORITHM)
     if algorithm not in c.PRIVATE_KEY_SIZES:
         raise InvalidBindingError(
@@ -212,6 +269,9 @@ def _sidecar(sidecar: Mapping[str, Any], where: str) -> SidecarOptions:
     if bundle is not None:
         if not bundle.get("configMapName"):
             raise InvalidBindingError(f"{where}.caBundle.configMapName: expected the name of a ConfigMap")
+        _checked_name(bundle, "configMapName", f"{where}.caBundle")
+        if bundle.get("key") is not None:
+            _checked_key(bundle, "key", f"{where}.caBundle")
         ca_bundle = CABundle(bundle["configMapName"], bundle.get("key", c.DEFAULT_CA_BUNDLE_KEY))
     proxy = sidecar.get("proxy") or {}
     return SidecarOptions(

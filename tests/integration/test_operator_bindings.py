@@ -65,6 +65,26 @@ REJECTED = [
         ["spec.certificate: Invalid value", "exactly one of spec.certificate.issuerRef and spec.certificate.secretRef"],
     ),
     (
+        "secretRef name walking up the path",
+        {"certificate": {"secretRef": {"name": "../../kube-system/secrets/x"}}},
+        ["spec.certificate.secretRef.name: Invalid value"],
+    ),
+    (
+        "issuerRef name walking up the path",
+        {"certificate": {"issuerRef": {"name": "../../victim/issuers/ca"}}},
+        ["spec.certificate.issuerRef.name: Invalid value"],
+    ),
+    (
+        "secretRef key that is a path",
+        {"certificate": {"secretRef": {"name": "s", "intermediatesKey": "../../etc/passwd"}}},
+        ["spec.certificate.secretRef.intermediatesKey: Invalid value"],
+    ),
+    (
+        "caBundle ConfigMap name walking up the path",
+        {"sidecar": {"caBundle": {"configMapName": "../x", "key": ".."}}},
+        ["spec.sidecar.caBundle.configMapName: Invalid value", "spec.sidecar.caBundle.key: Invalid value"],
+    ),
+    (
         "neither issuerRef nor secretRef",
         {"certificate": {}},
         ["spec.certificate: Invalid value", "exactly one of spec.certificate.issuerRef and spec.certificate.secretRef"],

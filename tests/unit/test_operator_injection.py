@@ -125,6 +125,20 @@ def test_an_empty_binding_annotation_is_an_error_naming_the_annotation():
         should_inject(annotated({c.BINDING_ANNOTATION: " "}), "shop", ())
 
 
+@pytest.mark.parametrize(
+    "value",
+    ["../../victim/rolesanywherebindings/s3-admin", "..", "a/b", "S3", "x" * 64, "s3%2Fadmin"],
+)
+def test_a_binding_annotation_that_is_not_a_binding_name_is_refused_naming_the_annotation(value):
+    with pytest.raises(InjectionError) as raised:
+        should_inject(annotated({c.BINDING_ANNOTATION: value}), "shop", ())
+    assert str(raised.value).startswith("should-inject: annotation rolesanywhere.dev/binding: expected a Kubernetes name")
+
+
+def test_a_binding_annotation_of_63_characters_is_a_name():
+    assert should_inject(annotated({c.BINDING_ANNOTATION: "x" * 63}), "shop", ()).binding == "x" * 63
+
+
 def test_an_injected_pod_is_not_injected_again():
     case = load_case(TESTDATA / "pods" / "native-basic.yaml")
     once = inject_pod(case["pod"], case["binding"], case["settings"], native_sidecar=True).pod

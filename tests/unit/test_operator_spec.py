@@ -145,6 +145,17 @@ REMOVE = object()
         ("certificate.privateKey", {"algorithm": "DSA"}, "spec.certificate.privateKey.algorithm: expected one of ECDSA, RSA"),
         ("sidecar", {"endpoint": "ftp://x"}, "spec.sidecar.endpoint: expected an http:// or https:// URL"),
         ("sidecar", {"caBundle": {}}, "spec.sidecar.caBundle.configMapName: expected the name of a ConfigMap"),
+        # Names and keys never reach outside the binding's namespace or the sidecar's volumes.
+        ("certificate", {"secretRef": {"name": "../../kube-system/secrets/x"}},
+         "spec.certificate.secretRef.name: expected a Kubernetes name"),
+        ("certificate", {"secretRef": {"name": "x", "intermediatesKey": "../../x"}},
+         "spec.certificate.secretRef.intermediatesKey: expected a key"),
+        ("certificate", {"secretRef": {"name": "x", "passphraseKey": ".."}},
+         "spec.certificate.secretRef.passphraseKey: expected a key"),
+        ("certificate.issuerRef", {"name": "../../victim/issuers/ca"}, "spec.certificate.issuerRef.name: expected a Kubernetes name"),
+        ("certificate.issuerRef", {"name": "a" * 254}, "spec.certificate.issuerRef.name: expected a Kubernetes name of at most 253"),
+        ("sidecar", {"caBundle": {"configMapName": "Corp_CA"}}, "spec.sidecar.caBundle.configMapName: expected a Kubernetes name"),
+        ("sidecar", {"caBundle": {"configMapName": "ca", "key": "a/b"}}, "spec.sidecar.caBundle.key: expected a key"),
     ],
 )
 def test_invalid_specs_name_the_field(path, value, message):
@@ -164,3 +175,48 @@ def test_crd_patterns_equal_the_operators():
     assert props["roleArn"]["pattern"] == spec_module.ROLE_ARN_PATTERN
     assert props["region"]["pattern"] == spec_module.REGION_PATTERN
     assert (props["sessionDuration"]["minimum"], props["sessionDuration"]["maximum"]) == (900, 43200)
+
+
+@pytest.mark.parametrize("name", ["a", "s3-reader", "ca.example.com", "0", "a" * 253])
+def test_kubernetes_names_are_accepted(name):
+    assert spec_module.name_problem(name) is None
+
+
+@pytest.mark.parametrize(
+    "name", ["", "..", ".", "../x", "a/b", "A", "a_b", "-a", "a-", "a..b", ".a", "a.", "a b", "a" * 254, None, 3]
+)
+def test_anything_but_a_kubernetes_name_is_refused(name):
+    assert spec_module.name_problem(name) is not None
+
+
+@pytest.mark.parametrize("key", ["ca.crt", "tls.crt", ".hidden", "A_b-c.1", "a..b", "x" * 253])
+def test_configmap_and_secret_keys_are_accepted(key):
+    assert spec_module.key_problem(key) is None
+
+
+@pytest.mark.parametrize("key", ["", ".", "..", "..x", "../x", "a/b", "a b", "x" * 254, None])
+def test_anything_but_a_configmap_or_secret_key_is_refused(key):
+    assert spec_module.key_problem(key) is not None
+
+
+def test_crd_name_and_key_patterns_equal_the_operators():
+    crd = yaml.safe_load((REPO / "crds" / "rolesanywherebindings.rolesanywhere.dev.yaml").read_text())
+    (version,) = crd["spec"]["versions"]
+    props = version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+    certificate = props["certificate"]["properties"]
+    names = [
+        certificate["issuerRef"]["properties"]["name"],
+        certificate["secretRef"]["properties"]["name"],
+        props["sidecar"]["properties"]["caBundle"]["properties"]["configMapName"],
+    ]
+    keys = [
+        certificate["secretRef"]["properties"]["intermediatesKey"],
+        certificate["secretRef"]["properties"]["passphraseKey"],
+        props["sidecar"]["properties"]["caBundle"]["properties"]["key"],
+    ]
+    for field in names:
+        assert (field["pattern"], field["maxLength"]) == (spec_module.NAME_PATTERN, spec_module.NAME_MAX_LENGTH)
+    for field in keys:
+        assert (field["pattern"], field["maxLength"]) == (spec_module.KEY_PATTERN, spec_module.KEY_MAX_LENGTH)
+    rule = version["schema"]["openAPIV3Schema"]["x-kubernetes-validations"][0]["rule"]
+    assert rule == f"size(self.metadata.name) <= {spec_module.BINDING_NAME_MAX_LENGTH}"
