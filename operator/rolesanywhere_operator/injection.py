@@ -7,7 +7,9 @@ What a pod gets (and why):
 - an in-memory emptyDir the sidecar writes credentials to, mounted read-only in the app containers;
 - the sidecar as a native sidecar (the first init container, `restartPolicy: Always`, with an exec
   startupProbe `rolesanywhere-sidecar check`): kubelet starts the app containers, and any later init
-  containers, only once credentials exist, and a Job's pod still completes. On API servers without native
+  containers, only once credentials exist, and a Job's pod still completes; the same check as a
+  readinessProbe keeps the pod un-Ready while its credentials are not valid; the sidecar passes the
+  `restricted` Pod Security Standard by itself. On API servers without native
   sidecars ("classic" mode) an init container `serve --once` writes the first credentials and a regular
   container keeps them fresh;
 - in every app container not listed in the skip-containers annotation: the env vars that point the AWS
@@ -192,6 +194,9 @@ def build_sidecar(binding: Binding, settings: Settings, *, native: bool) -> dict
         "securityContext": _SIDECAR_SECURITY_CONTEXT,
         "volumeMounts": _sidecar_mounts(binding, settings),
     }
+    # Ready only while the served credentials are valid (for at least a minute more): a pod whose sidecar
+    # cannot refresh them leaves its Service's endpoints instead of failing its AWS calls.
+    container["readinessProbe"] = _READINESS_PROBE
     if native:
         container["restartPolicy"] = "Always"
         container["startupProbe"] = {
@@ -232,6 +237,9 @@ def build_app_env(binding: Binding) -> list[dict[str, str]]:
     return [{"name": name, "value": value} for name, value in env]
 
 
+#: The sidecar's containers pass the `restricted` Pod Security Standard on their own (non-root, no privilege
+#: escalation, ALL capabilities dropped, the runtime's default seccomp profile), so injecting them never
+#: makes a compliant pod non-compliant.
 _SIDECAR_SECURITY_CONTEXT = {
     "runAsNonRoot": True,
     "runAsUser": c.SIDECAR_USER_ID,
@@ -239,6 +247,15 @@ _SIDECAR_SECURITY_CONTEXT = {
     "allowPrivilegeEscalation": False,
     "readOnlyRootFilesystem": True,
     "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+#: Every 30 s (each check is a short Python process, about 0.1 CPU s), not Ready after two failures.
+_READINESS_PROBE = {
+    "exec": {"command": [c.SIDECAR_EXECUTABLE, "check"]},
+    "periodSeconds": 30,
+    "timeoutSeconds": 5,
+    "failureThreshold": 2,
 }
 
 

@@ -179,3 +179,41 @@ def test_a_renewed_webhook_certificate_is_served_and_its_ca_registered(cluster, 
     cluster.kubectl("run", "after-renewal", "-n", namespace, "--image=app:1",
                     "--annotations=rolesanywhere.dev/binding=s3-reader")
     assert_injected(cluster.get("pod", "after-renewal", namespace), app="after-renewal")
+
+
+RESTRICTED_APP = {
+    "name": "app",
+    "image": "app:1",
+    "securityContext": {
+        "runAsNonRoot": True,
+        "runAsUser": 1000,
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    },
+}
+
+
+def test_an_injected_pod_passes_the_restricted_pod_security_standard(cluster, namespace, s3_reader):
+    cluster.kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
+
+    def pod(name: str, container: dict) -> str:
+        return json.dumps({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "labels": {"rolesanywhere.dev/inject": "true"},
+                         "annotations": {"rolesanywhere.dev/binding": "s3-reader"}},
+            "spec": {"containers": [container]},
+        })
+
+    # The API server enforces the standard here: an app without a seccomp profile is refused.
+    loose = {k: v for k, v in RESTRICTED_APP.items() if k != "securityContext"}
+    refused = cluster.kubectl("create", "-n", namespace, "-f", "-", input=pod("loose", loose), check=False)
+    assert refused.returncode != 0 and 'violates PodSecurity "restricted:latest"' in refused.stderr, refused.stderr
+
+    cluster.kubectl("create", "-n", namespace, "-f", "-", input=pod("strict", RESTRICTED_APP))
+    injected = cluster.get("pod", "strict", namespace)
+    assert_injected(injected)
+    sidecar = injected["spec"]["initContainers"][0]
+    assert sidecar["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert sidecar["readinessProbe"]["exec"]["command"] == ["rolesanywhere-sidecar", "check"]
