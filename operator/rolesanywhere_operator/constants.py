@@ -1,9 +1,12 @@
 """The operator's user-facing contract: every API name, annotation, label, path and default, declared once.
 
-Annotations a user sets:
+Annotations and labels a user sets:
 
 - `BINDING_ANNOTATION` on a Pod (or a Deployment, StatefulSet or DaemonSet, which copies it into its pod
   template) names the RolesAnywhereBinding, in the pod's namespace, whose role the pod assumes.
+- `INJECT_LABEL` (value `INJECT_LABEL_VALUE`) on a Pod opts it in: only labelled pods are sent to the
+  webhook. The operator sets it in a Deployment's, StatefulSet's or DaemonSet's pod template together
+  with the annotation; a bare Pod or a Job's template needs both.
 - `SKIP_CONTAINERS_ANNOTATION` on a Pod lists containers (comma-separated names) that get neither the
   credentials env vars nor the credentials volume.
 
@@ -30,6 +33,11 @@ OPERATOR_NAME = "rolesanywhere-operator"
 
 #: Pod/workload annotation (set by the user): the name of the binding to inject, in the same namespace.
 BINDING_ANNOTATION = f"{GROUP}/binding"
+#: Pod label (set by the user on bare pods and Job templates, by the operator in workload templates): the
+#: pod opts in to injection; only pods labelled `true` are sent to the webhook (its objectSelector), so an
+#: unavailable webhook holds up no other pod.
+INJECT_LABEL = f"{GROUP}/inject"
+INJECT_LABEL_VALUE = "true"
 #: Pod annotation (set by the user): comma-separated container names left without credentials.
 SKIP_CONTAINERS_ANNOTATION = f"{GROUP}/skip-containers"
 #: Pod annotation (set by the webhook): the idempotency marker; its value is the binding injected.
@@ -48,7 +56,8 @@ MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 #: Namespace label: `disabled` keeps the webhook away from every pod of the namespace.
 INJECTION_NAMESPACE_LABEL = f"{GROUP}/injection"
 
-#: Namespaces the webhook never touches (besides the operator's own, added at run time).
+#: Namespaces the webhook never touches (besides the operator's own and --webhook-excluded-namespaces,
+#: added at run time).
 EXCLUDED_NAMESPACES = ("kube-system",)
 
 #: API group of kopf's peering objects (ClusterKopfPeering), through which replicas take turns.

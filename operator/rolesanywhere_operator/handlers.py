@@ -70,7 +70,11 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: lo
         memo.native_sidecar = await kube.server_version() >= c.NATIVE_SIDECAR_MIN_VERSION
     else:
         memo.native_sidecar = ours.sidecar_mode == "native"
-    memo.excluded_namespaces = (*c.EXCLUDED_NAMESPACES, *([ours.operator_namespace] if ours.operator_namespace else []))
+    memo.excluded_namespaces = (
+        *c.EXCLUDED_NAMESPACES,
+        *([ours.operator_namespace] if ours.operator_namespace else []),
+        *(ours.webhook_excluded_namespaces or ()),
+    )
     logger.info("sidecar mode: %s", "native" if memo.native_sidecar else "classic")
 
     if ours.peering:
@@ -190,8 +194,7 @@ async def workload_changed(
         if error.status == 404:
             return
         raise kopf.TemporaryError(str(error), delay=RETRY_DELAY) from error
-    logger.info("pod template annotation %s set to %s", c.BINDING_ANNOTATION,
-                patch["spec"]["template"]["metadata"]["annotations"][c.BINDING_ANNOTATION])
+    logger.info("pod template brought in step with annotation %s: %s", c.BINDING_ANNOTATION, patch)
 
 
 async def copy_workload_binding(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,6 +80,14 @@ def _config_map_key(text: str) -> tuple[str, str] | None:
     return (name, key or "ca.crt")
 
 
+def _namespaces(text: str) -> tuple[str, ...] | None:
+    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    for name in names:
+        if not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", name) or len(name) > 63:
+            raise ValueError(f"expected comma-separated namespace names, got {name!r}")
+    return names or None
+
+
 def setting(default: object, meaning: str, parse: Callable[[str], object]):
     """Declare one setting: its default, a one-line meaning and how to parse its text form."""
     return field(default=default, metadata={"meaning": meaning, "parse": parse})
@@ -141,9 +150,9 @@ class Settings:
         "rolesanywhere-operator", "name of the MutatingWebhookConfiguration the operator keeps", _text
     )
     # Fail: a pod that asked for a role never starts silently without credentials, and a pod naming a
-    # missing binding is always refused. The namespaces the webhook skips (kube-system, the operator's
-    # own, and those labelled rolesanywhere.dev/injection=disabled) keep the control plane and the
-    # operator itself able to start while the webhook is down, so Fail cannot deadlock the cluster.
+    # missing binding is always refused. Only pods labelled rolesanywhere.dev/inject=true are sent to the
+    # webhook, so while it is down every other pod (the control plane's, cert-manager's, the operator's
+    # own) is still created, and Fail cannot deadlock the cluster.
     webhook_failure_policy: str = setting(
         "Fail", "failurePolicy of the pod webhook: Fail (no pod starts without its credentials) or Ignore",
         _choice("Fail", "Ignore"),
@@ -153,6 +162,12 @@ class Settings:
         "ClusterRole made the owner of the webhook configuration, so deleting it (helm uninstall) removes "
         "the configuration too",
         _optional_text,
+    )
+    webhook_excluded_namespaces: tuple[str, ...] | None = setting(
+        None,
+        "comma-separated namespaces whose pods the webhook never sees, besides kube-system and the operator's "
+        "own (e.g. cert-manager, whose pods the operator's serving certificate depends on)",
+        _namespaces,
     )
     operator_namespace: str | None = setting(
         None, "namespace the operator runs in; the webhook never touches it", _optional_text

@@ -11,6 +11,8 @@ from localcluster.controlplane import wait_for
 from support.operator_harness import EXAMPLE_ARNS, binding, deployment, pods
 
 TIMEOUT = 30
+#: The label a bare pod opts in with (a workload's template gets it from the operator).
+OPT_IN = "--labels=rolesanywhere.dev/inject=true"
 CREDENTIALS_MOUNT = {"name": "rolesanywhere-credentials", "mountPath": "/var/run/secrets/rolesanywhere", "readOnly": True}
 
 
@@ -81,7 +83,9 @@ def test_a_jobs_pod_and_a_statefulsets_pod_are_injected(cluster, namespace, s3_r
         "metadata": {"name": "nightly"},
         "spec": {
             "template": {
-                "metadata": {"annotations": {"rolesanywhere.dev/binding": "s3-reader"}},
+                # A Job's template is the user's: it carries the opt-in label next to the annotation.
+                "metadata": {"labels": {"rolesanywhere.dev/inject": "true"},
+                             "annotations": {"rolesanywhere.dev/binding": "s3-reader"}},
                 "spec": {"restartPolicy": "Never", "containers": [container]},
             }
         },
@@ -125,7 +129,8 @@ def test_a_daemonsets_template_gets_the_annotation(cluster, namespace, s3_reader
 
 
 def test_an_injected_pod_resubmitted_is_not_injected_twice(cluster, namespace, s3_reader):
-    cluster.kubectl("run", "once", "-n", namespace, "--image=app:1", "--annotations=rolesanywhere.dev/binding=s3-reader")
+    cluster.kubectl("run", "once", "-n", namespace, "--image=app:1",
+                    "--annotations=rolesanywhere.dev/binding=s3-reader", OPT_IN)
     injected = cluster.get("pod", "once", namespace)
     assert_injected(injected, app="once")
 
@@ -148,7 +153,8 @@ def test_an_injected_pod_resubmitted_is_not_injected_twice(cluster, namespace, s
 
 def test_a_pod_naming_a_missing_binding_is_denied_naming_binding_and_namespace(cluster, namespace, operator):
     result = cluster.kubectl(
-        "run", "lost", "-n", namespace, "--image=app:1", "--annotations=rolesanywhere.dev/binding=nope", check=False
+        "run", "lost", "-n", namespace, "--image=app:1", "--annotations=rolesanywhere.dev/binding=nope", OPT_IN,
+        check=False
     )
     assert result.returncode != 0
     assert "RolesAnywhereBinding 'nope'" in result.stderr
@@ -157,7 +163,8 @@ def test_a_pod_naming_a_missing_binding_is_denied_naming_binding_and_namespace(c
 
 def test_pods_in_kube_system_are_never_touched(cluster, operator):
     name = f"untouched-{operator.port}"
-    cluster.kubectl("run", name, "-n", "kube-system", "--image=app:1", "--annotations=rolesanywhere.dev/binding=nope")
+    cluster.kubectl("run", name, "-n", "kube-system", "--image=app:1", "--annotations=rolesanywhere.dev/binding=nope",
+                    OPT_IN)
     try:
         assert_untouched(cluster.get("pod", name, "kube-system"))
     finally:
@@ -177,7 +184,7 @@ def test_a_renewed_webhook_certificate_is_served_and_its_ca_registered(cluster, 
     wait_for(lambda: registered_ca() == new_ca, timeout=TIMEOUT, what="the renewed CA in the webhook configuration")
     # The API server now trusts only the new CA, so an injected pod proves the new certificate is served.
     cluster.kubectl("run", "after-renewal", "-n", namespace, "--image=app:1",
-                    "--annotations=rolesanywhere.dev/binding=s3-reader")
+                    "--annotations=rolesanywhere.dev/binding=s3-reader", OPT_IN)
     assert_injected(cluster.get("pod", "after-renewal", namespace), app="after-renewal")
 
 
