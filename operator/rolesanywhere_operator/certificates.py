@@ -52,8 +52,7 @@ def build_certificate(binding: Binding) -> dict[str, Any]:
     }
     if certificate.organizational_units:
         spec["subject"] = {"organizationalUnits": list(certificate.organizational_units)}
-    if certificate.duration:
-        spec["duration"] = certificate.duration
+    spec["duration"] = certificate.duration
     if certificate.renew_before:
         spec["renewBefore"] = certificate.renew_before
     return {

@@ -153,6 +153,16 @@ DEFAULT_PRIVATE_KEY_ALGORITHM = "ECDSA"
 #: Key size per private key algorithm (ECDSA P-256, RSA 2048).
 PRIVATE_KEY_SIZES = {"ECDSA": 256, "RSA": 2048}
 DEFAULT_CA_BUNDLE_KEY = "ca.crt"
+#: Lifetime of a binding's certificate when spec.certificate.duration is unset: short, since deleting a
+#: binding revokes nothing (running pods keep the last certificate until it expires). cert-manager renews
+#: it at two thirds of its life unless renewBefore says otherwise. (A Go duration, as cert-manager takes.)
+DEFAULT_CERTIFICATE_DURATION = "24h"
+#: cert-manager's limits (its validating webhook refuses a Certificate beyond them): the certificate's
+#: lifetime is at least MIN_CERTIFICATE_DURATION, renewBefore at least MIN_RENEW_BEFORE and shorter than
+#: the lifetime, the subject CN at most MAX_COMMON_NAME_LENGTH characters.
+MIN_CERTIFICATE_DURATION = "1h"
+MIN_RENEW_BEFORE = "5m"
+MAX_COMMON_NAME_LENGTH = 64
 DEFAULT_ISSUER_KIND = "Issuer"
 DEFAULT_ISSUER_GROUP = CERT_MANAGER_GROUP
 

@@ -42,6 +42,18 @@ KEY_PATTERN = r"^\.?[-_a-zA-Z0-9][-._a-zA-Z0-9]*$"
 KEY_MAX_LENGTH = 253
 
 
+#: A Go duration as cert-manager takes it (the CRD's pattern for duration and renewBefore).
+DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$"
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def duration_seconds(text: str) -> float:
+    """Seconds in a Go duration such as "2h45m" or "1.5h"; ValueError when it is not one."""
+    if not re.fullmatch(DURATION_PATTERN, text):
+        raise ValueError(f"expected a Go duration such as 24h or 90m, got {text!r}")
+    return sum(float(n) * _DURATION_UNITS[u] for n, _, u in re.findall(r"([0-9]+(\.[0-9]+)?)(ns|us|ms|s|m|h)", text))
+
+
 def name_problem(value: object, *, max_length: int = NAME_MAX_LENGTH) -> str | None:
     """Why `value` is not a Kubernetes object name of at most `max_length` characters; None when it is."""
     if not isinstance(value, str) or not value:
@@ -85,7 +97,7 @@ class IssuedCertificate:
     issuer: IssuerRef
     common_name: str
     organizational_units: tuple[str, ...]
-    duration: str | None
+    duration: str  # a Go duration; DEFAULT_CERTIFICATE_DURATION when the binding sets none
     renew_before: str | None
     private_key_algorithm: str  # "ECDSA" or "RSA"
 
@@ -246,18 +258,56 @@ def _certificate(
         raise InvalidBindingError(
             f"{where}.privateKey.algorithm: expected one of {', '.join(c.PRIVATE_KEY_SIZES)}, got {algorithm!r}"
         )
+    common_name = certificate.get("commonName") or f"{name}.{namespace}"
+    if len(common_name) > c.MAX_COMMON_NAME_LENGTH:
+        told = "" if certificate.get("commonName") else f"the default <binding>.<namespace>, {common_name}, is "
+        raise InvalidBindingError(
+            f"{where}.commonName: {told}{len(common_name)} characters, more than the {c.MAX_COMMON_NAME_LENGTH} "
+            "cert-manager allows; set a shorter spec.certificate.commonName"
+        )
+    duration, renew_before = _durations(certificate, where)
     return IssuedCertificate(
         issuer=IssuerRef(
             name=issuer["name"],
             kind=issuer.get("kind", c.DEFAULT_ISSUER_KIND),
             group=issuer.get("group", c.DEFAULT_ISSUER_GROUP),
         ),
-        common_name=certificate.get("commonName") or f"{name}.{namespace}",
+        common_name=common_name,
         organizational_units=tuple(certificate.get("organizationalUnits") or ()),
-        duration=certificate.get("duration"),
-        renew_before=certificate.get("renewBefore"),
+        duration=duration,
+        renew_before=renew_before,
         private_key_algorithm=algorithm,
     )
+
+
+def _durations(certificate: Mapping[str, Any], where: str) -> tuple[str, str | None]:
+    """(duration, renewBefore) within cert-manager's limits; duration defaults to DEFAULT_CERTIFICATE_DURATION."""
+    values: dict[str, float] = {}
+    for field in ("duration", "renewBefore"):
+        text = certificate.get(field)
+        if text is None:
+            continue
+        try:
+            values[field] = duration_seconds(text if isinstance(text, str) else repr(text))
+        except ValueError as error:
+            raise InvalidBindingError(f"{where}.{field}: {error}") from None
+    duration = certificate.get("duration") or c.DEFAULT_CERTIFICATE_DURATION
+    lifetime = values.get("duration", duration_seconds(c.DEFAULT_CERTIFICATE_DURATION))
+    if lifetime < duration_seconds(c.MIN_CERTIFICATE_DURATION):
+        raise InvalidBindingError(
+            f"{where}.duration: must be at least {c.MIN_CERTIFICATE_DURATION} (cert-manager's minimum), got {duration}"
+        )
+    renew_before = certificate.get("renewBefore")
+    if "renewBefore" in values:
+        if values["renewBefore"] < duration_seconds(c.MIN_RENEW_BEFORE):
+            raise InvalidBindingError(
+                f"{where}.renewBefore: must be at least {c.MIN_RENEW_BEFORE} (cert-manager's minimum), got {renew_before}"
+            )
+        if values["renewBefore"] >= lifetime:
+            raise InvalidBindingError(
+                f"{where}.renewBefore: must be shorter than spec.certificate.duration ({duration}), got {renew_before}"
+            )
+    return duration, renew_before
 
 
 def _sidecar(sidecar: Mapping[str, Any], where: str) -> SidecarOptions:

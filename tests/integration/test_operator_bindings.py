@@ -85,6 +85,31 @@ REJECTED = [
         ["spec.sidecar.caBundle.configMapName: Invalid value", "spec.sidecar.caBundle.key: Invalid value"],
     ),
     (
+        "certificate shorter than cert-manager's minimum",
+        {"certificate": {"issuerRef": {"name": "ca"}, "duration": "59m"}},
+        ["spec.certificate.duration: Invalid value", "must be at least 1h"],
+    ),
+    (
+        "renewal earlier than cert-manager's minimum",
+        {"certificate": {"issuerRef": {"name": "ca"}, "renewBefore": "4m"}},
+        ["spec.certificate.renewBefore: Invalid value", "must be at least 5m"],
+    ),
+    (
+        "renewal not before expiry",
+        {"certificate": {"issuerRef": {"name": "ca"}, "duration": "2h", "renewBefore": "2h"}},
+        ["spec.certificate.renewBefore: Invalid value", "must be shorter than spec.certificate.duration"],
+    ),
+    (
+        "renewal not before the default expiry",
+        {"certificate": {"issuerRef": {"name": "ca"}, "renewBefore": "25h"}},
+        ["spec.certificate.renewBefore: Invalid value", "must be shorter than spec.certificate.duration (default 24h)"],
+    ),
+    (
+        "common name longer than cert-manager allows",
+        {"certificate": {"issuerRef": {"name": "ca"}, "commonName": "c" * 65}},
+        ["spec.certificate.commonName: Too long"],
+    ),
+    (
         "neither issuerRef nor secretRef",
         {"certificate": {}},
         ["spec.certificate: Invalid value", "exactly one of spec.certificate.issuerRef and spec.certificate.secretRef"],
@@ -103,6 +128,36 @@ def test_invalid_bindings_are_rejected_by_the_api_server_naming_the_field(cluste
     assert result.returncode != 0, "the API server accepted an invalid binding"
     for message in messages:
         assert message in result.stderr
+
+
+def test_a_default_common_name_longer_than_64_characters_is_refused_naming_the_field(cluster):
+    install_crd(cluster)
+    # "default" is 7 characters: a 57-character binding name makes the default CN 65 long.
+    manifest = binding("a" * 57, **EXAMPLE_ARNS)
+
+    def create(manifest: dict):
+        return cluster.kubectl("create", "--dry-run=server", "-n", "default", "-f", "-",
+                               input=json.dumps(manifest), check=False)
+
+    # A new ValidatingAdmissionPolicy takes effect within moments of being created: wait for it.
+    refused = wait_for(lambda: (r := create(manifest)).returncode != 0 and r, timeout=TIMEOUT,
+                       what="the ValidatingAdmissionPolicy to refuse the binding")
+    assert f"spec.certificate.commonName: the default <binding>.<namespace>, {'a' * 57}.default, is longer" in (
+        refused.stderr
+    )
+    assert create(binding("a" * 56, **EXAMPLE_ARNS)).returncode == 0
+    manifest["spec"]["certificate"]["commonName"] = "reports"
+    assert create(manifest).returncode == 0
+
+
+def test_a_binding_without_a_duration_gets_a_24h_certificate(cluster, namespace, operator):
+    cluster.apply(binding("day", **EXAMPLE_ARNS), namespace)
+    certificate = wait_for(
+        lambda: cluster.kubectl("get", "certificate", "rolesanywhere-day", "-n", namespace, "-o", "json",
+                                check=False).stdout,
+        timeout=TIMEOUT, what="the binding's Certificate",
+    )
+    assert json.loads(certificate)["spec"]["duration"] == "24h"
 
 
 def test_a_valid_binding_passes_the_same_validation(cluster):

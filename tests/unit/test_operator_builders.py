@@ -54,6 +54,7 @@ def test_certificate_with_defaults():
             "secretName": "rolesanywhere-s3-reader-tls",
             "secretTemplate": {"labels": LABELS},
             "commonName": "s3-reader.shop",
+            "duration": "24h",
             "usages": ["digital signature", "client auth"],
             "privateKey": {"algorithm": "ECDSA", "size": 256, "encoding": "PKCS8", "rotationPolicy": "Always"},
             "issuerRef": {"name": "shop-ca", "kind": "Issuer", "group": "cert-manager.io"},

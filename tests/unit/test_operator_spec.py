@@ -51,7 +51,7 @@ def test_defaults():
         issuer=IssuerRef(name="shop-ca", kind="Issuer", group="cert-manager.io"),
         common_name="s3-reader.shop",
         organizational_units=(),
-        duration=None,
+        duration="24h",
         renew_before=None,
         private_key_algorithm="ECDSA",
     )
@@ -145,6 +145,14 @@ REMOVE = object()
         ("certificate.privateKey", {"algorithm": "DSA"}, "spec.certificate.privateKey.algorithm: expected one of ECDSA, RSA"),
         ("sidecar", {"endpoint": "ftp://x"}, "spec.sidecar.endpoint: expected an http:// or https:// URL"),
         ("sidecar", {"caBundle": {}}, "spec.sidecar.caBundle.configMapName: expected the name of a ConfigMap"),
+        # What cert-manager would refuse.
+        ("certificate.commonName", "c" * 65, "spec.certificate.commonName: 65 characters, more than the 64"),
+        ("certificate.duration", "59m", "spec.certificate.duration: must be at least 1h (cert-manager's minimum), got 59m"),
+        ("certificate.duration", "1d", "spec.certificate.duration: expected a Go duration such as 24h or 90m, got '1d'"),
+        ("certificate.renewBefore", "4m59s", "spec.certificate.renewBefore: must be at least 5m (cert-manager's minimum)"),
+        ("certificate.renewBefore", "24h", "spec.certificate.renewBefore: must be shorter than spec.certificate.duration (24h)"),
+        ("certificate", {"issuerRef": {"name": "ca"}, "duration": "2h", "renewBefore": "120m"},
+         "spec.certificate.renewBefore: must be shorter than spec.certificate.duration (2h), got 120m"),
         # Names and keys never reach outside the binding's namespace or the sidecar's volumes.
         ("certificate", {"secretRef": {"name": "../../kube-system/secrets/x"}},
          "spec.certificate.secretRef.name: expected a Kubernetes name"),
@@ -220,3 +228,58 @@ def test_crd_name_and_key_patterns_equal_the_operators():
         assert (field["pattern"], field["maxLength"]) == (spec_module.KEY_PATTERN, spec_module.KEY_MAX_LENGTH)
     rule = version["schema"]["openAPIV3Schema"]["x-kubernetes-validations"][0]["rule"]
     assert rule == f"size(self.metadata.name) <= {spec_module.BINDING_NAME_MAX_LENGTH}"
+
+
+def test_the_default_common_name_must_fit_cert_managers_64_characters():
+    body = binding()
+    body["metadata"].update(name="a" * 40, namespace="b" * 30)
+    with pytest.raises(InvalidBindingError) as raised:
+        parse_binding(body)
+    assert f"spec.certificate.commonName: the default <binding>.<namespace>, {'a' * 40}.{'b' * 30}, is 71 characters" in str(
+        raised.value
+    )
+    body["spec"]["certificate"]["commonName"] = "reports"
+    assert parse_binding(body).certificate.common_name == "reports"
+    body = binding()
+    body["metadata"].update(name="a" * 33, namespace="b" * 30)
+    assert len(parse_binding(body).certificate.common_name) == 64
+
+
+@pytest.mark.parametrize(
+    "duration, renew_before", [("1h", "5m"), ("2160h", "360h"), ("1.5h", "89m59s"), ("24h", None), ("60m", "59m")]
+)
+def test_durations_cert_manager_accepts(duration, renew_before):
+    certificate = {"issuerRef": {"name": "ca"}, "duration": duration}
+    if renew_before:
+        certificate["renewBefore"] = renew_before
+    parsed = parse_binding(binding(certificate=certificate)).certificate
+    assert (parsed.duration, parsed.renew_before) == (duration, renew_before)
+
+
+def test_go_durations():
+    assert spec_module.duration_seconds("2h45m") == 9900
+    assert spec_module.duration_seconds("1.5h") == 5400
+    assert spec_module.duration_seconds("300ms") == 0.3
+    with pytest.raises(ValueError):
+        spec_module.duration_seconds("1h ")
+
+
+def test_crd_and_policy_hold_cert_managers_limits_as_the_constants_declare():
+    from rolesanywhere_operator import constants as c
+
+    crd = yaml.safe_load((REPO / "crds" / "rolesanywherebindings.rolesanywhere.dev.yaml").read_text())
+    (version,) = crd["spec"]["versions"]
+    certificate = version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["certificate"]
+    rules = {(r.get("fieldPath"), r["rule"]) for r in certificate["x-kubernetes-validations"]}
+    assert (".duration", f"!has(self.duration) || duration(self.duration) >= duration('{c.MIN_CERTIFICATE_DURATION}')") in rules
+    assert (".renewBefore", f"!has(self.renewBefore) || duration(self.renewBefore) >= duration('{c.MIN_RENEW_BEFORE}')") in rules
+    shorter = ("!has(self.renewBefore) || duration(self.renewBefore) < "
+               f"duration(has(self.duration) ? self.duration : '{c.DEFAULT_CERTIFICATE_DURATION}')")
+    assert (".renewBefore", shorter) in rules
+    assert certificate["properties"]["commonName"]["maxLength"] == c.MAX_COMMON_NAME_LENGTH
+    for field in ("duration", "renewBefore"):
+        assert certificate["properties"][field]["pattern"] == spec_module.DURATION_PATTERN
+    policy, _ = yaml.safe_load_all((REPO / "crds" / "rolesanywherebindings.rolesanywhere.dev.policy.yaml").read_text())
+    (validation,) = policy["spec"]["validations"]
+    assert validation["expression"].endswith(f"<= {c.MAX_COMMON_NAME_LENGTH}")
+    assert f"the {c.MAX_COMMON_NAME_LENGTH} characters" in validation["messageExpression"]
