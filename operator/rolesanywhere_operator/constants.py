@@ -49,6 +49,9 @@ INJECTED_LABEL = f"{GROUP}/injected-binding"
 #: Pod-template annotation (set by the operator): the binding annotation in this template was copied
 #: from the workload, so removing the workload's annotation removes it again (and nothing else).
 COPIED_FROM_WORKLOAD_ANNOTATION = f"{GROUP}/binding-from-workload"
+#: Binding annotation (set by kopf for the operator): the spec last handled. Its presence means the
+#: binding's create handler ran, so a missing Certificate was deleted (and is created again), not pending.
+LAST_HANDLED_ANNOTATION = f"{GROUP}/last-handled-configuration"
 #: Label on the Certificate and its Secret (set by the operator): the binding they belong to.
 BINDING_LABEL = f"{GROUP}/binding-name"
 #: Standard label on everything the operator creates.

@@ -55,7 +55,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: lo
     # kopf's bookkeeping goes into annotations under our group: the status belongs to the user.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=c.GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=c.GROUP, key="last-handled-configuration"
+        prefix=c.GROUP, key=c.LAST_HANDLED_ANNOTATION.removeprefix(f"{c.GROUP}/")
     )
     # Only what a person must act on becomes an Event; handlers' info logs stay in the log.
     settings.posting.level = logging.WARNING

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import constants as c
-from .certificates import build_certificate, owner_reference
+from .certificates import build_certificate, missing_certificate_event, owner_reference
 from .kube import Kube, binding_path, path
 from .spec import Binding, InvalidBindingError, IssuedCertificate, parse_binding
 from .status import Event, Observed, compute_status, invalid_spec_status, same_status
@@ -44,12 +44,15 @@ class Reconciler:
         except InvalidBindingError:
             binding = None
         if binding is not None and isinstance(binding.certificate, IssuedCertificate):
-            await self.kube.apply(
-                path(f"{c.CERT_MANAGER_GROUP}/{c.CERT_MANAGER_VERSION}", c.CERTIFICATES, namespace,
-                     c.certificate_name(name)),
-                build_certificate(binding),
-            )
+            await self._apply_certificate(binding)
         await self.refresh(namespace, name)
+
+    async def _apply_certificate(self, binding: Binding) -> None:
+        await self.kube.apply(
+            path(f"{c.CERT_MANAGER_GROUP}/{c.CERT_MANAGER_VERSION}", c.CERTIFICATES, binding.namespace,
+                 c.certificate_name(binding.name)),
+            build_certificate(binding),
+        )
 
     async def refresh(self, namespace: str, name: str) -> None:
         """Recompute and write the binding's status from what exists now; post Events on transitions.
@@ -77,6 +80,13 @@ class Reconciler:
                 status, events = invalid_spec_status(str(error), generation, previous, self.now())
             else:
                 observed = await self.observe(binding, generation)
+                # Level-triggered: a deleted Certificate comes back at the next refresh (its deletion
+                # event, or the periodic resync), not only when the binding changes.
+                recreated = missing_certificate_event(binding, body, observed)
+                if recreated is not None:
+                    await self._apply_certificate(binding)
+                    self.post_event(body, recreated)
+                    observed = await self.observe(binding, generation)
                 status, events = compute_status(binding, observed, previous, self.now())
                 await self._own_secret(binding, observed.secret)
             if not same_status(previous, status):

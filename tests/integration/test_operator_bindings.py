@@ -239,6 +239,25 @@ def test_a_secret_ref_binding_reports_a_missing_secret_then_uses_it(cluster, nam
     assert status["certificate"]["subject"] == "CN=exported"
 
 
+def test_a_deleted_certificate_is_created_again_with_a_warning(cluster, namespace, operator):
+    ca_issuer(cluster, namespace, pki.issue("shop CA", now=dt.datetime.now(dt.UTC), is_ca=True))
+    cluster.apply(binding("kept", **EXAMPLE_ARNS), namespace)
+    wait_until_ready(cluster, namespace, "kept")
+    before = cluster.get("certificate", "rolesanywhere-kept", namespace)["metadata"]["uid"]
+    cluster.kubectl("delete", "certificate", "rolesanywhere-kept", "-n", namespace)
+
+    def recreated() -> bool:
+        result = cluster.kubectl("get", "certificate", "rolesanywhere-kept", "-n", namespace, "-o", "json", check=False)
+        return result.returncode == 0 and json.loads(result.stdout)["metadata"]["uid"] != before
+
+    # Within one resync (2 s here) at the latest; the deletion event usually brings it back sooner.
+    wait_for(recreated, timeout=TIMEOUT, what="the deleted Certificate to be created again")
+    message = "Certificate rolesanywhere-kept was missing (deleted?); created it again"
+    wait_for(lambda: ("Warning", "CertificateRecreated", message) in events_for(cluster, namespace, "kept"),
+             timeout=TIMEOUT, what="the CertificateRecreated Event")
+    wait_until_ready(cluster, namespace, "kept")
+
+
 def test_deleting_a_binding_deletes_its_certificate_and_secret(cluster, namespace, operator):
     ca_issuer(cluster, namespace, pki.issue("shop CA", now=dt.datetime.now(dt.UTC), is_ca=True))
     cluster.apply(binding("short-lived", **EXAMPLE_ARNS), namespace)

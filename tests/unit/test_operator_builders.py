@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 from rolesanywhere_operator import settings as settings_module
-from rolesanywhere_operator.certificates import build_certificate
+from rolesanywhere_operator.certificates import build_certificate, missing_certificate_event
 from rolesanywhere_operator.spec import parse_binding
+from rolesanywhere_operator.status import Event, Observed
 from rolesanywhere_operator.webhook import build_webhook_configuration, client_config_for
 from rolesanywhere_operator.workloads import template_patch
 
@@ -91,6 +92,30 @@ def test_certificate_with_every_option():
 def test_a_secret_ref_binding_has_no_certificate():
     with pytest.raises(TypeError, match="binding shop/s3-reader uses secretRef"):
         build_certificate(binding({"secretRef": {"name": "exported"}}))
+
+
+HANDLED = {"metadata": {"annotations": {"rolesanywhere.dev/last-handled-configuration": "{}"}}}
+
+
+def test_a_deleted_certificate_is_created_again_with_a_warning():
+    issued = binding({"issuerRef": {"name": "shop-ca"}})
+    assert missing_certificate_event(issued, HANDLED, Observed(generation=1)) == Event(
+        "Warning", "CertificateRecreated", "Certificate rolesanywhere-s3-reader was missing (deleted?); created it again"
+    )
+
+
+@pytest.mark.parametrize(
+    "certificate, body, observed",
+    [
+        ({"issuerRef": {"name": "shop-ca"}}, HANDLED, Observed(generation=1, certificate={"kind": "Certificate"})),
+        ({"secretRef": {"name": "exported"}}, HANDLED, Observed(generation=1)),  # no Certificate to keep
+        ({"issuerRef": {"name": "shop-ca"}}, {"metadata": {}}, Observed(generation=1)),  # new: its create handler applies it
+        ({"issuerRef": {"name": "shop-ca"}},  # being deleted: the garbage collector removes it on purpose
+         {"metadata": {**HANDLED["metadata"], "deletionTimestamp": "2026-01-01T00:00:00Z"}}, Observed(generation=1)),
+    ],
+)
+def test_a_certificate_is_not_created_again_when_it_exists_or_should_not(certificate, body, observed):
+    assert missing_certificate_event(binding(certificate), body, observed) is None
 
 
 NAMESPACE_SELECTOR = {
