@@ -181,6 +181,9 @@ def test_install_creates_everything_and_uninstall_removes_it_keeping_the_crd(hel
         ("clusterrole", "rao"), ("clusterrolebinding", "rao"), ("serviceaccount", "rao", "-n", ns),
         ("service", "rao-webhook", "-n", ns), ("deployment", "rao", "-n", ns),
         ("certificate", "rao-webhook", "-n", ns), ("issuer", "rao-webhook", "-n", ns),
+        ("poddisruptionbudget", "rao", "-n", ns),
+        ("validatingadmissionpolicy", "rolesanywherebindings.rolesanywhere.dev"),
+        ("validatingadmissionpolicybinding", "rolesanywherebindings.rolesanywhere.dev"),
     ]
     for args in expected:
         assert _exists(cluster, *args), args
