@@ -7,6 +7,7 @@ The Kubernetes API is reached as kubectl does: the pod's service account in a cl
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import random
 import sys
@@ -15,6 +16,8 @@ import kopf
 
 from . import settings as settings_module
 from .handlers import registry
+from .injection import unsupported_server
+from .kube import Kube
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     except settings_module.SettingsError as error:
         print(f"rolesanywhere-operator: {error}", file=sys.stderr)
         return 2
+    unsupported = asyncio.run(_unsupported_api_server())
+    if unsupported:
+        print(f"rolesanywhere-operator: {unsupported}", file=sys.stderr)
+        return 1
     kopf.configure(
         debug=settings.log_level == "debug",
         quiet=settings.log_level == "warning",
@@ -51,6 +58,19 @@ def main(argv: list[str] | None = None) -> int:
         memo=kopf.Memo(settings=settings, priority=priority),
     )
     return 0
+
+
+async def _unsupported_api_server() -> str | None:
+    """Why the API server cannot be served, said once before kopf starts; None when it can, or when it
+    cannot be asked yet (kopf then retries the connection, and its start-up handler checks again)."""
+    try:
+        kube = await Kube.connect()
+        try:
+            return unsupported_server(await kube.server_version())
+        finally:
+            await kube.close()
+    except Exception:  # noqa: BLE001 - unreachable now is kopf's to report and retry
+        return None
 
 
 if __name__ == "__main__":

@@ -89,10 +89,8 @@ TLS_KEY_KEY = "tls.key"
 
 # --- The injected pod ---------------------------------------------------------------------------------
 
-#: Name of the injected credentials sidecar container (native sidecar or regular container).
+#: Name of the injected credentials sidecar container (a native sidecar: the first init container).
 SIDECAR_CONTAINER = "rolesanywhere-sidecar"
-#: Name of the one-shot init container of the fallback for API servers without native sidecars.
-SIDECAR_INIT_CONTAINER = "rolesanywhere-init"
 #: Volume holding the certificate Secret; mounted in the sidecar only.
 CERTIFICATE_VOLUME = "rolesanywhere-certificate"
 #: In-memory volume the sidecar writes credentials to; mounted read-only in the app containers.
@@ -113,7 +111,8 @@ CREDENTIALS_VOLUME_SIZE = "1Mi"
 SIDECAR_USER_ID = 65532
 SIDECAR_GROUP_ID = 65532
 
-#: Native sidecars (init containers with restartPolicy Always) are on by default from this version.
+#: The oldest API server the operator starts against: native sidecars (init containers with
+#: restartPolicy Always) are on by default from this version, and every supported Kubernetes has them.
 NATIVE_SIDECAR_MIN_VERSION = (1, 29)
 
 # --- The sidecar's contract (declared in rolesanywhere_sidecar.settings) ------------------------------

@@ -14,7 +14,7 @@ from typing import Any
 import kopf
 
 from . import constants as c
-from .injection import InjectionError, inject_pod, should_inject
+from .injection import InjectionError, inject_pod, should_inject, unsupported_server
 from .kube import ApiError, Kube, binding_path, path
 from .reconcile import Reconciler
 from .resync import resync_forever
@@ -66,16 +66,14 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: lo
     kube = await Kube.connect()
     memo.kube = kube
     memo.reconciler = Reconciler(kube=kube, post_event=_post_event)
-    if ours.sidecar_mode == "auto":
-        memo.native_sidecar = await kube.server_version() >= c.NATIVE_SIDECAR_MIN_VERSION
-    else:
-        memo.native_sidecar = ours.sidecar_mode == "native"
+    unsupported = unsupported_server(await kube.server_version())  # cli.main said so already, if it could ask
+    if unsupported:
+        raise kopf.PermanentError(unsupported)
     memo.excluded_namespaces = (
         *c.EXCLUDED_NAMESPACES,
         *([ours.operator_namespace] if ours.operator_namespace else []),
         *(ours.webhook_excluded_namespaces or ()),
     )
-    logger.info("sidecar mode: %s", "native" if memo.native_sidecar else "classic")
 
     if ours.peering:
         await _ensure_peering(kube, ours.peering)
@@ -244,7 +242,7 @@ async def inject(
         )
     try:
         binding = parse_binding(found)
-        injected = inject_pod(pod, binding, memo.settings, native_sidecar=memo.native_sidecar)
+        injected = inject_pod(pod, binding, memo.settings)
     except (InvalidBindingError, InjectionError) as error:
         raise kopf.AdmissionError(f"{error}", code=400) from error
 

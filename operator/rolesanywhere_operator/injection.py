@@ -9,9 +9,8 @@ What a pod gets (and why):
   startupProbe `rolesanywhere-sidecar check`): kubelet starts the app containers, and any later init
   containers, only once credentials exist, and a Job's pod still completes; the same check as a
   readinessProbe keeps the pod un-Ready while its credentials are not valid; the sidecar passes the
-  `restricted` Pod Security Standard by itself. On API servers without native
-  sidecars ("classic" mode) an init container `serve --once` writes the first credentials and a regular
-  container keeps them fresh;
+  `restricted` Pod Security Standard by itself. (Every supported Kubernetes has native sidecars; the
+  operator refuses to start on an older API server, see `unsupported_server`.)
 - in every app container not listed in the skip-containers annotation: the env vars that point the AWS
   SDKs at the sidecar (or at the credentials file for delivery File). A variable the container already
   sets is never overridden. (Variables from envFrom cannot be seen here; an `env` entry wins over them.)
@@ -78,7 +77,18 @@ def should_inject(pod: dict[str, Any], namespace: str, excluded_namespaces: tupl
     return Decision(True, "annotated", binding=binding.strip())
 
 
-def inject_pod(pod: dict[str, Any], binding: Binding, settings: Settings, *, native_sidecar: bool) -> Injected:
+def unsupported_server(version: tuple[int, int]) -> str | None:
+    """Why the operator cannot serve an API server of `version` (major, minor); None when it can."""
+    if version >= c.NATIVE_SIDECAR_MIN_VERSION:
+        return None
+    need = ".".join(map(str, c.NATIVE_SIDECAR_MIN_VERSION))
+    return (
+        f"the API server is Kubernetes {version[0]}.{version[1]}; the operator needs {need} or later, whose "
+        "native sidecars (init containers with restartPolicy Always) give the app credentials before it starts"
+    )
+
+
+def inject_pod(pod: dict[str, Any], binding: Binding, settings: Settings) -> Injected:
     """Stage 3: the pod with the sidecar, volumes, env, label and marker added (a new dict)."""
     pod = copy.deepcopy(pod)
     metadata = pod.setdefault("metadata", {})
@@ -100,17 +110,12 @@ def inject_pod(pod: dict[str, Any], binding: Binding, settings: Settings, *, nat
         container if container.get("name") in skip else _with_credentials(container, app_env)
         for container in containers
     ]
-    # Init containers after a native sidecar run with credentials; in classic mode nothing serves yet.
+    # Init containers after the native sidecar run with credentials.
     spec_init = [
-        _with_credentials(container, app_env) if native_sidecar and container.get("name") not in skip else container
+        container if container.get("name") in skip else _with_credentials(container, app_env)
         for container in init_containers
     ]
-    sidecar = build_sidecar(binding, settings, native=native_sidecar)
-    if native_sidecar:
-        spec_init = [sidecar, *spec_init]
-    else:
-        spec_init = [*spec_init, build_init_container(binding, settings)]
-        spec_containers = [*spec_containers, sidecar]
+    spec_init = [build_sidecar(binding, settings), *spec_init]
 
     spec["containers"] = spec_containers
     spec["initContainers"] = spec_init
@@ -181,8 +186,8 @@ def build_sidecar_env(binding: Binding, settings: Settings) -> list[dict[str, An
     return env
 
 
-def build_sidecar(binding: Binding, settings: Settings, *, native: bool) -> dict[str, Any]:
-    """The long-running sidecar: a native sidecar init container, or a regular container (classic)."""
+def build_sidecar(binding: Binding, settings: Settings) -> dict[str, Any]:
+    """The long-running sidecar, a native sidecar: an init container with restartPolicy Always."""
     container: dict[str, Any] = {
         "name": c.SIDECAR_CONTAINER,
         "image": settings.sidecar_image,
@@ -197,31 +202,14 @@ def build_sidecar(binding: Binding, settings: Settings, *, native: bool) -> dict
     # Ready only while the served credentials are valid (for at least a minute more): a pod whose sidecar
     # cannot refresh them leaves its Service's endpoints instead of failing its AWS calls.
     container["readinessProbe"] = _READINESS_PROBE
-    if native:
-        container["restartPolicy"] = "Always"
-        container["startupProbe"] = {
-            "exec": {"command": [c.SIDECAR_EXECUTABLE, "check"]},
-            "periodSeconds": 1,
-            "timeoutSeconds": 5,
-            "failureThreshold": 120,
-        }
+    container["restartPolicy"] = "Always"
+    container["startupProbe"] = {
+        "exec": {"command": [c.SIDECAR_EXECUTABLE, "check"]},
+        "periodSeconds": 1,
+        "timeoutSeconds": 5,
+        "failureThreshold": 120,
+    }
     return copy.deepcopy(container)
-
-
-def build_init_container(binding: Binding, settings: Settings) -> dict[str, Any]:
-    """Classic mode's one-shot init container: the first credentials before the app starts."""
-    return copy.deepcopy(
-        {
-            "name": c.SIDECAR_INIT_CONTAINER,
-            "image": settings.sidecar_image,
-            "imagePullPolicy": settings.sidecar_image_pull_policy,
-            "command": [c.SIDECAR_EXECUTABLE, "serve", "--once"],
-            "env": build_sidecar_env(binding, settings),
-            "resources": _resources(binding, settings),
-            "securityContext": _SIDECAR_SECURITY_CONTEXT,
-            "volumeMounts": _sidecar_mounts(binding, settings),
-        }
-    )
 
 
 def build_app_env(binding: Binding) -> list[dict[str, str]]:

@@ -109,12 +109,6 @@ class Settings:
         DEFAULT_SIDECAR_RESOURCES, "sidecar resources as JSON, unless the binding sets spec.sidecar.resources",
         _resources,
     )
-    sidecar_mode: str = setting(
-        "auto",
-        "native (init container with restartPolicy Always), classic (init container + regular container, "
-        "for API servers before 1.29) or auto (by the API server's version)",
-        _choice("auto", "native", "classic"),
-    )
     default_endpoint: str | None = setting(
         None, "CreateSession endpoint URL for bindings that set none (default the regional endpoint)",
         _optional_text,
