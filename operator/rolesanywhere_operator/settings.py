@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .spec import NAMESPACE_MAX_LENGTH, NAMESPACE_PATTERN, key_problem, name_problem
+
 ENV_PREFIX = "ROLESANYWHERE_OPERATOR_"
 
 
@@ -77,13 +79,17 @@ def _config_map_key(text: str) -> tuple[str, str] | None:
     name, _, key = text.strip().partition("/")
     if not name:
         raise ValueError(f"expected CONFIGMAP or CONFIGMAP/KEY, got {text!r}")
-    return (name, key or "ca.crt")
+    key = key or "ca.crt"
+    problem = name_problem(name) or key_problem(key)
+    if problem:
+        raise ValueError(f"expected CONFIGMAP or CONFIGMAP/KEY: {problem}")
+    return (name, key)
 
 
 def _namespaces(text: str) -> tuple[str, ...] | None:
     names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
     for name in names:
-        if not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", name) or len(name) > 63:
+        if not re.fullmatch(NAMESPACE_PATTERN, name) or len(name) > NAMESPACE_MAX_LENGTH:
             raise ValueError(f"expected comma-separated namespace names, got {name!r}")
     return names or None
 

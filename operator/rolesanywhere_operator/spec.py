@@ -31,6 +31,9 @@ _DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 #: A Kubernetes object name (DNS-1123 subdomain): what secretRef.name, issuerRef.name and
 #: caBundle.configMapName must be; no "/" and no "." or ".." segment can appear in it.
 NAME_PATTERN = rf"^{_DNS_LABEL}(\.{_DNS_LABEL})*$"
+#: A namespace name (DNS-1123 label), at most NAMESPACE_MAX_LENGTH characters.
+NAMESPACE_PATTERN = rf"^{_DNS_LABEL}$"
+NAMESPACE_MAX_LENGTH = 63
 #: Longest Kubernetes object name.
 NAME_MAX_LENGTH = 253
 #: Longest binding name: injected pods carry it as a label value.

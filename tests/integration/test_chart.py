@@ -142,6 +142,14 @@ def test_by_default_the_webhook_stays_answering_and_cert_manager_never_waits_for
     assert env["ROLESANYWHERE_OPERATOR_WEBHOOK_EXCLUDED_NAMESPACES"] == "cert-manager"
 
 
+def test_the_schema_takes_namespace_names_as_the_operator_does():
+    from rolesanywhere_operator import spec
+
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    items = schema["properties"]["webhook"]["properties"]["excludedNamespaces"]["items"]
+    assert (items["pattern"], items["maxLength"]) == (spec.NAMESPACE_PATTERN, spec.NAMESPACE_MAX_LENGTH)
+
+
 def test_one_replica_gets_no_disruption_budget_that_would_block_every_drain(helm):
     documents = helm.template("-n", "rao-system", "--set", "replicaCount=1")
     assert not any(d["kind"] == "PodDisruptionBudget" for d in documents)

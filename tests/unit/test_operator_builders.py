@@ -282,6 +282,8 @@ def test_settings_precedence_flag_over_env_over_default():
          "bad ROLESANYWHERE_OPERATOR_WEBHOOK_FAILURE_POLICY: expected one of Fail, Ignore, got 'Maybe'"),
         ({"sidecar_resources": "[]"}, {}, "bad --sidecar-resources: expected a JSON object with requests and/or limits"),
         ({"webhook_cert_file": "/tmp/c"}, {}, "--webhook-cert-file and --webhook-key-file must be given together"),
+        ({"default_ca_bundle": "corp-ca/../../x"}, {}, "bad --default-ca-bundle: expected CONFIGMAP or CONFIGMAP/KEY: expected a key"),
+        ({"default_ca_bundle": "Corp/ca.crt"}, {}, "bad --default-ca-bundle: expected CONFIGMAP or CONFIGMAP/KEY: expected a Kubernetes name"),
     ],
 )
 def test_bad_settings_name_the_flag_or_env_var(flags, env, message):
