@@ -36,7 +36,8 @@ def pod(name: str, binding: str) -> dict:
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": name, "annotations": {c.BINDING_ANNOTATION: binding}},
+        "metadata": {"name": name, "labels": {c.INJECT_LABEL: c.INJECT_LABEL_VALUE},
+                     "annotations": {c.BINDING_ANNOTATION: binding}},
         "spec": {"containers": [{"name": "app", "image": "app:1", "command": ["sleep", "3600"]}]},
     }
 

@@ -88,7 +88,7 @@ def injected_pods(namespace: str, bindings: list[dict], count: int) -> list[dict
         binding = parsed[index % len(parsed)]
         plain = pod(f"pod-{index:05d}", binding.name)
         plain["metadata"]["namespace"] = namespace
-        pods.append(inject_pod(plain, binding, settings, native_sidecar=True).pod)
+        pods.append(inject_pod(plain, binding, settings).pod)
     return pods
 
 

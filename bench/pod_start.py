@@ -39,7 +39,7 @@ def probe_period(ctx: Context) -> float:
     manifest = binding("bench", trust_anchor_arn=w.trust_anchor_arn, profile_arn=w.profile_arn,
                        role_arn=w.role_arn)  # fmt: skip
     manifest["metadata"].update(namespace="bench", uid="00000000-0000-0000-0000-000000000000")
-    sidecar = build_sidecar(parse_binding(manifest), Settings(), native=True)
+    sidecar = build_sidecar(parse_binding(manifest), Settings())
     return float(sidecar["startupProbe"]["periodSeconds"])
 
 

@@ -41,6 +41,8 @@ class Cluster:
 
     kubeconfig: Path
     bin_dir: Path
+    #: The local control plane (None for a cluster given by TEST_KUBECONFIG_ENV): its audit log.
+    plane: ControlPlane | None = None
 
     def kubectl(self, *args: str, check: bool = True, input: str | None = None):
         return kubectl(self.bin_dir, self.kubeconfig, *args, check=check, input=input)
@@ -69,10 +71,10 @@ def cluster(tools_bin: Path):
     if external:
         yield Cluster(Path(external), tools_bin)
         return
-    plane = ControlPlane(REPO_ROOT / ".run" / "test-cluster", tools_bin)
+    plane = ControlPlane(REPO_ROOT / ".run" / "test-cluster", tools_bin, audit=True)
     plane.start(cert_manager_crds=cert_manager_crds())
     try:
-        yield Cluster(plane.kubeconfig, tools_bin)
+        yield Cluster(plane.kubeconfig, tools_bin, plane)
     finally:
         plane.stop()
 

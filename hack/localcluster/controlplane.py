@@ -67,12 +67,28 @@ def wait_for(condition, *, timeout: float, interval: float = 0.2, what: str):
         time.sleep(interval)
 
 
+#: What the API server's audit log records when `audit` is on: one line per request (metadata only: who,
+#: verb, object) for the objects whose reads tests check (ConfigMaps, Secrets and bindings), nothing else.
+AUDIT_POLICY = {
+    "apiVersion": "audit.k8s.io/v1",
+    "kind": "Policy",
+    "omitStages": ["RequestReceived"],
+    "rules": [
+        {"level": "Metadata", "resources": [{"group": "", "resources": ["configmaps", "secrets"]},
+                                             {"group": "rolesanywhere.dev"}]},
+        {"level": "None"},
+    ],
+}
+
+
 @dataclass
 class ControlPlane:
-    """A control plane rooted at `root`, running the binaries in `bin_dir`."""
+    """A control plane rooted at `root`, running the binaries in `bin_dir`; with `audit`, the API server
+    writes an audit log (AUDIT_POLICY) to `audit_log`."""
 
     root: Path
     bin_dir: Path
+    audit: bool = False
 
     @property
     def kubeconfig(self) -> Path:
@@ -85,6 +101,16 @@ class ControlPlane:
     @property
     def log_dir(self) -> Path:
         return self.root / "logs"
+
+    @property
+    def audit_log(self) -> Path:
+        return self.log_dir / "audit.log"
+
+    def audit_events(self) -> list[dict]:
+        """The audit log's events so far (empty without `audit`)."""
+        if not self.audit_log.exists():
+            return []
+        return [json.loads(line) for line in self.audit_log.read_text().splitlines() if line.strip()]
 
     @property
     def state_file(self) -> Path:
@@ -178,7 +204,14 @@ class ControlPlane:
 
     def _apiserver_args(self, ports: dict[str, int]) -> list[str]:
         p = self.pki_dir
+        audit: list[str] = []
+        if self.audit:
+            policy = self.root / "audit-policy.json"
+            policy.write_text(json.dumps(AUDIT_POLICY))
+            audit = [f"--audit-policy-file={policy}", f"--audit-log-path={self.audit_log}",
+                     "--audit-log-format=json", "--audit-log-maxsize=100", "--audit-log-maxbackup=1"]
         return [
+            *audit,
             f"--etcd-servers=http://127.0.0.1:{ports['etcd']}",
             "--bind-address=127.0.0.1",
             "--advertise-address=127.0.0.1",

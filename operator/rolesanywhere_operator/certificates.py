@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from . import constants as c
 from .spec import Binding, IssuedCertificate
+from .status import Event, Observed
 
 
 def owner_reference(binding: Binding, *, controller: bool = True) -> dict[str, Any]:
@@ -64,8 +66,7 @@ def build_certificate(binding: Binding) -> dict[str, Any]:
     }
     if certificate.organizational_units:
         spec["subject"] = {"organizationalUnits": list(certificate.organizational_units)}
-    if certificate.duration:
-        spec["duration"] = certificate.duration
+    spec["duration"] = certificate.duration
     if certificate.renew_before:
         spec["renewBefore"] = certificate.renew_before
     return {
@@ -79,3 +80,22 @@ def build_certificate(binding: Binding) -> dict[str, Any]:
         },
         "spec": spec,
     }
+
+
+def missing_certificate_event(binding: Binding, body: Mapping[str, Any], observed: Observed) -> Event | None:
+    """The Event to post when the binding's Certificate must be created again; None when it need not be.
+
+    A Certificate is missing when someone (or a cert-manager reinstall, or a partial restore) deleted it.
+    Not when the binding is new (its create handler applies it: kopf has not marked it handled yet) or is
+    being deleted (the garbage collector is removing the Certificate on purpose).
+    """
+    metadata = body.get("metadata") or {}
+    if not isinstance(binding.certificate, IssuedCertificate) or observed.certificate is not None:
+        return None
+    if metadata.get("deletionTimestamp") or c.LAST_HANDLED_ANNOTATION not in (metadata.get("annotations") or {}):
+        return None
+    return Event(
+        "Warning",
+        "CertificateRecreated",
+        f"Certificate {c.certificate_name(binding.name)} was missing (deleted?); created it again",
+    )

@@ -20,6 +20,7 @@ from kubernetes.aio.config.config_exception import ConfigException
 from . import constants as c
 from . import settings as settings_module
 from .handlers import registry
+from .injection import unsupported_server
 from .kube import ApiError, Kube, binding_path
 from .spec import InvalidBindingError, parse_binding
 from .trust_policy import NoSubjectYet, build_trust_policy
@@ -76,6 +77,10 @@ def main(argv: list[str] | None = None) -> int:
     except settings_module.SettingsError as error:
         print(f"rolesanywhere-operator: {error}", file=sys.stderr)
         return 2
+    unsupported = asyncio.run(_unsupported_api_server())
+    if unsupported:
+        print(f"rolesanywhere-operator: {unsupported}", file=sys.stderr)
+        return 1
     kopf.configure(
         debug=settings.log_level == "debug",
         quiet=settings.log_level == "warning",
@@ -94,6 +99,19 @@ def main(argv: list[str] | None = None) -> int:
         memo=kopf.Memo(settings=settings, priority=priority),
     )
     return 0
+
+
+async def _unsupported_api_server() -> str | None:
+    """Why the API server cannot be served, said once before kopf starts; None when it can, or when it
+    cannot be asked yet (kopf then retries the connection, and its start-up handler checks again)."""
+    try:
+        kube = await Kube.connect()
+        try:
+            return unsupported_server(await kube.server_version())
+        finally:
+            await kube.close()
+    except Exception:  # noqa: BLE001 - unreachable now is kopf's to report and retry
+        return None
 
 
 if __name__ == "__main__":

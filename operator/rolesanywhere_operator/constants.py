@@ -1,9 +1,12 @@
 """The operator's user-facing contract: every API name, annotation, label, path and default, declared once.
 
-Annotations a user sets:
+Annotations and labels a user sets:
 
 - `BINDING_ANNOTATION` on a Pod (or a Deployment, StatefulSet or DaemonSet, which copies it into its pod
   template) names the RolesAnywhereBinding, in the pod's namespace, whose role the pod assumes.
+- `INJECT_LABEL` (value `INJECT_LABEL_VALUE`) on a Pod opts it in: only labelled pods are sent to the
+  webhook. The operator sets it in a Deployment's, StatefulSet's or DaemonSet's pod template together
+  with the annotation; a bare Pod or a Job's template needs both.
 - `SKIP_CONTAINERS_ANNOTATION` on a Pod lists containers (comma-separated names) that get neither the
   credentials env vars nor the credentials volume.
 
@@ -30,6 +33,11 @@ OPERATOR_NAME = "rolesanywhere-operator"
 
 #: Pod/workload annotation (set by the user): the name of the binding to inject, in the same namespace.
 BINDING_ANNOTATION = f"{GROUP}/binding"
+#: Pod label (set by the user on bare pods and Job templates, by the operator in workload templates): the
+#: pod opts in to injection; only pods labelled `true` are sent to the webhook (its objectSelector), so an
+#: unavailable webhook holds up no other pod.
+INJECT_LABEL = f"{GROUP}/inject"
+INJECT_LABEL_VALUE = "true"
 #: Pod annotation (set by the user): comma-separated container names left without credentials.
 SKIP_CONTAINERS_ANNOTATION = f"{GROUP}/skip-containers"
 #: Pod annotation (set by the webhook): the idempotency marker; its value is the binding injected.
@@ -41,6 +49,9 @@ INJECTED_LABEL = f"{GROUP}/injected-binding"
 #: Pod-template annotation (set by the operator): the binding annotation in this template was copied
 #: from the workload, so removing the workload's annotation removes it again (and nothing else).
 COPIED_FROM_WORKLOAD_ANNOTATION = f"{GROUP}/binding-from-workload"
+#: Binding annotation (set by kopf for the operator): the spec last handled. Its presence means the
+#: binding's create handler ran, so a missing Certificate was deleted (and is created again), not pending.
+LAST_HANDLED_ANNOTATION = f"{GROUP}/last-handled-configuration"
 #: Label on the Certificate and its Secret (set by the operator): the binding they belong to.
 BINDING_LABEL = f"{GROUP}/binding-name"
 #: Standard label on everything the operator creates.
@@ -48,7 +59,8 @@ MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 #: Namespace label: `disabled` keeps the webhook away from every pod of the namespace.
 INJECTION_NAMESPACE_LABEL = f"{GROUP}/injection"
 
-#: Namespaces the webhook never touches (besides the operator's own, added at run time).
+#: Namespaces the webhook never touches (besides the operator's own and --webhook-excluded-namespaces,
+#: added at run time).
 EXCLUDED_NAMESPACES = ("kube-system",)
 
 #: API group of kopf's peering objects (ClusterKopfPeering), through which replicas take turns.
@@ -77,10 +89,8 @@ TLS_KEY_KEY = "tls.key"
 
 # --- The injected pod ---------------------------------------------------------------------------------
 
-#: Name of the injected credentials sidecar container (native sidecar or regular container).
+#: Name of the injected credentials sidecar container (a native sidecar: the first init container).
 SIDECAR_CONTAINER = "rolesanywhere-sidecar"
-#: Name of the one-shot init container of the fallback for API servers without native sidecars.
-SIDECAR_INIT_CONTAINER = "rolesanywhere-init"
 #: Volume holding the certificate Secret; mounted in the sidecar only.
 CERTIFICATE_VOLUME = "rolesanywhere-certificate"
 #: In-memory volume the sidecar writes credentials to; mounted read-only in the app containers.
@@ -101,7 +111,8 @@ CREDENTIALS_VOLUME_SIZE = "1Mi"
 SIDECAR_USER_ID = 65532
 SIDECAR_GROUP_ID = 65532
 
-#: Native sidecars (init containers with restartPolicy Always) are on by default from this version.
+#: The oldest API server the operator starts against: native sidecars (init containers with
+#: restartPolicy Always) are on by default from this version, and every supported Kubernetes has them.
 NATIVE_SIDECAR_MIN_VERSION = (1, 29)
 
 # --- The sidecar's contract (declared in rolesanywhere_sidecar.settings) ------------------------------
@@ -148,6 +159,16 @@ DEFAULT_PRIVATE_KEY_ALGORITHM = "ECDSA"
 #: Key size per private key algorithm (ECDSA P-256, RSA 2048).
 PRIVATE_KEY_SIZES = {"ECDSA": 256, "RSA": 2048}
 DEFAULT_CA_BUNDLE_KEY = "ca.crt"
+#: Lifetime of a binding's certificate when spec.certificate.duration is unset: short, since deleting a
+#: binding revokes nothing (running pods keep the last certificate until it expires). cert-manager renews
+#: it at two thirds of its life unless renewBefore says otherwise. (A Go duration, as cert-manager takes.)
+DEFAULT_CERTIFICATE_DURATION = "24h"
+#: cert-manager's limits (its validating webhook refuses a Certificate beyond them): the certificate's
+#: lifetime is at least MIN_CERTIFICATE_DURATION, renewBefore at least MIN_RENEW_BEFORE and shorter than
+#: the lifetime, the subject CN at most MAX_COMMON_NAME_LENGTH characters.
+MIN_CERTIFICATE_DURATION = "1h"
+MIN_RENEW_BEFORE = "5m"
+MAX_COMMON_NAME_LENGTH = 64
 DEFAULT_ISSUER_KIND = "Issuer"
 DEFAULT_ISSUER_GROUP = CERT_MANAGER_GROUP
 #: spec.roleSessionName.source: each session is named after its pod (the kubelet fills the name in).

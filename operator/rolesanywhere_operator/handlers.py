@@ -16,7 +16,7 @@ from rolesanywhere_sidecar.protocol.ratelimit import TokenBucket
 
 from . import constants as c
 from .binding_cache import BindingCache
-from .injection import InjectionError, inject_pod, should_inject
+from .injection import InjectionError, inject_pod, should_inject, unsupported_server
 from .kube import ApiError, Kube, binding_path, path
 from .reconcile import Reconciler
 from .resync import resync_forever
@@ -60,7 +60,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: lo
     # kopf's bookkeeping goes into annotations under our group: the status belongs to the user.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=c.GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=c.GROUP, key="last-handled-configuration"
+        prefix=c.GROUP, key=c.LAST_HANDLED_ANNOTATION.removeprefix(f"{c.GROUP}/")
     )
     # Only what a person must act on becomes an Event; handlers' info logs stay in the log.
     settings.posting.level = logging.WARNING
@@ -76,12 +76,14 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: lo
         else None
     )
     memo.reconciler = Reconciler(kube=kube, post_event=_post_event, verifier=verifier, settings=ours)
-    if ours.sidecar_mode == "auto":
-        memo.native_sidecar = await kube.server_version() >= c.NATIVE_SIDECAR_MIN_VERSION
-    else:
-        memo.native_sidecar = ours.sidecar_mode == "native"
-    memo.excluded_namespaces = (*c.EXCLUDED_NAMESPACES, *([ours.operator_namespace] if ours.operator_namespace else []))
-    logger.info("sidecar mode: %s", "native" if memo.native_sidecar else "classic")
+    unsupported = unsupported_server(await kube.server_version())  # cli.main said so already, if it could ask
+    if unsupported:
+        raise kopf.PermanentError(unsupported)
+    memo.excluded_namespaces = (
+        *c.EXCLUDED_NAMESPACES,
+        *([ours.operator_namespace] if ours.operator_namespace else []),
+        *(ours.webhook_excluded_namespaces or ()),
+    )
 
     if ours.peering:
         await _ensure_peering(kube, ours.peering)
@@ -202,8 +204,7 @@ async def workload_changed(
         if error.status == 404:
             return
         raise kopf.TemporaryError(str(error), delay=RETRY_DELAY) from error
-    logger.info("pod template annotation %s set to %s", c.BINDING_ANNOTATION,
-                patch["spec"]["template"]["metadata"]["annotations"][c.BINDING_ANNOTATION])
+    logger.info("pod template brought in step with annotation %s: %s", c.BINDING_ANNOTATION, patch)
 
 
 async def copy_workload_binding(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
@@ -242,7 +243,8 @@ async def inject(
     found, source = memo.bindings.get(namespace, decision.binding), "the watch cache"
     try:
         if found is None:  # created a moment ago, or not at all
-            found, source = await memo.kube.get(binding_path(namespace, decision.binding)), "the API server"
+            found = await memo.kube.get(binding_path(namespace, decision.binding), namespace=namespace)
+            source = "the API server"
     except ApiError as error:
         raise kopf.AdmissionError(
             f"resolve: cannot read {c.KIND} {decision.binding!r} in namespace {namespace!r}: {error}", code=500
@@ -255,7 +257,7 @@ async def inject(
         )
     try:
         binding = parse_binding(found)
-        injected = inject_pod(pod, binding, memo.settings, native_sidecar=memo.native_sidecar)
+        injected = inject_pod(pod, binding, memo.settings)
     except (InvalidBindingError, InjectionError) as error:
         raise kopf.AdmissionError(f"{error}", code=400) from error
 

@@ -7,9 +7,10 @@ What a pod gets (and why):
 - an in-memory emptyDir the sidecar writes credentials to, mounted read-only in the app containers;
 - the sidecar as a native sidecar (the first init container, `restartPolicy: Always`, with an exec
   startupProbe `rolesanywhere-sidecar check`): kubelet starts the app containers, and any later init
-  containers, only once credentials exist, and a Job's pod still completes. On API servers without native
-  sidecars ("classic" mode) an init container `serve --once` writes the first credentials and a regular
-  container keeps them fresh;
+  containers, only once credentials exist, and a Job's pod still completes; the same check as a
+  readinessProbe keeps the pod un-Ready while its credentials are not valid; the sidecar passes the
+  `restricted` Pod Security Standard by itself. (Every supported Kubernetes has native sidecars; the
+  operator refuses to start on an older API server, see `unsupported_server`.)
 - in every app container not listed in the skip-containers annotation: the env vars that point the AWS
   SDKs at the sidecar (or at the credentials file for delivery File), and the region. They come in
   groups (credentials, region): a container that sets any variable of a group keeps its own setting
@@ -29,7 +30,7 @@ from typing import Any
 
 from . import constants as c
 from .settings import Settings
-from .spec import Binding, SecretCertificate
+from .spec import BINDING_NAME_MAX_LENGTH, Binding, SecretCertificate, name_problem
 
 
 class InjectionError(ValueError):
@@ -70,10 +71,26 @@ def should_inject(pod: dict[str, Any], namespace: str, excluded_namespaces: tupl
         raise InjectionError(
             f"should-inject: annotation {c.BINDING_ANNOTATION} is empty; expected the name of a {c.KIND}"
         )
+    # The name goes into an API path: anything but a binding name (a "/" or a ".." above all) could
+    # make the operator read an object of another namespace.
+    problem = name_problem(binding.strip(), max_length=BINDING_NAME_MAX_LENGTH)
+    if problem:
+        raise InjectionError(f"should-inject: annotation {c.BINDING_ANNOTATION}: {problem} (the name of a {c.KIND})")
     return Decision(True, "annotated", binding=binding.strip())
 
 
-def inject_pod(pod: dict[str, Any], binding: Binding, settings: Settings, *, native_sidecar: bool) -> Injected:
+def unsupported_server(version: tuple[int, int]) -> str | None:
+    """Why the operator cannot serve an API server of `version` (major, minor); None when it can."""
+    if version >= c.NATIVE_SIDECAR_MIN_VERSION:
+        return None
+    need = ".".join(map(str, c.NATIVE_SIDECAR_MIN_VERSION))
+    return (
+        f"the API server is Kubernetes {version[0]}.{version[1]}; the operator needs {need} or later, whose "
+        "native sidecars (init containers with restartPolicy Always) give the app credentials before it starts"
+    )
+
+
+def inject_pod(pod: dict[str, Any], binding: Binding, settings: Settings) -> Injected:
     """Stage 3: the pod with the sidecar, volumes, env, label and marker added (a new dict)."""
     pod = copy.deepcopy(pod)
     metadata = pod.setdefault("metadata", {})
@@ -91,24 +108,19 @@ def inject_pod(pod: dict[str, Any], binding: Binding, settings: Settings, *, nat
         raise InjectionError(f"build: the pod already has a volume named {clash[0]}")
 
     app_env = build_app_env(binding)
-    for container in [*containers, *(init_containers if native_sidecar else [])]:
+    for container in [*containers, *init_containers]:
         if container.get("name") not in skip:
             warnings.extend(_precedence_warnings(container, app_env[0]))
     spec_containers = [
         container if container.get("name") in skip else _with_credentials(container, app_env)
         for container in containers
     ]
-    # Init containers after a native sidecar run with credentials; in classic mode nothing serves yet.
+    # Init containers after the native sidecar run with credentials.
     spec_init = [
-        _with_credentials(container, app_env) if native_sidecar and container.get("name") not in skip else container
+        container if container.get("name") in skip else _with_credentials(container, app_env)
         for container in init_containers
     ]
-    sidecar = build_sidecar(binding, settings, native=native_sidecar)
-    if native_sidecar:
-        spec_init = [sidecar, *spec_init]
-    else:
-        spec_init = [*spec_init, build_init_container(binding, settings)]
-        spec_containers = [*spec_containers, sidecar]
+    spec_init = [build_sidecar(binding, settings), *spec_init]
 
     spec["containers"] = spec_containers
     spec["initContainers"] = spec_init
@@ -180,8 +192,8 @@ def build_sidecar_env(binding: Binding, settings: Settings) -> list[dict[str, An
     return env
 
 
-def build_sidecar(binding: Binding, settings: Settings, *, native: bool) -> dict[str, Any]:
-    """The long-running sidecar: a native sidecar init container, or a regular container (classic)."""
+def build_sidecar(binding: Binding, settings: Settings) -> dict[str, Any]:
+    """The long-running sidecar, a native sidecar: an init container with restartPolicy Always."""
     container: dict[str, Any] = {
         "name": c.SIDECAR_CONTAINER,
         "image": settings.sidecar_image,
@@ -193,31 +205,17 @@ def build_sidecar(binding: Binding, settings: Settings, *, native: bool) -> dict
         "securityContext": _SIDECAR_SECURITY_CONTEXT,
         "volumeMounts": _sidecar_mounts(binding, settings),
     }
-    if native:
-        container["restartPolicy"] = "Always"
-        container["startupProbe"] = {
-            "exec": {"command": [c.SIDECAR_EXECUTABLE, "check"]},
-            "periodSeconds": 1,
-            "timeoutSeconds": 5,
-            "failureThreshold": 120,
-        }
+    # Ready only while the served credentials are valid (for at least a minute more): a pod whose sidecar
+    # cannot refresh them leaves its Service's endpoints instead of failing its AWS calls.
+    container["readinessProbe"] = _READINESS_PROBE
+    container["restartPolicy"] = "Always"
+    container["startupProbe"] = {
+        "exec": {"command": [c.SIDECAR_EXECUTABLE, "check"]},
+        "periodSeconds": 1,
+        "timeoutSeconds": 5,
+        "failureThreshold": 120,
+    }
     return copy.deepcopy(container)
-
-
-def build_init_container(binding: Binding, settings: Settings) -> dict[str, Any]:
-    """Classic mode's one-shot init container: the first credentials before the app starts."""
-    return copy.deepcopy(
-        {
-            "name": c.SIDECAR_INIT_CONTAINER,
-            "image": settings.sidecar_image,
-            "imagePullPolicy": settings.sidecar_image_pull_policy,
-            "command": [c.SIDECAR_EXECUTABLE, "serve", "--once"],
-            "env": build_sidecar_env(binding, settings),
-            "resources": _resources(binding, settings),
-            "securityContext": _SIDECAR_SECURITY_CONTEXT,
-            "volumeMounts": _sidecar_mounts(binding, settings),
-        }
-    )
 
 
 def build_app_env(binding: Binding) -> list[list[dict[str, str]]]:
@@ -235,6 +233,9 @@ def build_app_env(binding: Binding) -> list[list[dict[str, str]]]:
     return [[{"name": name, "value": value} for name, value in group] for group in (credentials, region)]
 
 
+#: The sidecar's containers pass the `restricted` Pod Security Standard on their own (non-root, no privilege
+#: escalation, ALL capabilities dropped, the runtime's default seccomp profile), so injecting them never
+#: makes a compliant pod non-compliant.
 _SIDECAR_SECURITY_CONTEXT = {
     "runAsNonRoot": True,
     "runAsUser": c.SIDECAR_USER_ID,
@@ -242,6 +243,15 @@ _SIDECAR_SECURITY_CONTEXT = {
     "allowPrivilegeEscalation": False,
     "readOnlyRootFilesystem": True,
     "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+#: Every 30 s (each check is a short Python process, about 0.1 CPU s), not Ready after two failures.
+_READINESS_PROBE = {
+    "exec": {"command": [c.SIDECAR_EXECUTABLE, "check"]},
+    "periodSeconds": 30,
+    "timeoutSeconds": 5,
+    "failureThreshold": 2,
 }
 
 

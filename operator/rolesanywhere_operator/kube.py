@@ -30,17 +30,41 @@ class ApiError(Exception):
 
 def path(api_version: str, plural: str, namespace: str | None = None, name: str | None = None,
          subresource: str | None = None) -> str:
-    """The API path of a collection or an object: path("v1", "pods", "ns", "web-1")."""
+    """The API path of a collection or an object: path("v1", "pods", "ns", "web-1").
+
+    The namespace and the name are one path segment each, whatever they hold: "/" is escaped and a "."
+    or ".." (which HTTP clients resolve) is refused, so no value can address another object.
+    """
     root = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
     parts = [root]
     if namespace:
-        parts.append(f"namespaces/{quote(namespace)}")
+        parts.append(f"namespaces/{segment(namespace)}")
     parts.append(plural)
     if name:
-        parts.append(quote(name))
+        parts.append(segment(name))
     if subresource:
         parts.append(subresource)
     return "/".join(parts)
+
+
+def segment(value: str) -> str:
+    """`value` as exactly one escaped path segment; ValueError for "." and "..", which are not names."""
+    if value in (".", ".."):
+        raise ValueError(f"{value!r} is not a Kubernetes name")
+    return quote(value, safe="")
+
+
+#: The status of an ApiError raised by the operator itself, for an object outside the namespace asked for.
+OUTSIDE_NAMESPACE_STATUS = 403
+
+
+def in_namespace(found: Any, namespace: str, api_path: str) -> dict[str, Any]:
+    """`found`, if it is an object of `namespace`; ApiError otherwise (a path that resolved elsewhere)."""
+    got = ((found or {}).get("metadata") or {}).get("namespace") if isinstance(found, dict) else None
+    if got != namespace:
+        raise ApiError("GET", api_path, OUTSIDE_NAMESPACE_STATUS,
+                       f"the object read is in namespace {got!r}, not {namespace!r} as asked; refused")
+    return found
 
 
 def binding_path(namespace: str, name: str | None = None, subresource: str | None = None) -> str:
@@ -95,14 +119,18 @@ class Kube:
             raise ApiError(method, api_path, response.status, message)
         return json.loads(raw) if raw else None
 
-    async def get(self, api_path: str) -> dict[str, Any] | None:
-        """The object, or None when it does not exist."""
+    async def get(self, api_path: str, *, namespace: str | None = None) -> dict[str, Any] | None:
+        """The object, or None when it does not exist.
+
+        With `namespace`, an object found outside it is refused (ApiError), never returned.
+        """
         try:
-            return await self.request("GET", api_path)
+            found = await self.request("GET", api_path)
         except ApiError as error:
             if error.status == 404:
                 return None
             raise
+        return found if namespace is None else in_namespace(found, namespace, api_path)
 
     async def list(self, api_path: str, *, label_selector: str | None = None) -> list[dict[str, Any]]:
         return (await self.list_with_version(api_path, label_selector=label_selector))[0]

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import constants as c
-from .certificates import build_certificate, owner_reference
+from .certificates import build_certificate, missing_certificate_event, owner_reference
 from .kube import Kube, binding_path, path
 from .settings import Settings
 from .spec import Binding, InvalidBindingError, IssuedCertificate, parse_binding
@@ -52,12 +52,15 @@ class Reconciler:
         except InvalidBindingError:
             binding = None
         if binding is not None and isinstance(binding.certificate, IssuedCertificate):
-            await self.kube.apply(
-                path(f"{c.CERT_MANAGER_GROUP}/{c.CERT_MANAGER_VERSION}", c.CERTIFICATES, namespace,
-                     c.certificate_name(name)),
-                build_certificate(binding),
-            )
+            await self._apply_certificate(binding)
         await self.refresh(namespace, name)
+
+    async def _apply_certificate(self, binding: Binding) -> None:
+        await self.kube.apply(
+            path(f"{c.CERT_MANAGER_GROUP}/{c.CERT_MANAGER_VERSION}", c.CERTIFICATES, binding.namespace,
+                 c.certificate_name(binding.name)),
+            build_certificate(binding),
+        )
 
     async def refresh(self, namespace: str, name: str) -> None:
         """Recompute and write the binding's status from what exists now; post Events on transitions.
@@ -73,7 +76,7 @@ class Reconciler:
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
             self._waiting.discard(key)
-            body = await self.kube.get(binding_path(namespace, name))
+            body = await self.kube.get(binding_path(namespace, name), namespace=namespace)
             if body is None:
                 self._locks.pop(key, None)
                 self._verified.pop(key, None)
@@ -86,6 +89,13 @@ class Reconciler:
                 status, events = invalid_spec_status(str(error), generation, previous, self.now())
             else:
                 observed = await self.observe(binding, generation)
+                # Level-triggered: a deleted Certificate comes back at the next refresh (its deletion
+                # event, or the periodic resync), not only when the binding changes.
+                recreated = missing_certificate_event(binding, body, observed)
+                if recreated is not None:
+                    await self._apply_certificate(binding)
+                    self.post_event(body, recreated)
+                    observed = await self.observe(binding, generation)
                 if self.verifier is not None and binding.verify_credentials:
                     observed = replace(
                         observed, verification_enabled=True,
@@ -112,10 +122,11 @@ class Reconciler:
         if isinstance(binding.certificate, IssuedCertificate):
             certificate = await self.kube.get(
                 path(f"{c.CERT_MANAGER_GROUP}/{c.CERT_MANAGER_VERSION}", c.CERTIFICATES, ns,
-                     c.certificate_name(binding.name))
+                     c.certificate_name(binding.name)),
+                namespace=ns,
             )
             issuer_found = await self._issuer_found(binding, certificate)
-        secret = await self.kube.get(path("v1", "secrets", ns, binding.secret_name))
+        secret = await self.kube.get(path("v1", "secrets", ns, binding.secret_name), namespace=ns)
         pods = await self.kube.list(path("v1", "pods", ns), label_selector=f"{c.INJECTED_LABEL}={binding.name}")
         return Observed(
             generation=generation, certificate=certificate, issuer_found=issuer_found, secret=secret, pods=pods
@@ -181,7 +192,8 @@ class Reconciler:
         if issuer.kind == "ClusterIssuer":
             found = await self.kube.get(path(api_version, "clusterissuers", None, issuer.name))
         else:
-            found = await self.kube.get(path(api_version, "issuers", binding.namespace, issuer.name))
+            found = await self.kube.get(path(api_version, "issuers", binding.namespace, issuer.name),
+                                       namespace=binding.namespace)
         return found is not None
 
     async def _own_secret(self, binding: Binding, secret: Mapping[str, Any] | None) -> None:

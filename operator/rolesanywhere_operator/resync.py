@@ -1,7 +1,8 @@
 """The periodic status refresh of every binding, run by the replica that leads the peering.
 
 Events refresh a binding's status as they happen; this loop catches what no event announces: a
-certificate passing its notAfter, a `secretRef` Secret (not watched) appearing or changing. It is
+certificate passing its notAfter, a `secretRef` Secret (not watched) appearing or changing, a
+Certificate deleted while no operator watched (each refresh creates a missing one again). It is
 one operator-wide task rather than a kopf daemon per binding because kopf puts a finalizer on every
 object with a daemon, and a finalizer would leave bindings (and their namespaces, and the CRD on
 uninstall) stuck in deletion whenever no operator runs. The bindings' Certificates need no finalizer:

@@ -10,9 +10,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from .spec import NAMESPACE_MAX_LENGTH, NAMESPACE_PATTERN, key_problem, name_problem
 
 ENV_PREFIX = "ROLESANYWHERE_OPERATOR_"
 
@@ -85,7 +88,19 @@ def _config_map_key(text: str) -> tuple[str, str] | None:
     name, _, key = text.strip().partition("/")
     if not name:
         raise ValueError(f"expected CONFIGMAP or CONFIGMAP/KEY, got {text!r}")
-    return (name, key or "ca.crt")
+    key = key or "ca.crt"
+    problem = name_problem(name) or key_problem(key)
+    if problem:
+        raise ValueError(f"expected CONFIGMAP or CONFIGMAP/KEY: {problem}")
+    return (name, key)
+
+
+def _namespaces(text: str) -> tuple[str, ...] | None:
+    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    for name in names:
+        if not re.fullmatch(NAMESPACE_PATTERN, name) or len(name) > NAMESPACE_MAX_LENGTH:
+            raise ValueError(f"expected comma-separated namespace names, got {name!r}")
+    return names or None
 
 
 def setting(default: object, meaning: str, parse: Callable[[str], object]):
@@ -108,12 +123,6 @@ class Settings:
     sidecar_resources: str = setting(
         DEFAULT_SIDECAR_RESOURCES, "sidecar resources as JSON, unless the binding sets spec.sidecar.resources",
         _resources,
-    )
-    sidecar_mode: str = setting(
-        "auto",
-        "native (init container with restartPolicy Always), classic (init container + regular container, "
-        "for API servers before 1.29) or auto (by the API server's version)",
-        _choice("auto", "native", "classic"),
     )
     default_endpoint: str | None = setting(
         None, "CreateSession endpoint URL for bindings that set none (default the regional endpoint)",
@@ -150,9 +159,9 @@ class Settings:
         "rolesanywhere-operator", "name of the MutatingWebhookConfiguration the operator keeps", _text
     )
     # Fail: a pod that asked for a role never starts silently without credentials, and a pod naming a
-    # missing binding is always refused. The namespaces the webhook skips (kube-system, the operator's
-    # own, and those labelled rolesanywhere.dev/injection=disabled) keep the control plane and the
-    # operator itself able to start while the webhook is down, so Fail cannot deadlock the cluster.
+    # missing binding is always refused. Only pods labelled rolesanywhere.dev/inject=true are sent to the
+    # webhook, so while it is down every other pod (the control plane's, cert-manager's, the operator's
+    # own) is still created, and Fail cannot deadlock the cluster.
     webhook_failure_policy: str = setting(
         "Fail", "failurePolicy of the pod webhook: Fail (no pod starts without its credentials) or Ignore",
         _choice("Fail", "Ignore"),
@@ -162,6 +171,12 @@ class Settings:
         "ClusterRole made the owner of the webhook configuration, so deleting it (helm uninstall) removes "
         "the configuration too",
         _optional_text,
+    )
+    webhook_excluded_namespaces: tuple[str, ...] | None = setting(
+        None,
+        "comma-separated namespaces whose pods the webhook never sees, besides kube-system and the operator's "
+        "own (e.g. cert-manager, whose pods the operator's serving certificate depends on)",
+        _namespaces,
     )
     operator_namespace: str | None = setting(
         None, "namespace the operator runs in; the webhook never touches it", _optional_text

@@ -26,6 +26,59 @@ ROLE_ARN_PATTERN = rf"^arn:{_PARTITION}:iam::[0-9]{{12}}:role/[A-Za-z0-9+=,.@_/-
 REGION_PATTERN = rf"^{_REGION}$"
 ROLE_SESSION_NAME_PATTERN = r"^[A-Za-z0-9+=,.@_-]{2,64}$"
 
+# The name and key patterns of the CRD; a unit test keeps them equal. Checked before a name is used in an
+# API path or a key as a file name, so nothing the user writes can reach outside the binding's namespace.
+_DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+#: A Kubernetes object name (DNS-1123 subdomain): what secretRef.name, issuerRef.name and
+#: caBundle.configMapName must be; no "/" and no "." or ".." segment can appear in it.
+NAME_PATTERN = rf"^{_DNS_LABEL}(\.{_DNS_LABEL})*$"
+#: A namespace name (DNS-1123 label), at most NAMESPACE_MAX_LENGTH characters.
+NAMESPACE_PATTERN = rf"^{_DNS_LABEL}$"
+NAMESPACE_MAX_LENGTH = 63
+#: Longest Kubernetes object name.
+NAME_MAX_LENGTH = 253
+#: Longest binding name: injected pods carry it as a label value.
+BINDING_NAME_MAX_LENGTH = 63
+#: A ConfigMap or Secret key (as the API server checks it): [-._a-zA-Z0-9]+, neither "." nor "..", not
+#: starting with ".."; used as a file name in the sidecar's volumes, so it never leaves them.
+KEY_PATTERN = r"^\.?[-_a-zA-Z0-9][-._a-zA-Z0-9]*$"
+#: Longest ConfigMap or Secret key.
+KEY_MAX_LENGTH = 253
+
+
+#: A Go duration as cert-manager takes it (the CRD's pattern for duration and renewBefore).
+DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$"
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def duration_seconds(text: str) -> float:
+    """Seconds in a Go duration such as "2h45m" or "1.5h"; ValueError when it is not one."""
+    if not re.fullmatch(DURATION_PATTERN, text):
+        raise ValueError(f"expected a Go duration such as 24h or 90m, got {text!r}")
+    return sum(float(n) * _DURATION_UNITS[u] for n, _, u in re.findall(r"([0-9]+(\.[0-9]+)?)(ns|us|ms|s|m|h)", text))
+
+
+def name_problem(value: object, *, max_length: int = NAME_MAX_LENGTH) -> str | None:
+    """Why `value` is not a Kubernetes object name of at most `max_length` characters; None when it is."""
+    if not isinstance(value, str) or not value:
+        return f"expected a Kubernetes name, got {value!r}"
+    if len(value) > max_length:
+        return f"expected a Kubernetes name of at most {max_length} characters, got {len(value)}"
+    if not re.fullmatch(NAME_PATTERN, value):
+        return f"expected a Kubernetes name (lower-case letters, digits, '-' and '.'), got {value!r}"
+    return None
+
+
+def key_problem(value: object) -> str | None:
+    """Why `value` is not a ConfigMap or Secret key; None when it is."""
+    if not isinstance(value, str) or not value:
+        return f"expected a ConfigMap or Secret key, got {value!r}"
+    if len(value) > KEY_MAX_LENGTH:
+        return f"expected a key of at most {KEY_MAX_LENGTH} characters, got {len(value)}"
+    if not re.fullmatch(KEY_PATTERN, value):
+        return f"expected a key of letters, digits, '-', '_' and '.' (not '.', '..' or '..'-prefixed), got {value!r}"
+    return None
+
 
 class InvalidBindingError(kopf.PermanentError):
     """A binding's spec is invalid; the message names the field and what is expected.
@@ -48,7 +101,7 @@ class IssuedCertificate:
     issuer: IssuerRef
     common_name: str
     organizational_units: tuple[str, ...]
-    duration: str | None
+    duration: str  # a Go duration; DEFAULT_CERTIFICATE_DURATION when the binding sets none
     renew_before: str | None
     private_key_algorithm: str  # "ECDSA" or "RSA"
 
@@ -200,6 +253,18 @@ def _boolean(spec: Mapping[str, Any], field: str, default: bool, where: str) -> 
     if not isinstance(value, bool):
         raise InvalidBindingError(f"{where}.{field}: expected true or false, got {value!r}")
     return value
+def _checked_name(parent: Mapping[str, Any], field: str, where: str) -> str:
+    problem = name_problem(parent.get(field))
+    if problem:
+        raise InvalidBindingError(f"{where}.{field}: {problem}")
+    return parent[field]
+
+
+def _checked_key(parent: Mapping[str, Any], field: str, where: str) -> str:
+    problem = key_problem(parent.get(field))
+    if problem:
+        raise InvalidBindingError(f"{where}.{field}: {problem}")
+    return parent[field]
 
 
 def _certificate(
@@ -217,6 +282,10 @@ def _certificate(
             raise InvalidBindingError(f"{where}: {', '.join(issuer_only)} apply only with issuerRef")
         if not secret.get("name"):
             raise InvalidBindingError(f"{where}.secretRef.name: expected the name of a Secret")
+        _checked_name(secret, "name", f"{where}.secretRef")
+        for key in ("intermediatesKey", "passphraseKey"):
+            if secret.get(key) is not None:
+                _checked_key(secret, key, f"{where}.secretRef")
         return SecretCertificate(
             secret_name=secret["name"],
             intermediates_key=secret.get("intermediatesKey"),
@@ -224,23 +293,62 @@ def _certificate(
         )
     if not issuer.get("name"):
         raise InvalidBindingError(f"{where}.issuerRef.name: expected the name of a cert-manager issuer")
+    _checked_name(issuer, "name", f"{where}.issuerRef")
     algorithm = (certificate.get("privateKey") or {}).get("algorithm", c.DEFAULT_PRIVATE_KEY_ALGORITHM)
     if algorithm not in c.PRIVATE_KEY_SIZES:
         raise InvalidBindingError(
             f"{where}.privateKey.algorithm: expected one of {', '.join(c.PRIVATE_KEY_SIZES)}, got {algorithm!r}"
         )
+    common_name = certificate.get("commonName") or f"{name}.{namespace}"
+    if len(common_name) > c.MAX_COMMON_NAME_LENGTH:
+        told = "" if certificate.get("commonName") else f"the default <binding>.<namespace>, {common_name}, is "
+        raise InvalidBindingError(
+            f"{where}.commonName: {told}{len(common_name)} characters, more than the {c.MAX_COMMON_NAME_LENGTH} "
+            "cert-manager allows; set a shorter spec.certificate.commonName"
+        )
+    duration, renew_before = _durations(certificate, where)
     return IssuedCertificate(
         issuer=IssuerRef(
             name=issuer["name"],
             kind=issuer.get("kind", c.DEFAULT_ISSUER_KIND),
             group=issuer.get("group", c.DEFAULT_ISSUER_GROUP),
         ),
-        common_name=certificate.get("commonName") or f"{name}.{namespace}",
+        common_name=common_name,
         organizational_units=tuple(certificate.get("organizationalUnits") or ()),
-        duration=certificate.get("duration"),
-        renew_before=certificate.get("renewBefore"),
+        duration=duration,
+        renew_before=renew_before,
         private_key_algorithm=algorithm,
     )
+
+
+def _durations(certificate: Mapping[str, Any], where: str) -> tuple[str, str | None]:
+    """(duration, renewBefore) within cert-manager's limits; duration defaults to DEFAULT_CERTIFICATE_DURATION."""
+    values: dict[str, float] = {}
+    for field in ("duration", "renewBefore"):
+        text = certificate.get(field)
+        if text is None:
+            continue
+        try:
+            values[field] = duration_seconds(text if isinstance(text, str) else repr(text))
+        except ValueError as error:
+            raise InvalidBindingError(f"{where}.{field}: {error}") from None
+    duration = certificate.get("duration") or c.DEFAULT_CERTIFICATE_DURATION
+    lifetime = values.get("duration", duration_seconds(c.DEFAULT_CERTIFICATE_DURATION))
+    if lifetime < duration_seconds(c.MIN_CERTIFICATE_DURATION):
+        raise InvalidBindingError(
+            f"{where}.duration: must be at least {c.MIN_CERTIFICATE_DURATION} (cert-manager's minimum), got {duration}"
+        )
+    renew_before = certificate.get("renewBefore")
+    if "renewBefore" in values:
+        if values["renewBefore"] < duration_seconds(c.MIN_RENEW_BEFORE):
+            raise InvalidBindingError(
+                f"{where}.renewBefore: must be at least {c.MIN_RENEW_BEFORE} (cert-manager's minimum), got {renew_before}"
+            )
+        if values["renewBefore"] >= lifetime:
+            raise InvalidBindingError(
+                f"{where}.renewBefore: must be shorter than spec.certificate.duration ({duration}), got {renew_before}"
+            )
+    return duration, renew_before
 
 
 def _sidecar(sidecar: Mapping[str, Any], where: str) -> SidecarOptions:
@@ -252,6 +360,9 @@ def _sidecar(sidecar: Mapping[str, Any], where: str) -> SidecarOptions:
     if bundle is not None:
         if not bundle.get("configMapName"):
             raise InvalidBindingError(f"{where}.caBundle.configMapName: expected the name of a ConfigMap")
+        _checked_name(bundle, "configMapName", f"{where}.caBundle")
+        if bundle.get("key") is not None:
+            _checked_key(bundle, "key", f"{where}.caBundle")
         ca_bundle = CABundle(bundle["configMapName"], bundle.get("key", c.DEFAULT_CA_BUNDLE_KEY))
     proxy = sidecar.get("proxy") or {}
     return SidecarOptions(

@@ -6,10 +6,10 @@ The operator writes the configuration itself instead of kopf's managed mode beca
 namespaceSelector (kube-system, the operator's namespace and opted-out namespaces are never sent to it),
 which kopf's generated configuration cannot express.
 
-failurePolicy (default Fail, see settings.webhook_failure_policy): a pod that names a binding must never
+failurePolicy (default Fail, see settings.webhook_failure_policy): a pod that asked for a role must never
 start without its credentials, nor a pod naming a missing binding slip through while the webhook is down.
-The cost, pods of other namespaces not being created while no operator replica answers, is bounded by
-the namespaceSelector: the control plane and the operator itself can always start, so the cluster heals.
+Only pods that opted in (label INJECT_LABEL, matched by the pod webhook's objectSelector) are sent, so
+Fail holds up nothing else: every other pod, in any namespace, is created while no replica answers.
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ def build_webhook_configuration(
 ) -> dict[str, Any]:
     """The MutatingWebhookConfiguration sending Pod and workload requests to the operator (pure).
 
-    Two webhooks: Pod CREATE (injection, `failure_policy`), and Deployment/StatefulSet/DaemonSet CREATE and
+    Two webhooks: Pod CREATE of pods labelled INJECT_LABEL (injection, `failure_policy`), and
+    Deployment/StatefulSet/DaemonSet CREATE and
     UPDATE (the binding annotation copied into the pod template in the same request, so the first pods
     already carry it). The second is Ignore: the operator also copies the annotation when it sees the
     workload change, so a missed call only costs one more rollout.
@@ -85,6 +86,8 @@ def build_webhook_configuration(
                         "scope": "Namespaced",
                     }
                 ],
+                # Only opted-in pods: while no replica answers, Fail holds up these and nothing else.
+                "objectSelector": {"matchLabels": {c.INJECT_LABEL: c.INJECT_LABEL_VALUE}},
                 "failurePolicy": failure_policy,
                 **common,
             },

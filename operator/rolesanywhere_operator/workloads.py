@@ -1,9 +1,11 @@
-"""Copy a workload's binding annotation into its pod template, and take it out again (pure).
+"""Copy a workload's binding annotation into its pod template, with the opt-in label, and take both out
+again (pure).
 
 `kubectl annotate deployment web rolesanywhere.dev/binding=s3-reader` changes the pod template, so the
-workload's controller rolls its pods, which the webhook injects. Removing the workload's annotation
-removes the copy, rolling the pods back without the sidecar. A template annotation the user wrote
-(without COPIED_FROM_WORKLOAD_ANNOTATION) is theirs and never touched.
+workload's controller rolls its pods, which the webhook injects (they carry INJECT_LABEL, so the webhook
+is called for them). Removing the workload's annotation removes the copy and the label, rolling the pods
+back without the sidecar. A template annotation the user wrote (without COPIED_FROM_WORKLOAD_ANNOTATION)
+is theirs and never touched; its template only gets the label it needs.
 """
 
 from __future__ import annotations
@@ -22,18 +24,24 @@ def template_patch(workload: Mapping[str, Any]) -> dict[str, Any] | None:
     wanted = ((workload.get("metadata") or {}).get("annotations") or {}).get(c.BINDING_ANNOTATION)
     template = (workload.get("spec") or {}).get("template") or {}
     annotations = (template.get("metadata") or {}).get("annotations") or {}
+    labelled = ((template.get("metadata") or {}).get("labels") or {}).get(c.INJECT_LABEL) == c.INJECT_LABEL_VALUE
     copied = c.COPIED_FROM_WORKLOAD_ANNOTATION in annotations
     current = annotations.get(c.BINDING_ANNOTATION)
+    if current is not None and not copied:
+        # The user annotated the template itself: theirs (it wins over the workload's); it needs the label.
+        return None if labelled else _patch({}, {c.INJECT_LABEL: c.INJECT_LABEL_VALUE})
     if wanted:
-        if current == wanted and copied:
+        if current == wanted and labelled:
             return None
-        if current is not None and not copied:
-            return None  # the user annotated the template itself: theirs
-        return _patch({c.BINDING_ANNOTATION: wanted, c.COPIED_FROM_WORKLOAD_ANNOTATION: "true"})
+        return _patch({c.BINDING_ANNOTATION: wanted, c.COPIED_FROM_WORKLOAD_ANNOTATION: "true"},
+                      {c.INJECT_LABEL: c.INJECT_LABEL_VALUE})
     if copied:
-        return _patch({c.BINDING_ANNOTATION: None, c.COPIED_FROM_WORKLOAD_ANNOTATION: None})
+        return _patch({c.BINDING_ANNOTATION: None, c.COPIED_FROM_WORKLOAD_ANNOTATION: None}, {c.INJECT_LABEL: None})
     return None
 
 
-def _patch(annotations: dict[str, str | None]) -> dict[str, Any]:
-    return {"spec": {"template": {"metadata": {"annotations": annotations}}}}
+def _patch(annotations: dict[str, str | None], labels: dict[str, str | None]) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"labels": labels}
+    if annotations:
+        metadata["annotations"] = annotations
+    return {"spec": {"template": {"metadata": metadata}}}

@@ -108,12 +108,51 @@ def test_every_option_reaches_the_operator(helm):
     assert env["ROLESANYWHERE_OPERATOR_DEFAULT_HTTPS_PROXY"] == "http://proxy.example:3128"
     assert env["ROLESANYWHERE_OPERATOR_WEBHOOK_FAILURE_POLICY"] == "Ignore"
     assert env["ROLESANYWHERE_OPERATOR_LOG_LEVEL"] == "debug"
+    assert env["ROLESANYWHERE_OPERATOR_WEBHOOK_EXCLUDED_NAMESPACES"] == "cert-manager,calico-system"
+    assert pod["topologySpreadConstraints"][0]["whenUnsatisfiable"] == "ScheduleAnyway"
+    budget = next(d for d in documents if d["kind"] == "PodDisruptionBudget")
+    assert budget["spec"]["minAvailable"] == 2
     assert container["ports"][0]["containerPort"] == 10443
     assert pod["priorityClassName"] == "system-cluster-critical"
     serving = next(d for d in documents if d["kind"] == "Certificate" and d["metadata"]["name"] == "rao-webhook")
     assert serving["spec"]["issuerRef"] == {"name": "corporate-issuer", "kind": "ClusterIssuer",
                                             "group": "cert-manager.io"}
     assert not any(d["kind"] == "Issuer" for d in documents)  # no self-signed CA with an issuerRef
+
+
+def _mebibytes(quantity: str) -> float:
+    units = {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024}
+    return float(quantity[:-2]) * units[quantity[-2:]]
+
+
+def test_by_default_the_webhook_stays_answering_and_cert_manager_never_waits_for_it(helm):
+    documents = helm.template("-n", "rao-system")
+    deployment = next(d for d in documents if d["kind"] == "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    budget = next(d for d in documents if d["kind"] == "PodDisruptionBudget")
+    assert (budget["spec"]["minAvailable"], budget["spec"]["selector"]["matchLabels"]) == (1, selector)
+    (spread,) = pod["topologySpreadConstraints"]
+    assert (spread["topologyKey"], spread["whenUnsatisfiable"], spread["labelSelector"]["matchLabels"]) == (
+        "kubernetes.io/hostname", "DoNotSchedule", selector)
+    container = pod["containers"][0]
+    # Above the operator's measured peak of 290 MiB (bench/RESULTS.md, 5,000 injected pods).
+    assert _mebibytes(container["resources"]["limits"]["memory"]) >= 320
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["ROLESANYWHERE_OPERATOR_WEBHOOK_EXCLUDED_NAMESPACES"] == "cert-manager"
+
+
+def test_the_schema_takes_namespace_names_as_the_operator_does():
+    from rolesanywhere_operator import spec
+
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    items = schema["properties"]["webhook"]["properties"]["excludedNamespaces"]["items"]
+    assert (items["pattern"], items["maxLength"]) == (spec.NAMESPACE_PATTERN, spec.NAMESPACE_MAX_LENGTH)
+
+
+def test_one_replica_gets_no_disruption_budget_that_would_block_every_drain(helm):
+    documents = helm.template("-n", "rao-system", "--set", "replicaCount=1")
+    assert not any(d["kind"] == "PodDisruptionBudget" for d in documents)
 
 
 def test_the_operator_settings_the_chart_sets_exist():
@@ -150,6 +189,9 @@ def test_install_creates_everything_and_uninstall_removes_it_keeping_the_crd(hel
         ("clusterrole", "rao"), ("clusterrolebinding", "rao"), ("serviceaccount", "rao", "-n", ns),
         ("service", "rao-webhook", "-n", ns), ("deployment", "rao", "-n", ns),
         ("certificate", "rao-webhook", "-n", ns), ("issuer", "rao-webhook", "-n", ns),
+        ("poddisruptionbudget", "rao", "-n", ns),
+        ("validatingadmissionpolicy", "rolesanywherebindings.rolesanywhere.dev"),
+        ("validatingadmissionpolicybinding", "rolesanywherebindings.rolesanywhere.dev"),
     ]
     for args in expected:
         assert _exists(cluster, *args), args

@@ -12,6 +12,8 @@ from localcluster.controlplane import wait_for
 from support.operator_harness import EXAMPLE_ARNS, binding, deployment, pods
 
 TIMEOUT = 30
+#: The label a bare pod opts in with (a workload's template gets it from the operator).
+OPT_IN = "--labels=rolesanywhere.dev/inject=true"
 CREDENTIALS_MOUNT = {"name": "rolesanywhere-credentials", "mountPath": "/var/run/secrets/rolesanywhere", "readOnly": True}
 
 
@@ -82,7 +84,9 @@ def test_a_jobs_pod_and_a_statefulsets_pod_are_injected(cluster, namespace, s3_r
         "metadata": {"name": "nightly"},
         "spec": {
             "template": {
-                "metadata": {"annotations": {"rolesanywhere.dev/binding": "s3-reader"}},
+                # A Job's template is the user's: it carries the opt-in label next to the annotation.
+                "metadata": {"labels": {"rolesanywhere.dev/inject": "true"},
+                             "annotations": {"rolesanywhere.dev/binding": "s3-reader"}},
                 "spec": {"restartPolicy": "Never", "containers": [container]},
             }
         },
@@ -126,7 +130,8 @@ def test_a_daemonsets_template_gets_the_annotation(cluster, namespace, s3_reader
 
 
 def test_an_injected_pod_resubmitted_is_not_injected_twice(cluster, namespace, s3_reader):
-    cluster.kubectl("run", "once", "-n", namespace, "--image=app:1", "--annotations=rolesanywhere.dev/binding=s3-reader")
+    cluster.kubectl("run", "once", "-n", namespace, "--image=app:1",
+                    "--annotations=rolesanywhere.dev/binding=s3-reader", OPT_IN)
     injected = cluster.get("pod", "once", namespace)
     assert_injected(injected, app="once")
 
@@ -149,7 +154,8 @@ def test_an_injected_pod_resubmitted_is_not_injected_twice(cluster, namespace, s
 
 def test_a_pod_naming_a_missing_binding_is_denied_naming_binding_and_namespace(cluster, namespace, operator):
     result = cluster.kubectl(
-        "run", "lost", "-n", namespace, "--image=app:1", "--annotations=rolesanywhere.dev/binding=nope", check=False
+        "run", "lost", "-n", namespace, "--image=app:1", "--annotations=rolesanywhere.dev/binding=nope", OPT_IN,
+        check=False
     )
     assert result.returncode != 0
     assert "RolesAnywhereBinding 'nope'" in result.stderr
@@ -158,7 +164,8 @@ def test_a_pod_naming_a_missing_binding_is_denied_naming_binding_and_namespace(c
 
 def test_pods_in_kube_system_are_never_touched(cluster, operator):
     name = f"untouched-{operator.port}"
-    cluster.kubectl("run", name, "-n", "kube-system", "--image=app:1", "--annotations=rolesanywhere.dev/binding=nope")
+    cluster.kubectl("run", name, "-n", "kube-system", "--image=app:1", "--annotations=rolesanywhere.dev/binding=nope",
+                    OPT_IN)
     try:
         assert_untouched(cluster.get("pod", name, "kube-system"))
     finally:
@@ -178,7 +185,7 @@ def test_a_renewed_webhook_certificate_is_served_and_its_ca_registered(cluster, 
     wait_for(lambda: registered_ca() == new_ca, timeout=TIMEOUT, what="the renewed CA in the webhook configuration")
     # The API server now trusts only the new CA, so an injected pod proves the new certificate is served.
     cluster.kubectl("run", "after-renewal", "-n", namespace, "--image=app:1",
-                    "--annotations=rolesanywhere.dev/binding=s3-reader")
+                    "--annotations=rolesanywhere.dev/binding=s3-reader", OPT_IN)
     assert_injected(cluster.get("pod", "after-renewal", namespace), app="after-renewal")
 
 
@@ -188,7 +195,7 @@ def test_admission_reads_bindings_from_the_watch_cache_and_sees_edits_and_deleti
 
     def injected_from(pod_name: str) -> str:
         cluster.kubectl("run", pod_name, "-n", namespace, "--image=app:1",
-                        "--annotations=rolesanywhere.dev/binding=s3-reader")
+                        "--annotations=rolesanywhere.dev/binding=s3-reader", OPT_IN)
         # Admission logs before it answers, so the last such line is this pod's.
         lines = [line for line in operator.log().splitlines() if "injected the sidecar for binding s3-reader" in line]
         return lines[-1] if lines else ""
@@ -211,7 +218,43 @@ def test_admission_reads_bindings_from_the_watch_cache_and_sees_edits_and_deleti
 
     def refused() -> bool:
         result = cluster.kubectl("run", f"gone-{uuid.uuid4().hex[:6]}", "-n", namespace, "--image=app:1",
-                                 "--annotations=rolesanywhere.dev/binding=s3-reader", check=False)
+                                 "--annotations=rolesanywhere.dev/binding=s3-reader", OPT_IN, check=False)
         return result.returncode != 0 and "does not exist" in result.stderr
 
     wait_for(refused, timeout=TIMEOUT, what="pods naming the deleted binding to be refused")
+RESTRICTED_APP = {
+    "name": "app",
+    "image": "app:1",
+    "securityContext": {
+        "runAsNonRoot": True,
+        "runAsUser": 1000,
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    },
+}
+
+
+def test_an_injected_pod_passes_the_restricted_pod_security_standard(cluster, namespace, s3_reader):
+    cluster.kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
+
+    def pod(name: str, container: dict) -> str:
+        return json.dumps({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "labels": {"rolesanywhere.dev/inject": "true"},
+                         "annotations": {"rolesanywhere.dev/binding": "s3-reader"}},
+            "spec": {"containers": [container]},
+        })
+
+    # The API server enforces the standard here: an app without a seccomp profile is refused.
+    loose = {k: v for k, v in RESTRICTED_APP.items() if k != "securityContext"}
+    refused = cluster.kubectl("create", "-n", namespace, "-f", "-", input=pod("loose", loose), check=False)
+    assert refused.returncode != 0 and 'violates PodSecurity "restricted:latest"' in refused.stderr, refused.stderr
+
+    cluster.kubectl("create", "-n", namespace, "-f", "-", input=pod("strict", RESTRICTED_APP))
+    injected = cluster.get("pod", "strict", namespace)
+    assert_injected(injected)
+    sidecar = injected["spec"]["initContainers"][0]
+    assert sidecar["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert sidecar["readinessProbe"]["exec"]["command"] == ["rolesanywhere-sidecar", "check"]

@@ -65,6 +65,51 @@ REJECTED = [
         ["spec.certificate: Invalid value", "exactly one of spec.certificate.issuerRef and spec.certificate.secretRef"],
     ),
     (
+        "secretRef name walking up the path",
+        {"certificate": {"secretRef": {"name": "../../kube-system/secrets/x"}}},
+        ["spec.certificate.secretRef.name: Invalid value"],
+    ),
+    (
+        "issuerRef name walking up the path",
+        {"certificate": {"issuerRef": {"name": "../../victim/issuers/ca"}}},
+        ["spec.certificate.issuerRef.name: Invalid value"],
+    ),
+    (
+        "secretRef key that is a path",
+        {"certificate": {"secretRef": {"name": "s", "intermediatesKey": "../../etc/passwd"}}},
+        ["spec.certificate.secretRef.intermediatesKey: Invalid value"],
+    ),
+    (
+        "caBundle ConfigMap name walking up the path",
+        {"sidecar": {"caBundle": {"configMapName": "../x", "key": ".."}}},
+        ["spec.sidecar.caBundle.configMapName: Invalid value", "spec.sidecar.caBundle.key: Invalid value"],
+    ),
+    (
+        "certificate shorter than cert-manager's minimum",
+        {"certificate": {"issuerRef": {"name": "ca"}, "duration": "59m"}},
+        ["spec.certificate.duration: Invalid value", "must be at least 1h"],
+    ),
+    (
+        "renewal earlier than cert-manager's minimum",
+        {"certificate": {"issuerRef": {"name": "ca"}, "renewBefore": "4m"}},
+        ["spec.certificate.renewBefore: Invalid value", "must be at least 5m"],
+    ),
+    (
+        "renewal not before expiry",
+        {"certificate": {"issuerRef": {"name": "ca"}, "duration": "2h", "renewBefore": "2h"}},
+        ["spec.certificate.renewBefore: Invalid value", "must be shorter than spec.certificate.duration"],
+    ),
+    (
+        "renewal not before the default expiry",
+        {"certificate": {"issuerRef": {"name": "ca"}, "renewBefore": "25h"}},
+        ["spec.certificate.renewBefore: Invalid value", "must be shorter than spec.certificate.duration (default 24h)"],
+    ),
+    (
+        "common name longer than cert-manager allows",
+        {"certificate": {"issuerRef": {"name": "ca"}, "commonName": "c" * 65}},
+        ["spec.certificate.commonName: Too long"],
+    ),
+    (
         "neither issuerRef nor secretRef",
         {"certificate": {}},
         ["spec.certificate: Invalid value", "exactly one of spec.certificate.issuerRef and spec.certificate.secretRef"],
@@ -83,6 +128,36 @@ def test_invalid_bindings_are_rejected_by_the_api_server_naming_the_field(cluste
     assert result.returncode != 0, "the API server accepted an invalid binding"
     for message in messages:
         assert message in result.stderr
+
+
+def test_a_default_common_name_longer_than_64_characters_is_refused_naming_the_field(cluster):
+    install_crd(cluster)
+    # "default" is 7 characters: a 57-character binding name makes the default CN 65 long.
+    manifest = binding("a" * 57, **EXAMPLE_ARNS)
+
+    def create(manifest: dict):
+        return cluster.kubectl("create", "--dry-run=server", "-n", "default", "-f", "-",
+                               input=json.dumps(manifest), check=False)
+
+    # A new ValidatingAdmissionPolicy takes effect within moments of being created: wait for it.
+    refused = wait_for(lambda: (r := create(manifest)).returncode != 0 and r, timeout=TIMEOUT,
+                       what="the ValidatingAdmissionPolicy to refuse the binding")
+    assert f"spec.certificate.commonName: the default <binding>.<namespace>, {'a' * 57}.default, is longer" in (
+        refused.stderr
+    )
+    assert create(binding("a" * 56, **EXAMPLE_ARNS)).returncode == 0
+    manifest["spec"]["certificate"]["commonName"] = "reports"
+    assert create(manifest).returncode == 0
+
+
+def test_a_binding_without_a_duration_gets_a_24h_certificate(cluster, namespace, operator):
+    cluster.apply(binding("day", **EXAMPLE_ARNS), namespace)
+    certificate = wait_for(
+        lambda: cluster.kubectl("get", "certificate", "rolesanywhere-day", "-n", namespace, "-o", "json",
+                                check=False).stdout,
+        timeout=TIMEOUT, what="the binding's Certificate",
+    )
+    assert json.loads(certificate)["spec"]["duration"] == "24h"
 
 
 def test_a_valid_binding_passes_the_same_validation(cluster):
@@ -164,6 +239,25 @@ def test_a_secret_ref_binding_reports_a_missing_secret_then_uses_it(cluster, nam
     status = wait_until_ready(cluster, namespace, "exported")  # the resync finds it; Secrets are not watched
     assert condition(status, "CertificateReady")["reason"] == "SecretValid"
     assert status["certificate"]["subject"] == "CN=exported"
+
+
+def test_a_deleted_certificate_is_created_again_with_a_warning(cluster, namespace, operator):
+    ca_issuer(cluster, namespace, pki.issue("shop CA", now=dt.datetime.now(dt.UTC), is_ca=True))
+    cluster.apply(binding("kept", **EXAMPLE_ARNS), namespace)
+    wait_until_ready(cluster, namespace, "kept")
+    before = cluster.get("certificate", "rolesanywhere-kept", namespace)["metadata"]["uid"]
+    cluster.kubectl("delete", "certificate", "rolesanywhere-kept", "-n", namespace)
+
+    def recreated() -> bool:
+        result = cluster.kubectl("get", "certificate", "rolesanywhere-kept", "-n", namespace, "-o", "json", check=False)
+        return result.returncode == 0 and json.loads(result.stdout)["metadata"]["uid"] != before
+
+    # Within one resync (2 s here) at the latest; the deletion event usually brings it back sooner.
+    wait_for(recreated, timeout=TIMEOUT, what="the deleted Certificate to be created again")
+    message = "Certificate rolesanywhere-kept was missing (deleted?); created it again"
+    wait_for(lambda: ("Warning", "CertificateRecreated", message) in events_for(cluster, namespace, "kept"),
+             timeout=TIMEOUT, what="the CertificateRecreated Event")
+    wait_until_ready(cluster, namespace, "kept")
 
 
 def test_deleting_a_binding_deletes_its_certificate_and_secret(cluster, namespace, operator):

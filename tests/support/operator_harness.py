@@ -26,6 +26,8 @@ from support.processes import terminate
 
 REPO = Path(__file__).resolve().parents[2]
 CRD = REPO / "crds" / "rolesanywherebindings.rolesanywhere.dev.yaml"
+#: The ValidatingAdmissionPolicy (and its binding) the chart installs next to the CRD.
+CRD_POLICY = REPO / "crds" / "rolesanywherebindings.rolesanywhere.dev.policy.yaml"
 OPERATOR = str(Path(sys.executable).with_name("rolesanywhere-operator"))
 START_TIMEOUT = 60
 
@@ -37,7 +39,7 @@ EXAMPLE_ARNS = {"trust_anchor_arn": EXAMPLE_TRUST_ANCHOR, "profile_arn": EXAMPLE
 
 
 def install_crd(cluster) -> None:
-    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD), "-f", str(CRD_POLICY))
     cluster.kubectl(
         "wait", "--for=condition=Established", "--timeout=60s", "crd/rolesanywherebindings.rolesanywhere.dev"
     )

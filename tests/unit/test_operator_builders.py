@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 from rolesanywhere_operator import settings as settings_module
-from rolesanywhere_operator.certificates import build_certificate
+from rolesanywhere_operator.certificates import build_certificate, missing_certificate_event
 from rolesanywhere_operator.spec import parse_binding
+from rolesanywhere_operator.status import Event, Observed
 from rolesanywhere_operator.webhook import build_webhook_configuration, client_config_for
 from rolesanywhere_operator.workloads import template_patch
 
@@ -54,6 +55,7 @@ def test_certificate_with_defaults():
             "secretName": "rolesanywhere-s3-reader-tls",
             "secretTemplate": {"labels": LABELS},
             "commonName": "s3-reader.shop",
+            "duration": "24h",
             "usages": ["digital signature", "client auth"],
             "privateKey": {"algorithm": "ECDSA", "size": 256, "encoding": "PKCS8", "rotationPolicy": "Always"},
             "issuerRef": {"name": "shop-ca", "kind": "Issuer", "group": "cert-manager.io"},
@@ -90,6 +92,30 @@ def test_certificate_with_every_option():
 def test_a_secret_ref_binding_has_no_certificate():
     with pytest.raises(TypeError, match="binding shop/s3-reader uses secretRef"):
         build_certificate(binding({"secretRef": {"name": "exported"}}))
+
+
+HANDLED = {"metadata": {"annotations": {"rolesanywhere.dev/last-handled-configuration": "{}"}}}
+
+
+def test_a_deleted_certificate_is_created_again_with_a_warning():
+    issued = binding({"issuerRef": {"name": "shop-ca"}})
+    assert missing_certificate_event(issued, HANDLED, Observed(generation=1)) == Event(
+        "Warning", "CertificateRecreated", "Certificate rolesanywhere-s3-reader was missing (deleted?); created it again"
+    )
+
+
+@pytest.mark.parametrize(
+    "certificate, body, observed",
+    [
+        ({"issuerRef": {"name": "shop-ca"}}, HANDLED, Observed(generation=1, certificate={"kind": "Certificate"})),
+        ({"secretRef": {"name": "exported"}}, HANDLED, Observed(generation=1)),  # no Certificate to keep
+        ({"issuerRef": {"name": "shop-ca"}}, {"metadata": {}}, Observed(generation=1)),  # new: its create handler applies it
+        ({"issuerRef": {"name": "shop-ca"}},  # being deleted: the garbage collector removes it on purpose
+         {"metadata": {**HANDLED["metadata"], "deletionTimestamp": "2026-01-01T00:00:00Z"}}, Observed(generation=1)),
+    ],
+)
+def test_a_certificate_is_not_created_again_when_it_exists_or_should_not(certificate, body, observed):
+    assert missing_certificate_event(binding(certificate), body, observed) is None
 
 
 NAMESPACE_SELECTOR = {
@@ -135,6 +161,7 @@ def test_webhook_configuration_out_of_cluster():
                         "scope": "Namespaced",
                     }
                 ],
+                "objectSelector": {"matchLabels": {"rolesanywhere.dev/inject": "true"}},
                 "failurePolicy": "Fail",
                 **COMMON,
             },
@@ -180,32 +207,61 @@ def test_webhook_configuration_in_cluster_uses_the_service():
     assert client_config_for(served, "ops/hook:8443")["service"]["port"] == 8443
 
 
-def workload(annotation: str | None, template: dict | None) -> dict:
+def test_only_opted_in_pods_are_sent_to_the_failing_webhook():
+    config = build_webhook_configuration("r", {"url": "https://x"}, failure_policy="Fail", excluded_namespaces=())
+    pods, workloads = config["webhooks"]
+    assert pods["objectSelector"] == {"matchLabels": {"rolesanywhere.dev/inject": "true"}}
+    # Workloads cannot be selected on their annotation; that webhook is Ignore, so it holds nothing up.
+    assert "objectSelector" not in workloads and workloads["failurePolicy"] == "Ignore"
+
+
+def workload(annotation: str | None, template: dict | None, labels: dict | None = None) -> dict:
+    metadata: dict = {"annotations": template} if template is not None else {}
+    if labels is not None:
+        metadata["labels"] = labels
     return {
         "metadata": {"annotations": {"rolesanywhere.dev/binding": annotation} if annotation else {}},
-        "spec": {"template": {"metadata": {"annotations": template} if template is not None else {}}},
+        "spec": {"template": {"metadata": metadata}},
     }
 
 
 COPIED = "rolesanywhere.dev/binding-from-workload"
 BINDING = "rolesanywhere.dev/binding"
+INJECT = "rolesanywhere.dev/inject"
+OPTED_IN = {INJECT: "true", "app": "web"}
 
 
 @pytest.mark.parametrize(
-    "annotation, template, patch",
+    "annotation, template, labels, patch_annotations, patch_labels",
     [
-        ("s3", None, {BINDING: "s3", COPIED: "true"}),
-        ("s3", {BINDING: "s3", COPIED: "true"}, None),
-        ("dynamo", {BINDING: "s3", COPIED: "true"}, {BINDING: "dynamo", COPIED: "true"}),
-        (None, {BINDING: "s3", COPIED: "true", "other": "x"}, {BINDING: None, COPIED: None}),
-        (None, {BINDING: "s3"}, None),  # the user's own template annotation stays
-        ("dynamo", {BINDING: "s3"}, None),  # and wins over the workload's
-        (None, None, None),
+        ("s3", None, None, {BINDING: "s3", COPIED: "true"}, {INJECT: "true"}),
+        ("s3", {BINDING: "s3", COPIED: "true"}, OPTED_IN, None, None),
+        # copied before the label existed (an older operator): the label is added
+        ("s3", {BINDING: "s3", COPIED: "true"}, {"app": "web"}, {BINDING: "s3", COPIED: "true"}, {INJECT: "true"}),
+        ("dynamo", {BINDING: "s3", COPIED: "true"}, OPTED_IN, {BINDING: "dynamo", COPIED: "true"}, {INJECT: "true"}),
+        (None, {BINDING: "s3", COPIED: "true", "other": "x"}, OPTED_IN, {BINDING: None, COPIED: None}, {INJECT: None}),
+        # the user's own template annotation stays, and wins over the workload's; it only gets the label
+        (None, {BINDING: "s3"}, None, None, {INJECT: "true"}),
+        ("dynamo", {BINDING: "s3"}, None, None, {INJECT: "true"}),
+        (None, {BINDING: "s3"}, OPTED_IN, None, None),
+        (None, None, None, None, None),
     ],
 )
-def test_workload_template_patch(annotation, template, patch):
-    expected = None if patch is None else {"spec": {"template": {"metadata": {"annotations": patch}}}}
-    assert template_patch(workload(annotation, template)) == expected
+def test_workload_template_patch(annotation, template, labels, patch_annotations, patch_labels):
+    if patch_labels is None:
+        expected = None
+    else:
+        metadata = {"labels": patch_labels, **({"annotations": patch_annotations} if patch_annotations else {})}
+        expected = {"spec": {"template": {"metadata": metadata}}}
+    assert template_patch(workload(annotation, template, labels)) == expected
+
+
+def test_excluded_namespaces_setting():
+    assert settings_module.resolve({}, {}).webhook_excluded_namespaces is None
+    resolved = settings_module.resolve({"webhook_excluded_namespaces": "cert-manager, calico-system,"}, {})
+    assert resolved.webhook_excluded_namespaces == ("cert-manager", "calico-system")
+    with pytest.raises(settings_module.SettingsError, match="bad --webhook-excluded-namespaces"):
+        settings_module.resolve({"webhook_excluded_namespaces": "../x"}, {})
 
 
 def test_settings_precedence_flag_over_env_over_default():
@@ -226,6 +282,8 @@ def test_settings_precedence_flag_over_env_over_default():
          "bad ROLESANYWHERE_OPERATOR_WEBHOOK_FAILURE_POLICY: expected one of Fail, Ignore, got 'Maybe'"),
         ({"sidecar_resources": "[]"}, {}, "bad --sidecar-resources: expected a JSON object with requests and/or limits"),
         ({"webhook_cert_file": "/tmp/c"}, {}, "--webhook-cert-file and --webhook-key-file must be given together"),
+        ({"default_ca_bundle": "corp-ca/../../x"}, {}, "bad --default-ca-bundle: expected CONFIGMAP or CONFIGMAP/KEY: expected a key"),
+        ({"default_ca_bundle": "Corp/ca.crt"}, {}, "bad --default-ca-bundle: expected CONFIGMAP or CONFIGMAP/KEY: expected a Kubernetes name"),
     ],
 )
 def test_bad_settings_name_the_flag_or_env_var(flags, env, message):

@@ -1,9 +1,8 @@
 """The pod injection builders, case by case.
 
 Each file under testdata/injection/pods is one pod: the binding's spec changes, the pod as submitted
-and the pod as injected (or the error). The sidecar containers appear there as placeholders
-($native-sidecar, $classic-sidecar, $classic-init) because their contents are specified once, by the
-files under testdata/injection/sidecars, so changing a sidecar env var touches one file, not every pod.
+and the pod as injected (or the error). The sidecar container appears there as a placeholder
+($native-sidecar) because its contents are specified once, by the files under testdata/injection/sidecars, so changing a sidecar env var touches one file, not every pod.
 """
 
 from __future__ import annotations
@@ -15,10 +14,10 @@ import yaml
 from rolesanywhere_operator import constants as c
 from rolesanywhere_operator.injection import (
     InjectionError,
-    build_init_container,
     build_sidecar,
     inject_pod,
     should_inject,
+    unsupported_server,
 )
 from rolesanywhere_operator.settings import Settings
 from rolesanywhere_operator.spec import parse_binding
@@ -37,16 +36,11 @@ def load_case(path: Path) -> dict:
     if "default_ca_bundle" in overrides:
         overrides["default_ca_bundle"] = tuple(overrides["default_ca_bundle"])
     case["settings"] = Settings(**overrides)
-    case["native"] = case.get("native", True)
     return case
 
 
 def expand_placeholders(pod: dict, case: dict) -> dict:
-    built = {
-        "$native-sidecar": build_sidecar(case["binding"], case["settings"], native=True),
-        "$classic-sidecar": build_sidecar(case["binding"], case["settings"], native=False),
-        "$classic-init": build_init_container(case["binding"], case["settings"]),
-    }
+    built = {"$native-sidecar": build_sidecar(case["binding"], case["settings"])}
     spec = pod["spec"]
     for key in ("containers", "initContainers"):
         if key in spec:
@@ -59,11 +53,11 @@ def test_pod_cases(path: Path):
     case = load_case(path)
     if "error" in case:
         with pytest.raises(InjectionError) as raised:
-            inject_pod(case["pod"], case["binding"], case["settings"], native_sidecar=case["native"])
+            inject_pod(case["pod"], case["binding"], case["settings"])
         assert str(raised.value) == case["error"].strip()
         return
     submitted = yaml.safe_load(path.read_text())["pod"]
-    injected = inject_pod(case["pod"], case["binding"], case["settings"], native_sidecar=case["native"])
+    injected = inject_pod(case["pod"], case["binding"], case["settings"])
     assert injected.pod == expand_placeholders(case["expected"], case)
     assert injected.warnings == case.get("warnings", [])
     assert case["pod"] == submitted, "the builder must not modify the submitted pod"
@@ -72,15 +66,13 @@ def test_pod_cases(path: Path):
 @pytest.mark.parametrize("path", SIDECAR_CASES, ids=[p.stem for p in SIDECAR_CASES])
 def test_sidecar_cases(path: Path):
     case = load_case(path)
-    assert build_sidecar(case["binding"], case["settings"], native=case["native"]) == case["expected"]
-    if "expected_init" in case:
-        assert build_init_container(case["binding"], case["settings"]) == case["expected_init"]
+    assert build_sidecar(case["binding"], case["settings"]) == case["expected"]
 
 
 def test_every_sidecar_env_var_is_a_sidecar_setting():
     """The operator only sets variables the sidecar declares (plus the standard proxy variables)."""
     case = load_case(TESTDATA / "sidecars" / "secret-ref-and-options.yaml")
-    names = {e["name"] for e in build_sidecar(case["binding"], case["settings"], native=True)["env"]}
+    names = {e["name"] for e in build_sidecar(case["binding"], case["settings"])["env"]}
     assert names - set(c.SIDECAR_ENV.values()) == {"HTTPS_PROXY", "NO_PROXY"}
 
 
@@ -125,7 +117,31 @@ def test_an_empty_binding_annotation_is_an_error_naming_the_annotation():
         should_inject(annotated({c.BINDING_ANNOTATION: " "}), "shop", ())
 
 
+@pytest.mark.parametrize(
+    "value",
+    ["../../victim/rolesanywherebindings/s3-admin", "..", "a/b", "S3", "x" * 64, "s3%2Fadmin"],
+)
+def test_a_binding_annotation_that_is_not_a_binding_name_is_refused_naming_the_annotation(value):
+    with pytest.raises(InjectionError) as raised:
+        should_inject(annotated({c.BINDING_ANNOTATION: value}), "shop", ())
+    assert str(raised.value).startswith("should-inject: annotation rolesanywhere.dev/binding: expected a Kubernetes name")
+
+
+def test_a_binding_annotation_of_63_characters_is_a_name():
+    assert should_inject(annotated({c.BINDING_ANNOTATION: "x" * 63}), "shop", ()).binding == "x" * 63
+
+
 def test_an_injected_pod_is_not_injected_again():
     case = load_case(TESTDATA / "pods" / "native-basic.yaml")
-    once = inject_pod(case["pod"], case["binding"], case["settings"], native_sidecar=True).pod
+    once = inject_pod(case["pod"], case["binding"], case["settings"]).pod
     assert not should_inject(once, "shop", ()).inject
+
+
+def test_api_servers_without_native_sidecars_are_refused_with_one_clear_message():
+    assert unsupported_server((1, 29)) is None
+    assert unsupported_server((1, 34)) is None
+    assert unsupported_server((2, 0)) is None
+    assert unsupported_server((1, 28)) == (
+        "the API server is Kubernetes 1.28; the operator needs 1.29 or later, whose native sidecars "
+        "(init containers with restartPolicy Always) give the app credentials before it starts"
+    )

@@ -14,7 +14,7 @@ class GateKube:
         self.reads = 0
         self.gate = asyncio.Event()
 
-    async def get(self, api_path: str):
+    async def get(self, api_path: str, *, namespace: str | None = None):
         self.reads += 1
         await self.gate.wait()
         # the binding is gone: the refresh ends after its read

@@ -54,7 +54,7 @@ def test_defaults():
         issuer=IssuerRef(name="shop-ca", kind="Issuer", group="cert-manager.io"),
         common_name="s3-reader.shop",
         organizational_units=(),
-        duration=None,
+        duration="24h",
         renew_before=None,
         private_key_algorithm="ECDSA",
     )
@@ -158,6 +158,25 @@ REMOVE = object()
         ("roleSessionName", {"source": "PodName", "name": "x1"}, "spec.roleSessionName: expected {source: PodName}"),
         ("roleSessionName", {"source": "Pod"}, "spec.roleSessionName: expected {source: PodName}"),
         ("verifyCredentials", "yes", "spec.verifyCredentials: expected true or false, got 'yes'"),
+        # What cert-manager would refuse.
+        ("certificate.commonName", "c" * 65, "spec.certificate.commonName: 65 characters, more than the 64"),
+        ("certificate.duration", "59m", "spec.certificate.duration: must be at least 1h (cert-manager's minimum), got 59m"),
+        ("certificate.duration", "1d", "spec.certificate.duration: expected a Go duration such as 24h or 90m, got '1d'"),
+        ("certificate.renewBefore", "4m59s", "spec.certificate.renewBefore: must be at least 5m (cert-manager's minimum)"),
+        ("certificate.renewBefore", "24h", "spec.certificate.renewBefore: must be shorter than spec.certificate.duration (24h)"),
+        ("certificate", {"issuerRef": {"name": "ca"}, "duration": "2h", "renewBefore": "120m"},
+         "spec.certificate.renewBefore: must be shorter than spec.certificate.duration (2h), got 120m"),
+        # Names and keys never reach outside the binding's namespace or the sidecar's volumes.
+        ("certificate", {"secretRef": {"name": "../../kube-system/secrets/x"}},
+         "spec.certificate.secretRef.name: expected a Kubernetes name"),
+        ("certificate", {"secretRef": {"name": "x", "intermediatesKey": "../../x"}},
+         "spec.certificate.secretRef.intermediatesKey: expected a key"),
+        ("certificate", {"secretRef": {"name": "x", "passphraseKey": ".."}},
+         "spec.certificate.secretRef.passphraseKey: expected a key"),
+        ("certificate.issuerRef", {"name": "../../victim/issuers/ca"}, "spec.certificate.issuerRef.name: expected a Kubernetes name"),
+        ("certificate.issuerRef", {"name": "a" * 254}, "spec.certificate.issuerRef.name: expected a Kubernetes name of at most 253"),
+        ("sidecar", {"caBundle": {"configMapName": "Corp_CA"}}, "spec.sidecar.caBundle.configMapName: expected a Kubernetes name"),
+        ("sidecar", {"caBundle": {"configMapName": "ca", "key": "a/b"}}, "spec.sidecar.caBundle.key: expected a key"),
     ],
 )
 def test_invalid_specs_name_the_field(path, value, message):
@@ -180,3 +199,103 @@ def test_crd_patterns_equal_the_operators():
     assert session_name["name"]["pattern"] == spec_module.ROLE_SESSION_NAME_PATTERN
     assert session_name["source"]["enum"] == [c.SESSION_NAME_FROM_POD, c.SESSION_NAME_FIXED]
     assert (props["sessionDuration"]["minimum"], props["sessionDuration"]["maximum"]) == (900, 43200)
+
+
+@pytest.mark.parametrize("name", ["a", "s3-reader", "ca.example.com", "0", "a" * 253])
+def test_kubernetes_names_are_accepted(name):
+    assert spec_module.name_problem(name) is None
+
+
+@pytest.mark.parametrize(
+    "name", ["", "..", ".", "../x", "a/b", "A", "a_b", "-a", "a-", "a..b", ".a", "a.", "a b", "a" * 254, None, 3]
+)
+def test_anything_but_a_kubernetes_name_is_refused(name):
+    assert spec_module.name_problem(name) is not None
+
+
+@pytest.mark.parametrize("key", ["ca.crt", "tls.crt", ".hidden", "A_b-c.1", "a..b", "x" * 253])
+def test_configmap_and_secret_keys_are_accepted(key):
+    assert spec_module.key_problem(key) is None
+
+
+@pytest.mark.parametrize("key", ["", ".", "..", "..x", "../x", "a/b", "a b", "x" * 254, None])
+def test_anything_but_a_configmap_or_secret_key_is_refused(key):
+    assert spec_module.key_problem(key) is not None
+
+
+def test_crd_name_and_key_patterns_equal_the_operators():
+    crd = yaml.safe_load((REPO / "crds" / "rolesanywherebindings.rolesanywhere.dev.yaml").read_text())
+    (version,) = crd["spec"]["versions"]
+    props = version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+    certificate = props["certificate"]["properties"]
+    names = [
+        certificate["issuerRef"]["properties"]["name"],
+        certificate["secretRef"]["properties"]["name"],
+        props["sidecar"]["properties"]["caBundle"]["properties"]["configMapName"],
+    ]
+    keys = [
+        certificate["secretRef"]["properties"]["intermediatesKey"],
+        certificate["secretRef"]["properties"]["passphraseKey"],
+        props["sidecar"]["properties"]["caBundle"]["properties"]["key"],
+    ]
+    for field in names:
+        assert (field["pattern"], field["maxLength"]) == (spec_module.NAME_PATTERN, spec_module.NAME_MAX_LENGTH)
+    for field in keys:
+        assert (field["pattern"], field["maxLength"]) == (spec_module.KEY_PATTERN, spec_module.KEY_MAX_LENGTH)
+    rule = version["schema"]["openAPIV3Schema"]["x-kubernetes-validations"][0]["rule"]
+    assert rule == f"size(self.metadata.name) <= {spec_module.BINDING_NAME_MAX_LENGTH}"
+
+
+def test_the_default_common_name_must_fit_cert_managers_64_characters():
+    body = binding()
+    body["metadata"].update(name="a" * 40, namespace="b" * 30)
+    with pytest.raises(InvalidBindingError) as raised:
+        parse_binding(body)
+    assert f"spec.certificate.commonName: the default <binding>.<namespace>, {'a' * 40}.{'b' * 30}, is 71 characters" in str(
+        raised.value
+    )
+    body["spec"]["certificate"]["commonName"] = "reports"
+    assert parse_binding(body).certificate.common_name == "reports"
+    body = binding()
+    body["metadata"].update(name="a" * 33, namespace="b" * 30)
+    assert len(parse_binding(body).certificate.common_name) == 64
+
+
+@pytest.mark.parametrize(
+    "duration, renew_before", [("1h", "5m"), ("2160h", "360h"), ("1.5h", "89m59s"), ("24h", None), ("60m", "59m")]
+)
+def test_durations_cert_manager_accepts(duration, renew_before):
+    certificate = {"issuerRef": {"name": "ca"}, "duration": duration}
+    if renew_before:
+        certificate["renewBefore"] = renew_before
+    parsed = parse_binding(binding(certificate=certificate)).certificate
+    assert (parsed.duration, parsed.renew_before) == (duration, renew_before)
+
+
+def test_go_durations():
+    assert spec_module.duration_seconds("2h45m") == 9900
+    assert spec_module.duration_seconds("1.5h") == 5400
+    assert spec_module.duration_seconds("300ms") == 0.3
+    with pytest.raises(ValueError):
+        spec_module.duration_seconds("1h ")
+
+
+def test_crd_and_policy_hold_cert_managers_limits_as_the_constants_declare():
+    from rolesanywhere_operator import constants as c
+
+    crd = yaml.safe_load((REPO / "crds" / "rolesanywherebindings.rolesanywhere.dev.yaml").read_text())
+    (version,) = crd["spec"]["versions"]
+    certificate = version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["certificate"]
+    rules = {(r.get("fieldPath"), r["rule"]) for r in certificate["x-kubernetes-validations"]}
+    assert (".duration", f"!has(self.duration) || duration(self.duration) >= duration('{c.MIN_CERTIFICATE_DURATION}')") in rules
+    assert (".renewBefore", f"!has(self.renewBefore) || duration(self.renewBefore) >= duration('{c.MIN_RENEW_BEFORE}')") in rules
+    shorter = ("!has(self.renewBefore) || duration(self.renewBefore) < "
+               f"duration(has(self.duration) ? self.duration : '{c.DEFAULT_CERTIFICATE_DURATION}')")
+    assert (".renewBefore", shorter) in rules
+    assert certificate["properties"]["commonName"]["maxLength"] == c.MAX_COMMON_NAME_LENGTH
+    for field in ("duration", "renewBefore"):
+        assert certificate["properties"][field]["pattern"] == spec_module.DURATION_PATTERN
+    policy, _ = yaml.safe_load_all((REPO / "crds" / "rolesanywherebindings.rolesanywhere.dev.policy.yaml").read_text())
+    (validation,) = policy["spec"]["validations"]
+    assert validation["expression"].endswith(f"<= {c.MAX_COMMON_NAME_LENGTH}")
+    assert f"the {c.MAX_COMMON_NAME_LENGTH} characters" in validation["messageExpression"]
