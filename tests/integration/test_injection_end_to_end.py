@@ -40,9 +40,12 @@ OPERATOR = str(Path(sys.executable).with_name("rolesanywhere-operator"))
 @pytest.fixture(scope="module")
 def operator(cluster, tmp_path_factory):
     """The operator with verification on; repeated every few seconds, so a role created after its binding
-    (the trust-policy test) is seen without waiting for the hour of the default interval."""
+    (the trust-policy test) is seen without waiting for the hour of the default interval, and with a rate
+    that lets every binding of the module (those of finished tests linger while their namespace goes) be
+    verified that often."""
     process = OperatorProcess(
-        cluster, tmp_path_factory.mktemp("operator"), verify_credentials=True, extra_args=("--verify-interval=2",)
+        cluster, tmp_path_factory.mktemp("operator"), verify_credentials=True,
+        extra_args=("--verify-interval=2", "--verify-rate=50"),
     ).start()
     yield process
     process.stop()
@@ -201,9 +204,10 @@ def other_ca_issuer(cluster, namespace: str) -> None:
 @pytest.mark.parametrize(
     "case, spec, expected",
     [
-        ("untrusted-ca", {"issuer": "other-ca"}, "Untrusted Signing Certificate"),
-        ("role-not-in-profile", {"role_arn": f"arn:aws:iam::{ACCOUNT_ID}:role/not-listed"}, "HTTP 403"),
-        ("disabled-profile", {"profile": "disabled"}, "is disabled"),
+        # Short names: the default common name <binding>.<namespace> must fit cert-manager's 64 characters.
+        ("untrusted", {"issuer": "other-ca"}, "Untrusted Signing Certificate"),
+        ("unlisted", {"role_arn": f"arn:aws:iam::{ACCOUNT_ID}:role/not-listed"}, "HTTP 403"),
+        ("disabled", {"profile": "disabled"}, "is disabled"),
     ],
 )
 def test_a_binding_aws_refuses_shows_the_services_message(
@@ -266,6 +270,7 @@ def test_the_generated_trust_policy_admits_its_binding_and_refuses_another(
         checked = dt.datetime.fromisoformat(record.get("time", "2000-01-01T00:00:00Z"))
         return record if checked > role_created else None
 
-    record = wait_for(refused_since_the_role_exists, timeout=TIMEOUT, what="binding other verified again")
+    record = wait_for(refused_since_the_role_exists, timeout=TIMEOUT,
+                      what=f"binding other verified again: {binding_status(cluster, namespace, 'other')}")
     assert (record["accepted"], record["reason"]) == (False, "CreateSessionRefused")
     assert "AccessDeniedException" in record["message"]
