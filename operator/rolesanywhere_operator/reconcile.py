@@ -168,7 +168,9 @@ class Reconciler:
         config_map = (bundle.config_map, bundle.key) if bundle else settings.default_ca_bundle
         ca_pem = None
         if config_map is not None:
-            found = await self.kube.get(path("v1", "configmaps", binding.namespace, config_map[0]))
+            found = await self.kube.get(
+                path("v1", "configmaps", binding.namespace, config_map[0]), namespace=binding.namespace
+            )
             ca_pem = ((found or {}).get("data") or {}).get(config_map[1])
         return Endpoint(
             url=binding.sidecar.endpoint or settings.default_endpoint,

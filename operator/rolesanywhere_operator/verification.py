@@ -170,6 +170,10 @@ class Verifier:
         intermediates_key = getattr(certificate, "intermediates_key", None)
         passphrase_key = getattr(certificate, "passphrase_key", None)
         request = session_request(binding)
+        missing = [k for k in (c.TLS_CERT_KEY, c.TLS_KEY_KEY, intermediates_key, passphrase_key)
+                   if k and k not in secret_data]
+        if missing:
+            return LocalCredentialError(f"Secret {binding.namespace}/{binding.secret_name} lacks {', '.join(missing)}")
         try:
             identity = identity_from_pem(
                 secret_data[c.TLS_CERT_KEY],
