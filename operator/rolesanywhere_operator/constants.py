@@ -171,6 +171,10 @@ MIN_RENEW_BEFORE = "5m"
 MAX_COMMON_NAME_LENGTH = 64
 DEFAULT_ISSUER_KIND = "Issuer"
 DEFAULT_ISSUER_GROUP = CERT_MANAGER_GROUP
+#: spec.missedPods: an opted-in pod running without the sidecar is deleted so its controller recreates it.
+MISSED_PODS_RECREATE = "Recreate"
+#: spec.missedPods: such a pod is only reported (a Warning Event, status.pods.missed).
+MISSED_PODS_REPORT = "Report"
 #: spec.roleSessionName.source: each session is named after its pod (the kubelet fills the name in).
 SESSION_NAME_FROM_POD = "PodName"
 #: spec.roleSessionName.source: every session gets spec.roleSessionName.name.

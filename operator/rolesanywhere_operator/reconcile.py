@@ -18,6 +18,7 @@ from typing import Any
 from . import constants as c
 from .certificates import build_certificate, missing_certificate_event, owner_reference
 from .kube import Kube, binding_path, path
+from .missed import MISSED_SELECTOR, plan, status_fields
 from .settings import Settings
 from .spec import Binding, InvalidBindingError, IssuedCertificate, parse_binding
 from .status import Event, Observed, compute_status, invalid_spec_status, parse_certificate, same_status
@@ -102,6 +103,12 @@ class Reconciler:
                         verification=await self._verification(binding, observed, previous),
                     )
                 status, events = compute_status(binding, observed, previous, self.now())
+                ready = any(x["type"] == c.CONDITION_READY and x["status"] == "True" for x in status["conditions"])
+                missed = plan(binding, observed.missed, previous, ready=ready)
+                for pod in missed.recreate:
+                    await self.kube.delete(path("v1", "pods", namespace, pod))
+                status["pods"].update(status_fields(missed))
+                events = [*events, *missed.events]
                 await self._own_secret(binding, observed.secret)
             if not same_status(previous, status):
                 await self.kube.apply(
@@ -128,8 +135,10 @@ class Reconciler:
             issuer_found = await self._issuer_found(binding, certificate)
         secret = await self.kube.get(path("v1", "secrets", ns, binding.secret_name), namespace=ns)
         pods = await self.kube.list(path("v1", "pods", ns), label_selector=f"{c.INJECTED_LABEL}={binding.name}")
+        missed = await self.kube.list(path("v1", "pods", ns), label_selector=MISSED_SELECTOR)
         return Observed(
-            generation=generation, certificate=certificate, issuer_found=issuer_found, secret=secret, pods=pods
+            generation=generation, certificate=certificate, issuer_found=issuer_found, secret=secret, pods=pods,
+            missed=missed,
         )
 
     async def _verification(

@@ -158,6 +158,8 @@ class Binding:
     sidecar: SidecarOptions
     #: Whether the operator checks the certificate with a real CreateSession (spec.verifyCredentials).
     verify_credentials: bool = True
+    #: What happens to opted-in pods running without the sidecar (spec.missedPods; missed.py).
+    missed_pods: str = c.MISSED_PODS_RECREATE
 
     @property
     def secret_name(self) -> str:
@@ -217,6 +219,7 @@ def parse_binding(body: Mapping[str, Any]) -> Binding:
         delivery=delivery,
         sidecar=_sidecar(spec.get("sidecar") or {}, f"{where}.sidecar"),
         verify_credentials=_boolean(spec, "verifyCredentials", True, where),
+        missed_pods=_missed_pods(spec.get("missedPods", c.MISSED_PODS_RECREATE), f"{where}.missedPods"),
     )
 
 
@@ -246,6 +249,12 @@ def _role_session_name(value: Any, where: str) -> RoleSessionName | None:
             f"{where}.name: expected 2 to 64 of the characters A-Z a-z 0-9 + = , . @ _ -, got {name!r}"
         )
     raise InvalidBindingError(f"{where}: {expected}, got {dict(value)!r}")
+
+
+def _missed_pods(value: Any, where: str) -> str:
+    if value not in (c.MISSED_PODS_RECREATE, c.MISSED_PODS_REPORT):
+        raise InvalidBindingError(f"{where}: expected {c.MISSED_PODS_RECREATE} or {c.MISSED_PODS_REPORT}, got {value!r}")
+    return value
 
 
 def _boolean(spec: Mapping[str, Any], field: str, default: bool, where: str) -> bool:

@@ -3,16 +3,24 @@ in any namespace, is still created (so nothing the operator depends on waits for
 
 from __future__ import annotations
 
+import json
 import uuid
 
-from localcluster.controlplane import CERT_MANAGER_NAMESPACE
-from support.operator_harness import OperatorProcess
+from localcluster.controlplane import CERT_MANAGER_NAMESPACE, wait_for
+from support.operator_harness import EXAMPLE_ARNS, OperatorProcess, binding, deployment, pods
+
+TIMEOUT = 60
 
 OPT_IN = "--labels=rolesanywhere.dev/inject=true"
 
 
 def run_pod(cluster, namespace: str, name: str, *args: str):
     return cluster.kubectl("run", name, "-n", namespace, "--image=app:1", *args, check=False)
+
+
+def failed_creates(cluster, namespace: str) -> list[dict]:
+    events = json.loads(cluster.kubectl("get", "events", "-n", namespace, "-o", "json").stdout)["items"]
+    return [e for e in events if e.get("reason") == "FailedCreate"]
 
 
 def test_a_stopped_operator_holds_up_only_opted_in_pods(cluster, namespace, tmp_path):
@@ -43,6 +51,18 @@ def test_a_stopped_operator_holds_up_only_opted_in_pods(cluster, namespace, tmp_
         result = run_pod(cluster, CERT_MANAGER_NAMESPACE, name, OPT_IN)
         assert result.returncode == 0, result.stderr
         created.append((CERT_MANAGER_NAMESPACE, name))
+
+        # An opted-in Deployment's ReplicaSet is refused while nothing answers, and keeps trying: once the
+        # operator is back, its pod is created, injected.
+        cluster.apply(binding("s3-reader", **EXAMPLE_ARNS), namespace)
+        web = deployment("web", template_annotations={"rolesanywhere.dev/binding": "s3-reader"})
+        web["spec"]["template"]["metadata"]["labels"]["rolesanywhere.dev/inject"] = "true"
+        cluster.apply(web, namespace)
+        wait_for(lambda: failed_creates(cluster, namespace), timeout=TIMEOUT, what="the ReplicaSet's refused creates")
+        assert pods(cluster, namespace, "app=web") == []
+        operator.start()
+        wait_for(lambda: pods(cluster, namespace, "app=web,rolesanywhere.dev/injected-binding=s3-reader"),
+                 timeout=TIMEOUT, what="the Deployment's pod, injected, after the operator came back")
     finally:
         operator.stop()
         for ns, name in created:

@@ -158,6 +158,7 @@ REMOVE = object()
         ("roleSessionName", {"source": "PodName", "name": "x1"}, "spec.roleSessionName: expected {source: PodName}"),
         ("roleSessionName", {"source": "Pod"}, "spec.roleSessionName: expected {source: PodName}"),
         ("verifyCredentials", "yes", "spec.verifyCredentials: expected true or false, got 'yes'"),
+        ("missedPods", "Delete", "spec.missedPods: expected Recreate or Report, got 'Delete'"),
         # What cert-manager would refuse.
         ("certificate.commonName", "c" * 65, "spec.certificate.commonName: 65 characters, more than the 64"),
         ("certificate.duration", "59m", "spec.certificate.duration: must be at least 1h (cert-manager's minimum), got 59m"),
