@@ -10,12 +10,15 @@ simulated the same way. The peer's `serve` refreshes only when a client asks, so
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import heapq
+import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from rolesanywhere_sidecar import refresher
 from rolesanywhere_sidecar.protocol import Credentials
 from rolesanywhere_sidecar.protocol.ratelimit import TokenBucket
 from rolesanywhere_sidecar.refresher import (
@@ -96,6 +99,17 @@ class ThrottledStart:
     gave_up: int  # sidecars whose refresher reported a permanent failure
 
 
+@contextlib.contextmanager
+def _quiet(logger: logging.Logger) -> Iterator[None]:
+    """Thousands of simulated 429s would each log a warning line."""
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def throttled_start(sidecars: int, settings: Settings, quota: float, hours: float) -> ThrottledStart:
     """`sidecars` real Refreshers starting at 0 against a service throttling (429) above `quota` calls a
     second (a token bucket with a burst of one second's quota, as the emulator's), for `hours`."""
@@ -124,20 +138,21 @@ def throttled_start(sidecars: int, settings: Settings, quota: float, hours: floa
     queue = [(0.0, index) for index in range(sidecars)]
     heapq.heapify(queue)
     attempts: list[float] = []
-    while queue:
-        at, index = heapq.heappop(queue)
-        if at >= hours * 3600:
-            break
-        clock["now"] = at
-        attempts.append(at)
-        attempts_of[index] += 1
-        attempt = refreshers[index].attempt()
-        gave_up += attempt.permanent_failure
-        if attempt.published:
-            ready.setdefault(index, at)
-        else:
-            longest = max(longest, attempt.delay)
-        heapq.heappush(queue, (at + attempt.delay, index))
+    with _quiet(refresher.log):
+        while queue:
+            at, index = heapq.heappop(queue)
+            if at >= hours * 3600:
+                break
+            clock["now"] = at
+            attempts.append(at)
+            attempts_of[index] += 1
+            attempt = refreshers[index].attempt()
+            gave_up += attempt.permanent_failure
+            if attempt.published:
+                ready.setdefault(index, at)
+            else:
+                longest = max(longest, attempt.delay)
+            heapq.heappush(queue, (at + attempt.delay, index))
     return ThrottledStart(
         accepted, attempts, max(ready.values()) if len(ready) == sidecars else float("inf"),
         max(attempts_of), longest, gave_up,
