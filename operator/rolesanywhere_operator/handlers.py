@@ -64,8 +64,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: lo
     )
     # Only what a person must act on becomes an Event; handlers' info logs stay in the log.
     settings.posting.level = logging.WARNING
-    # Watch only injected pods and the Secrets of our Certificates (server-side label selectors).
-    settings.watching.label_selectors["v1", "pods"] = c.INJECTED_LABEL
+    # Watch only opted-in pods (injected or missed) and the Secrets of our Certificates (server-side selectors).
+    settings.watching.label_selectors["v1", "pods"] = f"{c.INJECT_LABEL}={c.INJECT_LABEL_VALUE}"
     settings.watching.label_selectors["v1", "secrets"] = c.BINDING_LABEL
 
     kube = await Kube.connect()
@@ -175,9 +175,11 @@ async def certificate_changed(namespace: str, labels: kopf.Labels, memo: kopf.Me
     await _refresh(memo, namespace, labels[c.BINDING_LABEL])
 
 
-@kopf.on.event("v1", "pods", registry=registry, labels={c.INJECTED_LABEL: kopf.PRESENT})
-async def injected_pod_changed(namespace: str, labels: kopf.Labels, memo: kopf.Memo, **_: Any) -> None:
-    await _refresh(memo, namespace, labels[c.INJECTED_LABEL])
+@kopf.on.event("v1", "pods", registry=registry, labels={c.INJECT_LABEL: c.INJECT_LABEL_VALUE})
+async def opted_in_pod_changed(type: str | None, namespace: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Keep the pod index current; refresh the status of a binding whose pods changed as it counts them."""
+    for pod_namespace, binding in memo.reconciler.pods.update(type, namespace, body):
+        await _refresh(memo, pod_namespace, binding)
 
 
 async def _refresh(memo: kopf.Memo, namespace: str, name: str) -> None:

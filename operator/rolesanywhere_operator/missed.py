@@ -18,8 +18,6 @@ from . import constants as c
 from .spec import Binding
 from .status import Event
 
-#: The label selector of pods that opted in and were not injected (any binding).
-MISSED_SELECTOR = f"{c.INJECT_LABEL}={c.INJECT_LABEL_VALUE},!{c.INJECTED_LABEL}"
 #: At most this many missed pods are named in the status; the count is always complete.
 NAMED_IN_STATUS = 20
 
@@ -34,7 +32,7 @@ class MissedPods:
 def plan(
     binding: Binding, pods: Sequence[Mapping[str, Any]], previous: Mapping[str, Any] | None, *, ready: bool
 ) -> MissedPods:
-    """What to do about the binding's missed pods among `pods` (those MISSED_SELECTOR selects). Pods are
+    """What to do about the binding's missed pods among `pods` (opted-in pods without the sidecar). Pods are
     recreated only while the binding is `ready`: until then the webhook would refuse them again."""
     mine = sorted(
         (p for p in pods if _names_binding(p, binding.name) and _live(p)), key=lambda p: p["metadata"]["name"]

@@ -18,7 +18,8 @@ from typing import Any
 from . import constants as c
 from .certificates import build_certificate, missing_certificate_event, owner_reference
 from .kube import Kube, binding_path, path
-from .missed import MISSED_SELECTOR, plan, status_fields
+from .missed import plan, status_fields
+from .pod_index import PodIndex
 from .settings import Settings
 from .spec import Binding, InvalidBindingError, IssuedCertificate, parse_binding
 from .status import Event, Observed, compute_status, invalid_spec_status, parse_certificate, same_status
@@ -40,6 +41,8 @@ class Reconciler:
     #: Makes the verification calls; None when the operator verifies no binding.
     verifier: Verifier | None = None
     settings: Settings = field(default_factory=Settings)
+    #: The opted-in pods, fed by the pod watch (handlers.py).
+    pods: PodIndex = field(default_factory=PodIndex)
     # One refresh at a time per binding, so two events never post the same Event twice.
     _locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
     _waiting: set[tuple[str, str]] = field(default_factory=set)
@@ -134,8 +137,7 @@ class Reconciler:
             )
             issuer_found = await self._issuer_found(binding, certificate)
         secret = await self.kube.get(path("v1", "secrets", ns, binding.secret_name), namespace=ns)
-        pods = await self.kube.list(path("v1", "pods", ns), label_selector=f"{c.INJECTED_LABEL}={binding.name}")
-        missed = await self.kube.list(path("v1", "pods", ns), label_selector=MISSED_SELECTOR)
+        pods, missed = self.pods.pods(ns, binding.name)
         return Observed(
             generation=generation, certificate=certificate, issuer_found=issuer_found, secret=secret, pods=pods,
             missed=missed,

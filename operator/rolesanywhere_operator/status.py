@@ -76,7 +76,7 @@ class Observed:
     issuer_found: bool | None = None  # None: not checked (external issuer group, or no need)
     secret: Mapping[str, Any] | None = None
     pods: Sequence[Mapping[str, Any]] = ()
-    #: Pods of the namespace that opted in and were not injected (missed.MISSED_SELECTOR), any binding's.
+    #: Pods that opted in for the binding and were not injected (missed.py).
     missed: Sequence[Mapping[str, Any]] = ()
     #: Whether the operator verifies this binding's credentials (its setting and the binding's).
     verification_enabled: bool = False

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from rolesanywhere_operator.missed import MISSED_SELECTOR, plan, status_fields
+from rolesanywhere_operator.missed import plan, status_fields
 from rolesanywhere_operator.spec import parse_binding
 from rolesanywhere_operator.status import Event
 
@@ -29,10 +29,6 @@ def pod(name: str, *, binding_name: str = "s3-reader", owner: str | None = "Repl
     if deleting:
         metadata["deletionTimestamp"] = "2030-01-01T00:00:00Z"
     return {"metadata": metadata, "status": {"phase": phase}}
-
-
-def test_the_selector_finds_opted_in_pods_without_the_injected_label():
-    assert MISSED_SELECTOR == "rolesanywhere.dev/inject=true,!rolesanywhere.dev/injected-binding"
 
 
 def test_a_controlled_pod_is_recreated_and_a_bare_one_reported():
