@@ -18,6 +18,7 @@ iptables chain, so a killed run never breaks the next start.
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
 import json
 import os
@@ -106,18 +107,24 @@ class Node:
         _set_sysctl("net.bridge.bridge-nf-call-iptables", "1")
         self._install_firewall()
 
+    def start_runtime(self, *, timeout: float = 120) -> None:
+        """After prepare(), and while the control plane starts: containerd, with the images imported."""
+        state = self._read_state()
+        self._write_runtime_configs()
+        self._spawn(state, "containerd", ["/usr/bin/containerd", f"--config={self.dir / 'containerd.toml'}"])
+        wait_for(lambda: self._ctr("version", check=False).returncode == 0, timeout=timeout,
+                 what=f"containerd at {self.socket} (log: {self.log_dir / 'containerd.log'})")
+        for image in self.images.values():
+            if image.name != "base":  # only other images build FROM it; no pod runs it
+                self._ctr("images", "import", str(image.archive))
+
     def start(self, plane: ControlPlane, *, timeout: float = 120) -> None:
-        """After the control plane is up: start containerd, import the images, start the node's components."""
+        """After the control plane is up and start_runtime(): the kubelet, kube-proxy and kube-scheduler."""
         state = self._read_state()
         try:
             self._guard_apiserver(plane.api_port())
             self._write_pki(plane)
             self._write_configs(plane)
-            self._spawn(state, "containerd", ["/usr/bin/containerd", f"--config={self.dir / 'containerd.toml'}"])
-            wait_for(lambda: self._ctr("version", check=False).returncode == 0, timeout=timeout,
-                     what=f"containerd at {self.socket} (log: {self.log_dir / 'containerd.log'})")
-            for image in self.images.values():
-                self._ctr("images", "import", str(image.archive))
             self._spawn(state, "kube-scheduler", [
                 str(self.bin_dir / "kube-scheduler"), f"--kubeconfig={self.dir / 'kube-scheduler.kubeconfig'}",
                 "--leader-elect=false", "--secure-port=0",
@@ -225,7 +232,7 @@ class Node:
             write_kubeconfig(self.dir / f"{name}.kubeconfig", server, plane.pki_dir / "ca.crt",
                              out / f"{user}.crt", out / f"{user}.key", user=user)
 
-    def _write_configs(self, plane: ControlPlane) -> None:
+    def _write_runtime_configs(self) -> None:
         d = self.dir
         pause = self.images.get("pause")
         if pause is None:
@@ -233,6 +240,9 @@ class Node:
         (d / "containerd.toml").write_text(containerd_config(d / "containerd", pause.ref))
         (d / "cni" / "net.d").mkdir(parents=True, exist_ok=True)
         (d / "cni" / "net.d" / "10-rolesanywhere.conflist").write_text(json.dumps(cni_config(d / "cni" / "ipam"), indent=2))
+
+    def _write_configs(self, plane: ControlPlane) -> None:
+        d = self.dir
         (d / "kubelet.yaml").write_text(json.dumps(kubelet_config(d, plane.pki_dir / "ca.crt", self.socket), indent=2))
         (d / "kube-proxy.yaml").write_text(json.dumps(kube_proxy_config(d / "kube-proxy.kubeconfig"), indent=2))
 
@@ -311,7 +321,11 @@ def start_cluster(root: Path, bin_dir: Path, images: dict[str, Image], *,
     plane = ControlPlane(root, bin_dir, node_ip=NODE_IP)
     try:
         node.prepare()
-        plane.start(cert_manager_crds=cert_manager_crds, timeout=timeout)
+        # containerd and its image imports (~20 s) need no API server: run them while the control plane starts.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            runtime = pool.submit(node.start_runtime, timeout=timeout)
+            plane.start(cert_manager_crds=cert_manager_crds, timeout=timeout)
+            runtime.result()
         node.start(plane, timeout=timeout)
     except BaseException:
         stop_cluster(root)
