@@ -156,11 +156,9 @@ class Node:
             pid = state.get("pids", {}).get(name)
             if pid and self._owns(pid):
                 _terminate(pid, grace=5)
-        for pid in self._stray_processes():
-            _terminate(pid, grace=2)
+        _kill_all(self._stray_processes())
         _kill_pod_cgroups()
-        for pid in self._stray_processes():  # shims that outlived their containers
-            _terminate(pid, grace=2)
+        _kill_all(self._stray_processes())  # shims that outlived their containers
         self._unmount_all()
         _delete_pod_netns()
         if Path(f"/sys/class/net/{BRIDGE}").exists():
@@ -170,8 +168,9 @@ class Node:
             if value is not None:
                 _set_sysctl(key, value)
         _remove_container_log_links(self.dir / "pod-logs")
+        claimed = self._claimed_by() == str(self.root)
         shutil.rmtree(self.dir, ignore_errors=True)
-        if self._claimed_by() == str(self.root):
+        if claimed:
             NODE_CLAIM.unlink(missing_ok=True)
 
     # -- helpers for users of the node -------------------------------------
@@ -492,6 +491,19 @@ def _set_sysctl(key: str, value: str) -> None:
         Path("/proc/sys", *key.split(".")).write_text(value)
     except OSError as error:
         raise NodeError(f"cannot set {key}={value}: {error}") from error
+
+
+def _kill_all(pids: list[int], grace: float = 2) -> None:
+    """SIGTERM, then SIGKILL whatever is still alive after `grace` seconds (one wait for all)."""
+    for sig in (15, 9):
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + grace
+        while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.05)
 
 
 def _mount_points() -> list[str]:

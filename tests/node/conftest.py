@@ -46,13 +46,20 @@ class NodeCluster:
 
 
 @pytest.fixture(scope="session")
-def cluster():
+def node_parts() -> tuple[Path, dict[str, Image]]:
+    """kubelet & co. and the images, built on first use (minutes), then cached."""
     if os.geteuid() != 0:
         pytest.fail("the node tests need root (a bridge, network namespaces, iptables)", pytrace=False)
     try:
-        bin_dir, images = node_tools_bin(), node_images()
+        return node_tools_bin(), node_images()
     except ToolsUnavailable as error:
         pytest.fail(f"the node's binaries or images are unavailable: {error}", pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def cluster(node_parts):
+    """A control plane with a node, per module: one node per machine, so a module may start its own."""
+    bin_dir, images = node_parts
     root = REPO_ROOT / ".run" / "test-node-cluster"
     plane, _ = start_cluster(root, bin_dir, images, cert_manager_crds=None)
     try:
