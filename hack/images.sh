@@ -127,6 +127,8 @@ ensure() {
     rm -f "$archive.tmp"
     "$builder" "$ref" "$archive"
     mv -f "$archive.tmp" "$archive"
+    # Only base is built FROM; the others live on as their archives.
+    [[ "$name" == base ]] || bah rmi -f "$ref" >/dev/null
     say "built $ref in $((SECONDS - started))s ($(du -h "$archive" | cut -f1))"
   fi
   echo "$name $ref $archive"
