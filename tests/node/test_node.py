@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 
-from localcluster.controlplane import wait_for
-from localcluster.node import NODE_NAME
+from localcluster.controlplane import SERVICE_CIDR, wait_for
+from localcluster.node import NODE_IP, NODE_NAME, POD_CIDR
 
 TIMEOUT = 90
 RESTRICTED = {
@@ -81,6 +82,7 @@ time.sleep(3600)
 
 
 def test_a_native_sidecar_and_a_non_root_app_run_side_by_side(cluster, namespace):
+    """2/2 with logs and exec through the kubelet; and no default route: nothing a pod sends leaves the machine."""
     shared = {"name": "shared", "mountPath": "/run/shared"}
     sidecar = container(
         "sidecar", cluster.image("operator"), ["python3", "-c", SIDECAR_SCRIPT], restartPolicy="Always",
@@ -111,6 +113,22 @@ def test_a_native_sidecar_and_a_non_root_app_run_side_by_side(cluster, namespace
     assert exec_id.startswith("uid=1000") and "65532" in exec_id
     aws = cluster.kubectl("exec", "-n", namespace, "side-by-side", "-c", "app", "--", "aws", "--version")
     assert "aws-cli/" in aws.stdout + aws.stderr
+    assert pod_routes(cluster, namespace, "side-by-side") == {f"{POD_CIDR} dev eth0", f"{SERVICE_CIDR} via {NODE_IP}"}
+
+
+def pod_routes(cluster, namespace: str, name: str) -> set[str]:
+    """The pod's IPv4 routes, read from /proc/net/route in its network namespace (the image has no `ip`)."""
+    table = cluster.kubectl("exec", "-n", namespace, name, "-c", "app", "--", "cat", "/proc/net/route").stdout
+
+    def address(hex_le: str) -> str:
+        return str(ipaddress.IPv4Address(bytes.fromhex(hex_le)[::-1]))
+
+    routes = set()
+    for line in table.splitlines()[1:]:
+        iface, dest, gateway, _, _, _, _, mask = line.split()[:8]
+        network = ipaddress.IPv4Network(f"{address(dest)}/{address(mask)}")
+        routes.add(f"{network} via {address(gateway)}" if gateway != "00000000" else f"{network} dev {iface}")
+    return routes
 
 
 IN_CLUSTER_SCRIPT = """
