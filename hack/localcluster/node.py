@@ -148,29 +148,37 @@ class Node:
             raise
 
     def stop(self) -> None:
-        """Take the node down and remove everything it made on the host; safe to call on a stopped node."""
-        if not self.dir.exists() and self._claimed_by() != str(self.root):
+        """Take the node down and remove everything it made on the host; safe to call on a stopped node.
+
+        The machine-wide parts (pod cgroups, the bridge, iptables chains, sysctls) are left alone while
+        another cluster directory holds the machine's node claim: then only our own processes,
+        mounts and directory go.
+        """
+        owner = self._claimed_by()
+        if not self.dir.exists() and owner != str(self.root):
             return  # never started here, or another cluster's node: nothing of ours to touch
+        machine_wide = owner in (None, str(self.root))
         state = self._read_state()
         for name in reversed(COMPONENTS):
             pid = state.get("pids", {}).get(name)
             if pid and self._owns(pid):
                 _terminate(pid, grace=5)
         _kill_all(self._stray_processes())
-        _kill_pod_cgroups()
-        _kill_all(self._stray_processes())  # shims that outlived their containers
+        if machine_wide:
+            _kill_pod_cgroups()
+            _kill_all(self._stray_processes())  # shims that outlived their containers
         self._unmount_all()
-        _delete_pod_netns()
-        if Path(f"/sys/class/net/{BRIDGE}").exists():
-            _run("ip", "link", "del", BRIDGE, check=False)
-        _remove_chains()
-        for key, value in state.get("sysctl", {}).items():
-            if value is not None:
-                _set_sysctl(key, value)
+        if machine_wide:
+            _delete_pod_netns()
+            if Path(f"/sys/class/net/{BRIDGE}").exists():
+                _run("ip", "link", "del", BRIDGE, check=False)
+            _remove_chains()
+            for key, value in state.get("sysctl", {}).items():
+                if value is not None:
+                    _set_sysctl(key, value)
         _remove_container_log_links(self.dir / "pod-logs")
-        claimed = self._claimed_by() == str(self.root)
         shutil.rmtree(self.dir, ignore_errors=True)
-        if claimed:
+        if owner == str(self.root):
             NODE_CLAIM.unlink(missing_ok=True)
 
     # -- helpers for users of the node -------------------------------------
