@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from localcluster import ToolsUnavailable, node_images, node_tools_bin
+from localcluster import ToolsUnavailable, cert_manager_crds, node_images, node_tools_bin
 from localcluster.controlplane import kubectl
 from localcluster.node import Image, start_cluster, stop_cluster
 
@@ -57,11 +57,13 @@ def node_parts() -> tuple[Path, dict[str, Image]]:
 
 
 @pytest.fixture(scope="module")
-def cluster(node_parts):
-    """A control plane with a node, per module: one node per machine, so a module may start its own."""
+def cluster(node_parts, request):
+    """A control plane with a node, per module: one node per machine, so a module may start its own.
+    A module that sets `CERT_MANAGER = True` gets cert-manager too."""
     bin_dir, images = node_parts
     root = REPO_ROOT / ".run" / "test-node-cluster"
-    plane, _ = start_cluster(root, bin_dir, images, cert_manager_crds=None)
+    crds = cert_manager_crds() if getattr(request.module, "CERT_MANAGER", False) else None
+    plane, _ = start_cluster(root, bin_dir, images, cert_manager_crds=crds)
     try:
         yield NodeCluster(plane.kubeconfig, bin_dir, images)
     finally:
