@@ -7,6 +7,7 @@ and writes the images' references to <root>/node/images.json. `down` always stop
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -53,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def up_with_node(root: Path, started: float, *, cert_manager: bool) -> int:
+    if os.geteuid() != 0:
+        print("localcluster: --node needs root (it installs packages, builds images with buildah and makes a"
+              " bridge, network namespaces and iptables chains)", file=sys.stderr)
+        return 1
     bin_dir = node_tools_bin()
     images = node_images()
     built = time.monotonic()
