@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from localcluster.controlplane import wait_for
+from rolesanywhere_operator import constants as c
 
 CERT_MANAGER = True  # the chart's webhook certificate comes from cert-manager
 CHART = Path(__file__).resolve().parents[2] / "charts" / "rolesanywhere-operator"
@@ -34,12 +35,13 @@ def installed(cluster, tmp_path_factory) -> None:
 def test_the_operator_runs_from_the_image_and_its_webhook_answers_through_the_service(cluster, namespace, installed):
     deployment = cluster.get("deployment", "rao", NAMESPACE)
     assert deployment["status"].get("readyReplicas") == deployment["spec"]["replicas"]
-    # A pod naming a binding that does not exist: the API server calls the webhook at its Service
+    # An opted-in pod naming a binding that does not exist: the API server calls the webhook at its Service
     # (kube-proxy takes it to a replica's pod address), and the webhook's answer comes back.
     denied = wait_for(
         lambda: (r := cluster.kubectl("run", "probe", "-n", namespace, "--image", cluster.image("app"),
                                       "--image-pull-policy=Never", "--restart=Never",
-                                      "--annotations=rolesanywhere.dev/binding=missing", "--command", "--", "true",
+                                      f"--labels={c.INJECT_LABEL}={c.INJECT_LABEL_VALUE}",
+                                      f"--annotations={c.BINDING_ANNOTATION}=missing", "--command", "--", "true",
                                       check=False)).returncode != 0 and "denied the request" in r.stderr and r,
         timeout=60, what="the webhook to answer")
     assert "RolesAnywhereBinding 'missing'" in denied.stderr
