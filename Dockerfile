@@ -15,7 +15,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     pip install --no-cache-dir /wheels/*.whl \
     && pip uninstall -y pip setuptools wheel
-# A numeric non-root user, so `runAsNonRoot` can be checked without a passwd lookup.
+# A numeric non-root user, so `runAsNonRoot` can be checked without a passwd lookup; it still gets a
+# passwd entry, because kopf names its peering identity after getpass.getuser(), which raises
+# KeyError for a uid without one (the operator crashed at start in a real pod).
+RUN echo 'nonroot:x:65532:65532:nonroot:/nonexistent:/usr/sbin/nologin' >> /etc/passwd \
+    && echo 'nonroot:x:65532:' >> /etc/group
 USER 65532:65532
 ENTRYPOINT ["rolesanywhere-sidecar"]
 CMD ["--help"]

@@ -32,12 +32,24 @@ demo: venv tools ## Offline end to end: a pod lists S3 buckets with Roles Anywhe
 	$(PY) hack/demo.py $(ARGS)
 
 .PHONY: cluster-up
-cluster-up: venv tools ## Start the local control plane (etcd, kube-apiserver, controller-manager, cert-manager)
-	$(LOCALCLUSTER) up
+cluster-up: venv tools ## Start the local control plane (etcd, kube-apiserver, controller-manager, cert-manager); NODE=1 adds a real node (root)
+	$(LOCALCLUSTER) up $(if $(NODE),--node)
 
 .PHONY: cluster-down
 cluster-down: venv ## Stop the local control plane
 	$(LOCALCLUSTER) down
+
+.PHONY: node-deps
+node-deps: ## Install the node's Debian packages when missing (containerd, runc, CNI plugins, iptables, buildah, ...)
+	@hack/node-deps.sh
+
+.PHONY: images
+images: node-deps ## Build the node's images (pause, base, the Dockerfile's, app) without a registry (cached)
+	@hack/images.sh build
+
+.PHONY: test-node
+test-node: venv tools node-deps ## Run the node tests: pods in containers on a real local node (root; not in `make test`)
+	$(PY) -m pytest tests/node
 
 .PHONY: kubeconfig
 kubeconfig: ## Print the local cluster's KUBECONFIG line (eval "$(make -s kubeconfig)")

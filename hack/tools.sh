@@ -2,12 +2,15 @@
 # Builds the pinned upstream binaries the tests and the demo run (kube-apiserver,
 # kube-controller-manager, kubectl, etcd, cert-manager's controller, helm and
 # aws_signing_helper) from Go modules, into a cache shared by every clone on the
-# machine. Each tool is keyed by a hash of its wrapper module under hack/tools/,
-# so changing a pin rebuilds that tool alone.
+# machine; and, for the opt-in local node, kubelet, kube-proxy and kube-scheduler
+# from the same Kubernetes wrapper module. Each tool is keyed by a hash of its
+# wrapper module under hack/tools/ and of the shell function that builds it, so
+# changing a pin or a flag rebuilds that tool alone.
 #
-#   hack/tools.sh bindir   build what is missing, print the directory holding all binaries
-#   hack/tools.sh build    the same, printing progress only
-#   hack/tools.sh crds     print cert-manager's CRD directory (downloads the module if needed)
+#   hack/tools.sh bindir        build what is missing, print the directory holding all binaries
+#   hack/tools.sh build         the same, printing progress only
+#   hack/tools.sh node-bindir   bindir plus kubelet, kube-proxy and kube-scheduler (the local node)
+#   hack/tools.sh crds          print cert-manager's CRD directory (downloads the module if needed)
 #
 # ROLESANYWHERE_CACHE overrides the cache root (default ~/.cache/rolesanywhere-operator).
 set -euo pipefail
@@ -36,9 +39,11 @@ require_toolchain() {
 # pinned MODULE DIR -> the version the wrapper module requires
 pinned() { awk -v m="$1" '$1 == "require" && $2 == m { print $3 } $1 == m && $2 ~ /^v/ { print $2 }' "$2/go.mod" | head -n 1; }
 
+# tool_key MODULE_DIR BUILDER: the wrapper module and the builder's own source
+# (which holds the packages and ldflags), so editing another part of this script rebuilds nothing.
 tool_key() {
-  # The key covers the wrapper module and this script (which holds the ldflags).
-  cat "$tools_dir/$1"/go.mod "$tools_dir/$1"/go.sum "$tools_dir/$1"/*.go "$here/tools.sh" 2>/dev/null | sha256sum | cut -c1-16
+  { cat "$tools_dir/$1"/go.mod "$tools_dir/$1"/go.sum "$tools_dir/$1"/*.go 2>/dev/null
+    declare -f "$2" pinned kube_ldflags; } | sha256sum | cut -c1-16
 }
 
 # download MODULE_DIR: fetch the wrapper's dependencies, one clear line on failure.
@@ -54,8 +59,9 @@ download() {
   rm -f "$log"
 }
 
-build_kubernetes() {
-  local out="$1" v major minor ld
+# The version ldflags of kubernetes' hack/lib/version.sh, so /version reports the pin.
+kube_ldflags() {
+  local v major minor ld
   v="$(pinned k8s.io/kubernetes "$tools_dir/kubernetes")"
   major="${v#v}"; major="${major%%.*}"
   minor="$(echo "$v" | cut -d. -f2)"
@@ -64,9 +70,20 @@ build_kubernetes() {
     ld+=" -X $pkg.gitVersion=$v -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor"
     ld+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z -X $pkg.gitCommit=$v"
   done
-  (cd "$tools_dir/kubernetes" && CGO_ENABLED=0 go build -p 2 -trimpath -ldflags "$ld" -o "$out/" \
+  echo "$ld"
+}
+
+build_kubernetes() {
+  local out="$1"
+  (cd "$tools_dir/kubernetes" && CGO_ENABLED=0 go build -p 2 -trimpath -ldflags "$(kube_ldflags)" -o "$out/" \
     k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kubectl)
   (cd "$tools_dir/kubernetes" && CGO_ENABLED=0 go build -p 2 -trimpath -ldflags "-s -w" -o "$out/etcd" go.etcd.io/etcd/server/v3)
+}
+
+# The local node's parts, from the same wrapper module (and so the same pin) as kube-apiserver.
+build_kubernetes_node() {
+  (cd "$tools_dir/kubernetes" && CGO_ENABLED=0 go build -p 2 -trimpath -ldflags "$(kube_ldflags)" -o "$1/" \
+    k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy k8s.io/kubernetes/cmd/kube-scheduler)
 }
 
 build_cert_manager() {
@@ -90,16 +107,16 @@ build_aws_signing_helper() {
     -o "$1/aws_signing_helper" github.com/aws/rolesanywhere-credential-helper)
 }
 
-# ensure TOOL BUILDER: build into a temporary directory, then rename it into
-# place, so an interrupted build never leaves a half-filled tool directory.
+# ensure TOOL BUILDER [MODULE_DIR]: build into a temporary directory, then rename it
+# into place, so an interrupted build never leaves a half-filled tool directory.
 ensure() {
-  local tool="$1" builder="$2" dest tmp
-  dest="$cache/tools/$tool-$(tool_key "$tool")"
+  local tool="$1" builder="$2" module="${3:-$1}" dest tmp
+  dest="$cache/tools/$tool-$(tool_key "$module" "$builder")"
   if [[ -d "$dest" ]]; then echo "$dest"; return; fi
   require_toolchain
   mkdir -p "$cache/tools"
   say "building $tool (first use or a changed pin; this takes minutes) ..."
-  download "$tool"
+  download "$module"
   tmp="$(mktemp -d "$cache/tools/.tmp-$tool-XXXXXX")"
   trap 'rm -rf "$tmp"' EXIT
   local started=$SECONDS
@@ -112,12 +129,16 @@ ensure() {
   echo "$dest"
 }
 
+# bindir [node]: one directory of symlinks to every tool's binaries.
 bindir() {
   local dirs=() d set_key bin
   d="$(ensure kubernetes build_kubernetes)"; dirs+=("$d")
   d="$(ensure cert-manager build_cert_manager)"; dirs+=("$d")
   d="$(ensure helm build_helm)"; dirs+=("$d")
   d="$(ensure aws-signing-helper build_aws_signing_helper)"; dirs+=("$d")
+  if [[ "${1:-}" == node ]]; then
+    d="$(ensure kubernetes-node build_kubernetes_node kubernetes)"; dirs+=("$d")
+  fi
   set_key="$(printf '%s\n' "${dirs[@]}" | sha256sum | cut -c1-16)"
   bin="$cache/bin-$set_key"
   if [[ ! -d "$bin" ]]; then
@@ -145,6 +166,7 @@ cert_manager_crds() {
 case "${1:-}" in
   bindir) bindir ;;
   build) bindir >/dev/null ;;
+  node-bindir) bindir node ;;
   crds) cert_manager_crds ;;
-  *) die "usage: hack/tools.sh bindir|build|crds" ;;
+  *) die "usage: hack/tools.sh bindir|build|node-bindir|crds" ;;
 esac

@@ -29,10 +29,12 @@ TEST_KUBECONFIG_ENV = "ROLESANYWHERE_TEST_KUBECONFIG"
 
 
 def pytest_collection_modifyitems(items):
-    integration_dir = REPO_ROOT / "tests" / "integration"
+    integration_dir, node_dir = REPO_ROOT / "tests" / "integration", REPO_ROOT / "tests" / "node"
     for item in items:
         if integration_dir in Path(item.fspath).parents:
             item.add_marker(pytest.mark.integration)
+        if node_dir in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.node)
 
 
 @dataclass

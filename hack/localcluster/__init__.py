@@ -1,18 +1,22 @@
 """A real Kubernetes control plane on 127.0.0.1 for the tests and the demo.
 
 etcd, kube-apiserver, kube-controller-manager and cert-manager's controller,
-built from their Go modules by hack/tools.sh, run as local processes. There is
-no kubelet: pods stay Pending unless something (the pod runner) runs them.
+built from their Go modules by hack/tools.sh, run as local processes. By default
+there is no kubelet: pods stay Pending unless something (the pod runner) runs
+them. With a node (node.py, opt-in: `up --node`) pods run in containers.
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TOOLS_SCRIPT = REPO_ROOT / "hack" / "tools.sh"
+IMAGES_SCRIPT = REPO_ROOT / "hack" / "images.sh"
+NODE_DEPS_SCRIPT = REPO_ROOT / "hack" / "node-deps.sh"
 
 #: Overrides where the pinned binaries are found (the Makefile sets it; otherwise hack/tools.sh builds them).
 TOOLS_BIN_ENV = "ROLESANYWHERE_TOOLS_BIN"
@@ -34,6 +38,42 @@ def tools_bin() -> Path:
     if result.returncode != 0:
         raise ToolsUnavailable(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "hack/tools.sh failed")
     return Path(result.stdout.strip())
+
+
+def _script(argv: list[str], what: str) -> str:
+    """Run one of the hack/ scripts, passing its progress to our stderr; fail with its last line."""
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        stdout, stderr = _relay(proc)
+    if proc.returncode != 0:
+        lines = stderr.strip().splitlines()
+        raise ToolsUnavailable(lines[-1] if lines else f"{what} failed")
+    return stdout
+
+
+def _relay(proc: subprocess.Popen) -> tuple[str, str]:
+    assert proc.stderr is not None and proc.stdout is not None
+    lines = []
+    for line in proc.stderr:
+        sys.stderr.write(line)
+        lines.append(line)
+    return proc.stdout.read(), "".join(lines)
+
+
+def node_tools_bin() -> Path:
+    """tools_bin() plus kubelet, kube-proxy and kube-scheduler; installs the node's Debian packages if missing."""
+    _script([str(NODE_DEPS_SCRIPT)], "hack/node-deps.sh")
+    return Path(_script([str(TOOLS_SCRIPT), "node-bindir"], "hack/tools.sh node-bindir").strip())
+
+
+def node_images() -> dict:
+    """The node's images (pause, base, operator, app), built by hack/images.sh unless cached."""
+    from .node import Image
+
+    images = {}
+    for line in _script([str(IMAGES_SCRIPT), "build"], "hack/images.sh").splitlines():
+        name, ref, archive = line.split()
+        images[name] = Image(name, ref, Path(archive))
+    return images
 
 
 def cert_manager_crds() -> Path:

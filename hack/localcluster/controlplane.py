@@ -84,11 +84,17 @@ AUDIT_POLICY = {
 @dataclass
 class ControlPlane:
     """A control plane rooted at `root`, running the binaries in `bin_dir`; with `audit`, the API server
-    writes an audit log (AUDIT_POLICY) to `audit_log`."""
+    writes an audit log (AUDIT_POLICY) to `audit_log`.
+
+    With `node_ip` (the local node's address, see node.py) the API server also listens where pods
+    reach it, advertises that address as the `kubernetes` Service's endpoint, authorizes kubelets
+    with the Node authorizer, and reaches kubelets at their InternalIP with a client certificate.
+    """
 
     root: Path
     bin_dir: Path
     audit: bool = False
+    node_ip: str | None = None
 
     @property
     def kubeconfig(self) -> Path:
@@ -213,8 +219,12 @@ class ControlPlane:
         return [
             *audit,
             f"--etcd-servers=http://127.0.0.1:{ports['etcd']}",
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
+            *(self._node_apiserver_args() if self.node_ip else [
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                "--authorization-mode=RBAC",
+                "--endpoint-reconciler-type=none",
+            ]),
             f"--secure-port={ports['apiserver']}",
             f"--tls-cert-file={p / 'apiserver.crt'}",
             f"--tls-private-key-file={p / 'apiserver.key'}",
@@ -223,9 +233,23 @@ class ControlPlane:
             f"--service-account-key-file={p / 'sa.pub'}",
             f"--service-account-signing-key-file={p / 'sa.key'}",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
-            "--authorization-mode=RBAC",
             "--allow-privileged=true",
-            "--endpoint-reconciler-type=none",
+        ]
+
+    def _node_apiserver_args(self) -> list[str]:
+        # One bind address only: all addresses, so both 127.0.0.1 (kubectl, the tests) and the node's
+        # bridge address (pods, through the `kubernetes` Service) reach it; node.py keeps every other
+        # interface out with a firewall rule.
+        p = self.pki_dir
+        return [
+            "--bind-address=0.0.0.0",
+            f"--advertise-address={self.node_ip}",
+            "--endpoint-reconciler-type=lease",
+            "--authorization-mode=Node,RBAC",
+            f"--kubelet-client-certificate={p / 'apiserver-kubelet-client.crt'}",
+            f"--kubelet-client-key={p / 'apiserver-kubelet-client.key'}",
+            f"--kubelet-certificate-authority={p / 'ca.crt'}",
+            "--kubelet-preferred-address-types=InternalIP",
         ]
 
     def _controller_manager_args(self) -> list[str]:
@@ -253,42 +277,23 @@ class ControlPlane:
             issuer=ca,
             server=True,
             dns_names=("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"),
-            ip_addresses=("127.0.0.1", "10.0.0.1"),
+            ip_addresses=("127.0.0.1", "10.0.0.1", *([self.node_ip] if self.node_ip else [])),
         ).write(self.pki_dir, "apiserver")
         pki.issue("admin", now=now, issuer=ca, client=True, organizations=("system:masters",)).write(
             self.pki_dir, "admin"
         )
+        if self.node_ip:
+            pki.issue("kube-apiserver-kubelet-client", now=now, issuer=ca, client=True).write(
+                self.pki_dir, "apiserver-kubelet-client"
+            )
         pki.write_rsa_keypair(self.pki_dir / "sa.key", self.pki_dir / "sa.pub")
 
     def _write_kubeconfig(self, port: int) -> None:
-        def b64(name: str) -> str:
-            return base64.b64encode((self.pki_dir / name).read_bytes()).decode()
+        write_kubeconfig(self.kubeconfig, f"https://127.0.0.1:{port}", self.pki_dir / "ca.crt",
+                         self.pki_dir / "admin.crt", self.pki_dir / "admin.key", user="admin")
 
-        config = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [
-                {
-                    "name": "local",
-                    "cluster": {
-                        "server": f"https://127.0.0.1:{port}",
-                        "certificate-authority-data": b64("ca.crt"),
-                    },
-                }
-            ],
-            "users": [
-                {
-                    "name": "admin",
-                    "user": {"client-certificate-data": b64("admin.crt"), "client-key-data": b64("admin.key")},
-                }
-            ],
-            "contexts": [{"name": "local", "context": {"cluster": "local", "user": "admin"}}],
-            "current-context": "local",
-        }
-        tmp = self.kubeconfig.with_suffix(".tmp")
-        tmp.write_text(json.dumps(config, indent=2))
-        tmp.chmod(0o600)
-        tmp.replace(self.kubeconfig)
+    def api_port(self) -> int:
+        return int(self._read_state()["ports"]["apiserver"])
 
     def _install_cert_manager_crds(self, crds_dir: Path, timeout: float) -> None:
         files = sorted(crds_dir.glob("cert-manager.io_*.yaml"))
@@ -353,6 +358,26 @@ class ControlPlane:
         tmp = self.state_file.with_suffix(".tmp")
         tmp.write_text(json.dumps({"ports": ports, "pids": pids}))
         tmp.replace(self.state_file)
+
+
+def write_kubeconfig(path: Path, server: str, ca: Path, cert: Path, key: Path, *, user: str) -> None:
+    """A kubeconfig for `server` that embeds the CA and a client certificate, written atomically (0600)."""
+
+    def b64(file: Path) -> str:
+        return base64.b64encode(file.read_bytes()).decode()
+
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "local", "cluster": {"server": server, "certificate-authority-data": b64(ca)}}],
+        "users": [{"name": user, "user": {"client-certificate-data": b64(cert), "client-key-data": b64(key)}}],
+        "contexts": [{"name": "local", "context": {"cluster": "local", "user": user}}],
+        "current-context": "local",
+    }
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(config, indent=2))
+    tmp.chmod(0o600)
+    tmp.replace(path)
 
 
 def _alive(pid: int) -> bool:

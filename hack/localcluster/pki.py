@@ -128,6 +128,13 @@ def issue(
     return Issued(cert=cert, key=key, chain=chain)
 
 
+def load(directory: Path, stem: str) -> Issued:
+    """A certificate and key that `Issued.write(directory, stem)` wrote."""
+    cert = x509.load_pem_x509_certificate((directory / f"{stem}.crt").read_bytes())
+    key = serialization.load_pem_private_key((directory / f"{stem}.key").read_bytes(), password=None)
+    return Issued(cert=cert, key=key)
+
+
 def write_rsa_keypair(private_path: Path, public_path: Path) -> None:
     """The service-account signing key pair that kube-apiserver and kube-controller-manager share."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)

@@ -1,11 +1,16 @@
 //go:build tools
 
-// Package tools pins the upstream commands this module builds.
+// Package tools pins the upstream commands this module builds: the control plane
+// (kube-apiserver, kube-controller-manager, kubectl, etcd) and the local node's
+// parts (kubelet, kube-proxy, kube-scheduler).
 package tools
 
 import (
 	_ "go.etcd.io/etcd/server/v3"
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-proxy"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
 	_ "k8s.io/kubernetes/cmd/kubectl"
+	_ "k8s.io/kubernetes/cmd/kubelet"
 )
