@@ -61,21 +61,31 @@ def simulate(sidecars: int, next_delay: Callable[[int, float], float]) -> list[f
     return calls
 
 
-def our_schedule(sidecars: int, settings: Settings) -> list[float]:
-    clock = {"now": 0.0}
+def simulated_refreshers(
+    sidecars: int, settings: Settings, clock: dict[str, float], accept: Callable[[], None] = lambda: None
+) -> list[Refresher]:
+    """The sidecar's real Refreshers on the simulated `clock`, each with its own seeded randomness; every
+    fetch is first put to `accept` (which raises FetchFailed to refuse it), then answered with credentials
+    of the default session duration."""
 
     def now() -> dt.datetime:
         return EPOCH + dt.timedelta(seconds=clock["now"])
 
     def fetch():
+        accept()
         expiration = now() + dt.timedelta(seconds=settings.session_duration)
         return Credentials("ASIA", "secret", "token", expiration, "arn:aws:iam::123456789012:role/r"), {}
 
-    refreshers = [
+    return [
         Refresher(fetch=fetch, publish=lambda _credentials: None, now=now, rng=random.Random(index),
                   refresh_fraction=settings.refresh_fraction)
         for index in range(sidecars)
     ]  # fmt: skip
+
+
+def our_schedule(sidecars: int, settings: Settings) -> list[float]:
+    clock = {"now": 0.0}
+    refreshers = simulated_refreshers(sidecars, settings, clock)
 
     def next_delay(index: int, at: float) -> float:
         clock["now"] = at
@@ -117,21 +127,12 @@ def throttled_start(sidecars: int, settings: Settings, quota: float, hours: floa
     bucket = TokenBucket(quota, max(1, int(quota)), clock=lambda: clock["now"])
     accepted: list[float] = []
 
-    def now() -> dt.datetime:
-        return EPOCH + dt.timedelta(seconds=clock["now"])
-
-    def fetch():
+    def within_quota() -> None:
         if not bucket.acquire():
             raise FetchFailed("HTTP 429 ThrottlingException: Rate exceeded", permanent=False, throttled=True)
         accepted.append(clock["now"])
-        expiration = now() + dt.timedelta(seconds=settings.session_duration)
-        return Credentials("ASIA", "secret", "token", expiration, "arn:aws:iam::123456789012:role/r"), {}
 
-    refreshers = [
-        Refresher(fetch=fetch, publish=lambda _credentials: None, now=now, rng=random.Random(index),
-                  refresh_fraction=settings.refresh_fraction)
-        for index in range(sidecars)
-    ]  # fmt: skip
+    refreshers = simulated_refreshers(sidecars, settings, clock, within_quota)
     ready: dict[int, float] = {}
     attempts_of = [0] * sidecars
     longest, gave_up = 0.0, 0

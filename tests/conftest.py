@@ -8,11 +8,9 @@ suite at a real one (which must already run cert-manager).
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -22,7 +20,8 @@ sys.path.insert(0, str(REPO_ROOT / "hack"))
 
 from localcluster import ToolsUnavailable, cert_manager_crds
 from localcluster import tools_bin as find_tools_bin
-from localcluster.controlplane import ControlPlane, kubectl, wait_for
+from localcluster.controlplane import ControlPlane, wait_for
+from support.cluster import Cluster
 
 #: Run the integration tests against this kubeconfig instead of starting a local control plane.
 TEST_KUBECONFIG_ENV = "ROLESANYWHERE_TEST_KUBECONFIG"
@@ -37,26 +36,6 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.node)
 
 
-@dataclass
-class Cluster:
-    """What a test needs of a cluster: its kubeconfig and a kubectl bound to it."""
-
-    kubeconfig: Path
-    bin_dir: Path
-    #: The local control plane (None for a cluster given by TEST_KUBECONFIG_ENV): its audit log.
-    plane: ControlPlane | None = None
-
-    def kubectl(self, *args: str, check: bool = True, input: str | None = None):
-        return kubectl(self.bin_dir, self.kubeconfig, *args, check=check, input=input)
-
-    def get(self, kind: str, name: str, namespace: str | None = None) -> dict:
-        ns = ["-n", namespace] if namespace else []
-        return json.loads(self.kubectl("get", kind, name, *ns, "-o", "json").stdout)
-
-    def apply(self, manifest: dict | str, namespace: str | None = None):
-        text = manifest if isinstance(manifest, str) else json.dumps(manifest)
-        ns = ["-n", namespace] if namespace else []
-        return self.kubectl("apply", *ns, "-f", "-", input=text)
 
 
 @pytest.fixture(scope="session")

@@ -8,38 +8,23 @@ fixture makes its namespaces on this cluster.
 
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from localcluster import ToolsUnavailable, cert_manager_crds, node_images, node_tools_bin
-from localcluster.controlplane import kubectl
 from localcluster.node import Image, start_cluster, stop_cluster
+from support.cluster import Cluster
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
-class NodeCluster:
-    """The shared `Cluster` helpers (tests/conftest.py), plus the node's images."""
+class NodeCluster(Cluster):
+    """The shared `Cluster` helpers, plus the node's images."""
 
-    kubeconfig: Path
-    bin_dir: Path
-    images: dict[str, Image]
-
-    def kubectl(self, *args: str, check: bool = True, input: str | None = None):
-        return kubectl(self.bin_dir, self.kubeconfig, *args, check=check, input=input)
-
-    def get(self, kind: str, name: str, namespace: str | None = None) -> dict:
-        ns = ["-n", namespace] if namespace else []
-        return json.loads(self.kubectl("get", kind, name, *ns, "-o", "json").stdout)
-
-    def apply(self, manifest: dict | str, namespace: str | None = None):
-        text = manifest if isinstance(manifest, str) else json.dumps(manifest)
-        ns = ["-n", namespace] if namespace else []
-        return self.kubectl("apply", *ns, "-f", "-", input=text)
+    images: dict[str, Image] = field(default_factory=dict)
 
     def image(self, name: str) -> str:
         return self.images[name].ref
@@ -65,6 +50,6 @@ def cluster(node_parts, request):
     crds = cert_manager_crds() if getattr(request.module, "CERT_MANAGER", False) else None
     plane, _ = start_cluster(root, bin_dir, images, cert_manager_crds=crds)
     try:
-        yield NodeCluster(plane.kubeconfig, bin_dir, images)
+        yield NodeCluster(plane.kubeconfig, bin_dir, images=images)
     finally:
         stop_cluster(root)
