@@ -39,6 +39,8 @@ BINDING = (c.GROUP, c.VERSION, c.PLURAL)
 RETRY_DELAY = 5
 #: Verification calls that may be made at once before the rate applies (e.g. at start-up).
 VERIFY_BURST = 5
+#: Seconds after which the API server ends each of kopf's watch requests (kopf then starts a new one).
+WATCH_SERVER_TIMEOUT = 120
 
 
 def _post_event(body: Any, event: Event) -> None:
@@ -64,6 +66,11 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: lo
     )
     # Only what a person must act on becomes an Event; handlers' info logs stay in the log.
     settings.posting.level = logging.WARNING
+    # A watch the API server ends every few minutes, and one the client gives up on when nothing came for
+    # longer than that: a connection that died silently then costs minutes of events, not all of them.
+    settings.watching.server_timeout = WATCH_SERVER_TIMEOUT
+    settings.watching.client_timeout = WATCH_SERVER_TIMEOUT + 30
+    settings.watching.connect_timeout = 10
     # Watch only opted-in pods (injected or missed) and the Secrets of our Certificates (server-side selectors).
     settings.watching.label_selectors["v1", "pods"] = f"{c.INJECT_LABEL}={c.INJECT_LABEL_VALUE}"
     settings.watching.label_selectors["v1", "secrets"] = c.BINDING_LABEL

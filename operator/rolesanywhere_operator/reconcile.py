@@ -78,53 +78,61 @@ class Reconciler:
             return
         self._waiting.add(key)
         lock = self._locks.setdefault(key, asyncio.Lock())
-        async with lock:
+        try:
+            await lock.acquire()
+        finally:  # also when cancelled while waiting: a key left here would never be refreshed again
             self._waiting.discard(key)
-            body = await self.kube.get(binding_path(namespace, name), namespace=namespace)
-            if body is None:
-                self._locks.pop(key, None)
-                self._verified.pop(key, None)
-                return
-            previous = body.get("status") or {}
-            generation = body["metadata"].get("generation", 0)
-            try:
-                binding = parse_binding(body)
-            except InvalidBindingError as error:
-                status, events = invalid_spec_status(str(error), generation, previous, self.now())
-            else:
+        try:
+            await self._refresh_locked(namespace, name, key)
+        finally:
+            lock.release()
+
+    async def _refresh_locked(self, namespace: str, name: str, key: tuple[str, str]) -> None:
+        body = await self.kube.get(binding_path(namespace, name), namespace=namespace)
+        if body is None:
+            self._locks.pop(key, None)
+            self._verified.pop(key, None)
+            return
+        previous = body.get("status") or {}
+        generation = body["metadata"].get("generation", 0)
+        try:
+            binding = parse_binding(body)
+        except InvalidBindingError as error:
+            status, events = invalid_spec_status(str(error), generation, previous, self.now())
+        else:
+            observed = await self.observe(binding, generation)
+            # Level-triggered: a deleted Certificate comes back at the next refresh (its deletion
+            # event, or the periodic resync), not only when the binding changes.
+            recreated = missing_certificate_event(binding, body, observed)
+            if recreated is not None:
+                await self._apply_certificate(binding)
+                self.post_event(body, recreated)
                 observed = await self.observe(binding, generation)
-                # Level-triggered: a deleted Certificate comes back at the next refresh (its deletion
-                # event, or the periodic resync), not only when the binding changes.
-                recreated = missing_certificate_event(binding, body, observed)
-                if recreated is not None:
-                    await self._apply_certificate(binding)
-                    self.post_event(body, recreated)
-                    observed = await self.observe(binding, generation)
-                if self.verifier is not None and binding.verify_credentials:
-                    observed = replace(
-                        observed, verification_enabled=True,
-                        verification=await self._verification(binding, observed, previous),
-                    )
-                status, events = compute_status(binding, observed, previous, self.now())
-                ready = any(x["type"] == c.CONDITION_READY and x["status"] == "True" for x in status["conditions"])
-                missed = plan(binding, observed.missed, previous, ready=ready)
-                for pod in missed.recreate:
-                    await self.kube.delete(path("v1", "pods", namespace, pod))
-                status["pods"].update(status_fields(missed))
-                events = [*events, *missed.events]
-                await self._own_secret(binding, observed.secret)
-            if not same_status(previous, status):
-                await self.kube.apply(
-                    binding_path(namespace, name, "status"),
-                    {
-                        "apiVersion": c.API_VERSION,
-                        "kind": c.KIND,
-                        "metadata": {"name": name, "namespace": namespace},
-                        "status": status,
-                    },
+            if self.verifier is not None and binding.verify_credentials:
+                observed = replace(
+                    observed, verification_enabled=True,
+                    verification=await self._verification(binding, observed, previous),
                 )
-            for event in events:
-                self.post_event(body, event)
+            status, events = compute_status(binding, observed, previous, self.now())
+            ready = any(x["type"] == c.CONDITION_READY and x["status"] == "True" for x in status["conditions"])
+            missed = plan(binding, observed.missed, previous, ready=ready)
+            for pod in missed.recreate:
+                await self.kube.delete(path("v1", "pods", namespace, pod))
+            status["pods"].update(status_fields(missed))
+            events = [*events, *missed.events]
+            await self._own_secret(binding, observed.secret)
+        if not same_status(previous, status):
+            await self.kube.apply(
+                binding_path(namespace, name, "status"),
+                {
+                    "apiVersion": c.API_VERSION,
+                    "kind": c.KIND,
+                    "metadata": {"name": name, "namespace": namespace},
+                    "status": status,
+                },
+            )
+        for event in events:
+            self.post_event(body, event)
 
     async def observe(self, binding: Binding, generation: int) -> Observed:
         ns = binding.namespace

@@ -22,6 +22,8 @@ from .kube import ApiError, Kube, path
 
 #: kopf's default peer lifetime, assumed for peers that do not say theirs.
 DEFAULT_PEER_LIFETIME = 60
+#: Seconds one binding's periodic refresh may take (API calls and a verification call included).
+REFRESH_TIMEOUT = 60.0
 
 
 def leads(peering_status: Mapping[str, Any], own_priority: int, now: dt.datetime) -> bool:
@@ -69,6 +71,8 @@ async def resync_forever(
         for binding in bindings:
             meta = binding["metadata"]
             try:
-                await refresh(meta["namespace"], meta["name"])
-            except ApiError as error:
-                logger.warning("refreshing the status of %s/%s failed: %s", meta["namespace"], meta["name"], error)
+                # One binding whose refresh hangs must not hold up every other binding's.
+                await asyncio.wait_for(refresh(meta["namespace"], meta["name"]), timeout=REFRESH_TIMEOUT)
+            except (ApiError, TimeoutError) as error:
+                logger.warning("refreshing the status of %s/%s failed: %s", meta["namespace"], meta["name"],
+                               error or f"no answer within {REFRESH_TIMEOUT:g} s")

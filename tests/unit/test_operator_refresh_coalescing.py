@@ -47,3 +47,24 @@ def test_a_refresh_requested_after_the_waiting_one_started_reading_runs_again():
         return kube.reads
 
     assert asyncio.run(scenario()) == 3
+
+
+def test_a_refresh_cancelled_while_waiting_does_not_stop_later_ones():
+    """The periodic resync gives up on a refresh that hangs (asyncio.wait_for): if that one was waiting for
+    the binding's lock, later refreshes must still run, not return as if it were still waiting."""
+
+    async def scenario() -> int:
+        kube = GateKube()
+        reconciler = Reconciler(kube=kube, post_event=lambda body, event: None)
+        running = asyncio.create_task(reconciler.refresh("shop", "s3-reader"))
+        await asyncio.sleep(0)  # reading, behind the gate
+        waiting = asyncio.create_task(reconciler.refresh("shop", "s3-reader"))
+        await asyncio.sleep(0)
+        waiting.cancel()
+        kube.gate.set()
+        await running
+        await asyncio.gather(waiting, return_exceptions=True)
+        await reconciler.refresh("shop", "s3-reader")
+        return kube.reads
+
+    assert asyncio.run(scenario()) == 2  # the running one, and the one after the cancelled wait
