@@ -82,6 +82,14 @@ def build_certificate(binding: Binding) -> dict[str, Any]:
     }
 
 
+def certificate_missing(binding: Binding, body: Mapping[str, Any], observed: Observed) -> bool:
+    """Whether the binding needs its Certificate applied now: it has none and is not being deleted. That
+    covers a new binding too, so one whose create event kopf has not handled (or missed) gets it from the
+    periodic refresh as well."""
+    deleting = (body.get("metadata") or {}).get("deletionTimestamp")
+    return isinstance(binding.certificate, IssuedCertificate) and observed.certificate is None and not deleting
+
+
 def missing_certificate_event(binding: Binding, body: Mapping[str, Any], observed: Observed) -> Event | None:
     """The Event to post when the binding's Certificate must be created again; None when it need not be.
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import constants as c
-from .certificates import build_certificate, missing_certificate_event, owner_reference
+from .certificates import build_certificate, certificate_missing, missing_certificate_event, owner_reference
 from .kube import Kube, binding_path, path
 from .missed import plan, status_fields
 from .pod_index import PodIndex
@@ -101,12 +101,13 @@ class Reconciler:
             status, events = invalid_spec_status(str(error), generation, previous, self.now())
         else:
             observed = await self.observe(binding, generation)
-            # Level-triggered: a deleted Certificate comes back at the next refresh (its deletion
-            # event, or the periodic resync), not only when the binding changes.
-            recreated = missing_certificate_event(binding, body, observed)
-            if recreated is not None:
+            # Level-triggered: a missing Certificate is applied at the next refresh (its deletion event, or
+            # the periodic resync), not only when kopf hands over a change of the binding.
+            if certificate_missing(binding, body, observed):
                 await self._apply_certificate(binding)
-                self.post_event(body, recreated)
+                recreated = missing_certificate_event(binding, body, observed)
+                if recreated is not None:
+                    self.post_event(body, recreated)
                 observed = await self.observe(binding, generation)
             if self.verifier is not None and binding.verify_credentials:
                 observed = replace(

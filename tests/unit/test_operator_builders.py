@@ -6,7 +6,11 @@ from pathlib import Path
 
 import pytest
 from rolesanywhere_operator import settings as settings_module
-from rolesanywhere_operator.certificates import build_certificate, missing_certificate_event
+from rolesanywhere_operator.certificates import (
+    build_certificate,
+    certificate_missing,
+    missing_certificate_event,
+)
 from rolesanywhere_operator.spec import parse_binding
 from rolesanywhere_operator.status import Event, Observed
 from rolesanywhere_operator.webhook import build_webhook_configuration, client_config_for
@@ -116,6 +120,21 @@ def test_a_deleted_certificate_is_created_again_with_a_warning():
 )
 def test_a_certificate_is_not_created_again_when_it_exists_or_should_not(certificate, body, observed):
     assert missing_certificate_event(binding(certificate), body, observed) is None
+
+
+@pytest.mark.parametrize(
+    "certificate, body, observed, missing",
+    [
+        ({"issuerRef": {"name": "shop-ca"}}, HANDLED, Observed(generation=1), True),  # deleted by someone
+        ({"issuerRef": {"name": "shop-ca"}}, {"metadata": {}}, Observed(generation=1), True),  # new, kopf not there yet
+        ({"issuerRef": {"name": "shop-ca"}}, HANDLED, Observed(generation=1, certificate={"kind": "Certificate"}), False),
+        ({"secretRef": {"name": "exported"}}, HANDLED, Observed(generation=1), False),
+        ({"issuerRef": {"name": "shop-ca"}},
+         {"metadata": {"deletionTimestamp": "2026-01-01T00:00:00Z"}}, Observed(generation=1), False),
+    ],
+)
+def test_a_missing_certificate_is_applied_by_any_refresh_new_binding_or_not(certificate, body, observed, missing):
+    assert certificate_missing(binding(certificate), body, observed) is missing
 
 
 NAMESPACE_SELECTOR = {
