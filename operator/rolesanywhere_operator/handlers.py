@@ -7,7 +7,6 @@ registers nothing globally.
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
 from typing import Any
 
@@ -277,7 +276,9 @@ async def inject(
 
 
 def _raw(body: kopf.Body) -> dict[str, Any]:
-    return copy.deepcopy(dict(body))
+    # Not a deep copy: should_inject only reads, and inject_pod copies the pod before changing it (a unit
+    # test holds it to that), so one copy per admission is enough (bench figure 4's profile).
+    return dict(body)
 
 
 def _replace(target: dict[str, Any], new: dict[str, Any]) -> None:
