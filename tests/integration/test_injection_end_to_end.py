@@ -223,24 +223,6 @@ def test_a_binding_aws_refuses_shows_the_services_message(
     assert row[1:3] == ["False", "False"], row  # READY, VERIFIED
 
 
-def test_a_certificate_the_trust_anchors_crl_revokes_is_refused(
-    cluster, namespace, operator, roles_anywhere, rolesanywhere_ca, tmp_path
-):
-    ca_issuer(cluster, namespace, rolesanywhere_ca.root)
-    create_binding(cluster, namespace, roles_anywhere, "revoked")
-    verified(cluster, namespace, "revoked", "True")
-    serial = binding_status(cluster, namespace, "revoked")["certificate"]["serialNumber"]
-    crl = tmp_path / "root.crl"
-    crl.write_bytes(pki.revocation_list(rolesanywhere_ca.root, int(serial, 16)).public_bytes(serialization.Encoding.PEM))
-    revoking = roles_anywhere["start"](crls=[str(crl)])  # the same trust anchor, now with the CRL imported
-    cluster.kubectl("patch", "rab", "revoked", "-n", namespace, "--type=merge",
-                    "-p", json.dumps({"spec": {"sidecar": {"endpoint": revoking.url}}}))
-    refused = verified(cluster, namespace, "revoked", "False")
-    assert refused["reason"] == "CreateSessionRefused"
-    assert "AccessDeniedException: Untrusted Signing Certificate" in refused["message"]
-    assert f"certificate serial {int(serial, 16)}" in refused["message"]
-
-
 def test_the_generated_trust_policy_admits_its_binding_and_refuses_another(
     cluster, namespace, operator, roles_anywhere, moto_server, rolesanywhere_ca
 ):
@@ -274,3 +256,24 @@ def test_the_generated_trust_policy_admits_its_binding_and_refuses_another(
                       what=f"binding other verified again: {binding_status(cluster, namespace, 'other')}")
     assert (record["accepted"], record["reason"]) == (False, "CreateSessionRefused")
     assert "AccessDeniedException" in record["message"]
+
+
+# Last in the module: in two of three full-suite runs the operator handled nothing for a minute after this
+# test (its binding points at a second emulator and goes with its namespace); why is not known yet, so no
+# test of this module waits on the operator after it. See the issue note.
+def test_a_certificate_the_trust_anchors_crl_revokes_is_refused(
+    cluster, namespace, operator, roles_anywhere, rolesanywhere_ca, tmp_path
+):
+    ca_issuer(cluster, namespace, rolesanywhere_ca.root)
+    create_binding(cluster, namespace, roles_anywhere, "revoked")
+    verified(cluster, namespace, "revoked", "True")
+    serial = binding_status(cluster, namespace, "revoked")["certificate"]["serialNumber"]
+    crl = tmp_path / "root.crl"
+    crl.write_bytes(pki.revocation_list(rolesanywhere_ca.root, int(serial, 16)).public_bytes(serialization.Encoding.PEM))
+    revoking = roles_anywhere["start"](crls=[str(crl)])  # the same trust anchor, now with the CRL imported
+    cluster.kubectl("patch", "rab", "revoked", "-n", namespace, "--type=merge",
+                    "-p", json.dumps({"spec": {"sidecar": {"endpoint": revoking.url}}}))
+    refused = verified(cluster, namespace, "revoked", "False")
+    assert refused["reason"] == "CreateSessionRefused"
+    assert "AccessDeniedException: Untrusted Signing Certificate" in refused["message"]
+    assert f"certificate serial {int(serial, 16)}" in refused["message"]
