@@ -10,14 +10,14 @@ from .spec import Binding, IssuedCertificate
 from .status import Event, Observed
 
 
-def owner_reference(binding: Binding, *, controller: bool = True) -> dict[str, Any]:
+def owner_reference(binding: Binding) -> dict[str, Any]:
     """An ownerReference to the binding: deleting the binding garbage-collects what carries it."""
     return {
         "apiVersion": c.API_VERSION,
         "kind": c.KIND,
         "name": binding.name,
         "uid": binding.uid,
-        "controller": controller,
+        "controller": True,
         "blockOwnerDeletion": True,
     }
 
@@ -32,7 +32,7 @@ def subject_tags(binding: Binding) -> dict[str, str]:
     certificate = binding.certificate
     if not isinstance(certificate, IssuedCertificate):
         raise TypeError(f"binding {binding.namespace}/{binding.name} uses secretRef: its subject is the Secret's")
-    tags = {"CN": certificate.common_name}
+    tags = {"CN": certificate.common_name, "O": binding.namespace}
     if certificate.organizational_units:
         tags["OU"] = "/".join(certificate.organizational_units)
     return tags
@@ -42,7 +42,9 @@ def build_certificate(binding: Binding) -> dict[str, Any]:
     """The Certificate for a binding whose spec.certificate has an issuerRef.
 
     The key is a fresh one on every renewal (rotationPolicy Always) and is a client-auth-only key:
-    Roles Anywhere needs digital signature and client authentication, nothing more.
+    Roles Anywhere needs digital signature and client authentication, nothing more. The subject's O is
+    always the binding's namespace, which the spec cannot set: the CN and OUs are free-form, so a trust
+    policy conditioned on x509Subject/O is the one a binding in another namespace cannot satisfy.
     """
     certificate = binding.certificate
     if not isinstance(certificate, IssuedCertificate):
@@ -64,8 +66,9 @@ def build_certificate(binding: Binding) -> dict[str, Any]:
             "group": certificate.issuer.group,
         },
     }
+    spec["subject"] = {"organizations": [binding.namespace]}
     if certificate.organizational_units:
-        spec["subject"] = {"organizationalUnits": list(certificate.organizational_units)}
+        spec["subject"]["organizationalUnits"] = list(certificate.organizational_units)
     spec["duration"] = certificate.duration
     if certificate.renew_before:
         spec["renewBefore"] = certificate.renew_before

@@ -71,6 +71,11 @@ KOPF_PEERING_GROUP = "kopf.dev"
 CERT_MANAGER_GROUP = "cert-manager.io"
 CERT_MANAGER_VERSION = "v1"
 CERTIFICATES = "certificates"
+CERTIFICATE_REQUESTS = "certificaterequests"
+#: Annotation cert-manager puts on each CertificateRequest: the Certificate it is for.
+CERT_MANAGER_CERTIFICATE_NAME_ANNOTATION = "cert-manager.io/certificate-name"
+#: Annotation cert-manager puts on each CertificateRequest: which revision of its Certificate it issues.
+CERT_MANAGER_REVISION_ANNOTATION = "cert-manager.io/certificate-revision"
 
 
 def certificate_name(binding: str) -> str:

@@ -29,7 +29,7 @@ from .webhook import (
     RegisteringWebhookServer,
     build_webhook_configuration,
 )
-from .workloads import WORKLOAD_RESOURCES, template_patch
+from .workloads import WORKLOAD_RESOURCES, ReportedOnce, missed_template_event, template_patch
 
 registry = kopf.OperatorRegistry()
 
@@ -70,9 +70,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: lo
     settings.watching.server_timeout = WATCH_SERVER_TIMEOUT
     settings.watching.client_timeout = WATCH_SERVER_TIMEOUT + 30
     settings.watching.connect_timeout = 10
-    # Watch only opted-in pods (injected or missed) and the Secrets of our Certificates (server-side selectors).
+    # Watch only opted-in pods (injected or missed), with a server-side selector.
     settings.watching.label_selectors["v1", "pods"] = f"{c.INJECT_LABEL}={c.INJECT_LABEL_VALUE}"
-    settings.watching.label_selectors["v1", "secrets"] = c.BINDING_LABEL
 
     kube = await Kube.connect()
     memo.kube = kube
@@ -110,6 +109,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: lo
         logger.info("webhook configuration %s points at %s", ours.webhook_configuration,
                     client_config.get("url") or client_config.get("service"))
 
+    memo.reported_workloads = ReportedOnce()
     memo.bindings = BindingCache(kube, logger)
     memo.binding_cache = asyncio.create_task(memo.bindings.run())
     memo.resync = asyncio.create_task(
@@ -174,9 +174,10 @@ async def reconcile_binding(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         raise kopf.TemporaryError(str(error), delay=RETRY_DELAY) from error
 
 
+# cert-manager writes each issuance into the Certificate's status (revision, notAfter), so its events say
+# when the certificate changed; the Secret, which holds the key, is never watched.
 @kopf.on.event(c.CERT_MANAGER_GROUP, c.CERT_MANAGER_VERSION, c.CERTIFICATES, registry=registry,
                labels={c.MANAGED_BY_LABEL: c.OPERATOR_NAME, c.BINDING_LABEL: kopf.PRESENT})
-@kopf.on.event("v1", "secrets", registry=registry, labels={c.BINDING_LABEL: kopf.PRESENT})
 async def certificate_changed(namespace: str, labels: kopf.Labels, memo: kopf.Memo, **_: Any) -> None:
     await _refresh(memo, namespace, labels[c.BINDING_LABEL])
 
@@ -198,21 +199,25 @@ async def _refresh(memo: kopf.Memo, namespace: str, name: str) -> None:
 # --- Workloads --------------------------------------------------------------------------------------
 
 
-async def workload_changed(
-    body: kopf.Body, resource: kopf.Resource, memo: kopf.Memo, logger: logging.Logger, **_: Any
-) -> None:
-    namespace = body.metadata.namespace
-    patch = template_patch(body)
-    if patch is None or namespace in memo.excluded_namespaces:
+async def workload_changed(body: kopf.Body, memo: kopf.Memo, logger: logging.Logger, **_: Any) -> None:
+    """A workload whose pod template is not in step with its annotation: the workload webhook missed the
+    change (the operator was down; it is Ignore). The operator may not patch workloads, so it says so once
+    per generation, with the command that applies it (any update goes through the webhook again)."""
+    namespace = body.metadata.namespace or ""
+    if namespace in memo.excluded_namespaces or template_patch(body) is None:
+        return
+    if not memo.reported_workloads.add(body.metadata.uid, body.metadata.get("generation")):
         return
     try:
-        api_version = f"{resource.group}/{resource.version}" if resource.group else resource.version
-        await memo.kube.merge_patch(path(api_version, resource.plural, namespace, body.metadata.name), patch)
+        found = await memo.kube.get(path("v1", "namespaces", None, namespace))
     except ApiError as error:
-        if error.status == 404:
-            return
-        raise kopf.TemporaryError(str(error), delay=RETRY_DELAY) from error
-    logger.info("pod template brought in step with annotation %s: %s", c.BINDING_ANNOTATION, patch)
+        logger.warning("cannot read namespace %s (%s); reporting the workload anyway", namespace, error)
+        found = None
+    if ((found or {}).get("metadata", {}).get("labels") or {}).get(c.INJECTION_NAMESPACE_LABEL) == "disabled":
+        return  # the webhook never sees this namespace on purpose
+    report = missed_template_event(body)
+    kopf.event(body, type=report.type, reason=report.reason, message=report.message)
+    logger.warning("%s", report.message)
 
 
 async def copy_workload_binding(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
@@ -224,7 +229,7 @@ async def copy_workload_binding(body: kopf.Body, patch: kopf.Patch, **_: Any) ->
 
 
 for _group, _version, _plural in WORKLOAD_RESOURCES:
-    # Catch-up for workloads changed while no operator ran (or the webhook call was missed).
+    # Report workloads changed while no operator ran (or whose webhook call was missed).
     kopf.on.event(_group, _version, _plural, registry=registry, id=f"workload-{_plural}")(workload_changed)
     kopf.on.mutate(_group, _version, _plural, operations=["CREATE", "UPDATE"], id=WORKLOAD_HANDLER_ID,
                    registry=registry)(copy_workload_binding)

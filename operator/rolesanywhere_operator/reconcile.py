@@ -1,5 +1,11 @@
 """Reconciliation I/O for one binding: keep its Certificate, observe, write status, post Events.
 
+Secrets: the operator reads none to know an issuerRef binding's certificate (the Certificate and the
+CertificateRequest of its current revision say it, without the key). It GETs one binding's own Secret
+only to check a secretRef binding's certificate and to sign the verification call; the API refuses that
+unless a RoleBinding in the namespace grants it (the chart's secretAccess.namespaces), and the status
+then says what is not checked. It never watches, lists or patches a Secret.
+
 Everything here reads or writes the API through `Kube`; every decision is made by the pure modules
 (spec, certificates, status). Each step is idempotent (server-side apply by a fixed name, status
 computed from scratch), so a restarted operator converges to the same state.
@@ -16,14 +22,25 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import constants as c
-from .certificates import build_certificate, certificate_missing, missing_certificate_event, owner_reference
-from .kube import Kube, binding_path, path
+from .certificates import build_certificate, certificate_missing, missing_certificate_event
+from .kube import ApiError, Kube, binding_path, path
 from .missed import plan, status_fields
 from .pod_index import PodIndex
 from .settings import Settings
 from .spec import Binding, InvalidBindingError, IssuedCertificate, parse_binding
-from .status import Event, Observed, compute_status, invalid_spec_status, parse_certificate, same_status
+from .status import (
+    CertificateInfo,
+    Event,
+    Observed,
+    compute_status,
+    invalid_spec_status,
+    parse_certificate,
+    same_status,
+)
 from .verification import Endpoint, Verification, Verifier, due
+
+#: The API server's status for a request RBAC refuses.
+FORBIDDEN = 403
 
 PostEvent = Callable[[Mapping[str, Any], Event], None]
 Clock = Callable[[], dt.datetime]
@@ -55,9 +72,17 @@ class Reconciler:
             binding = parse_binding(body)
         except InvalidBindingError:
             binding = None
-        if binding is not None and isinstance(binding.certificate, IssuedCertificate):
+        if binding is not None and self._may_issue(binding):
             await self._apply_certificate(binding)
         await self.refresh(namespace, name)
+
+    def _may_issue(self, binding: Binding) -> bool:
+        """An issuerRef binding whose issuer the operator lets it use (a ClusterIssuer must be allowed)."""
+        if not isinstance(binding.certificate, IssuedCertificate):
+            return False
+        issuer = binding.certificate.issuer
+        return not (issuer.group == c.CERT_MANAGER_GROUP and issuer.kind == "ClusterIssuer"
+                    and not self.settings.cluster_issuer_allowed(issuer.name))
 
     async def _apply_certificate(self, binding: Binding) -> None:
         await self.kube.apply(
@@ -103,16 +128,17 @@ class Reconciler:
             observed = await self.observe(binding, generation)
             # Level-triggered: a missing Certificate is applied at the next refresh (its deletion event, or
             # the periodic resync), not only when kopf hands over a change of the binding.
-            if certificate_missing(binding, body, observed):
+            if certificate_missing(binding, body, observed) and self._may_issue(binding):
                 await self._apply_certificate(binding)
                 recreated = missing_certificate_event(binding, body, observed)
                 if recreated is not None:
                     self.post_event(body, recreated)
                 observed = await self.observe(binding, generation)
             if self.verifier is not None and binding.verify_credentials:
+                record, readable = await self._verification(binding, observed, previous)
                 observed = replace(
-                    observed, verification_enabled=True,
-                    verification=await self._verification(binding, observed, previous),
+                    observed, verification_enabled=True, verification=record,
+                    secret_readable=observed.secret_readable and readable,
                 )
             status, events = compute_status(binding, observed, previous, self.now())
             ready = any(x["type"] == c.CONDITION_READY and x["status"] == "True" for x in status["conditions"])
@@ -121,7 +147,6 @@ class Reconciler:
                 await self.kube.delete(path("v1", "pods", namespace, pod))
             status["pods"].update(status_fields(missed))
             events = [*events, *missed.events]
-            await self._own_secret(binding, observed.secret)
         if not same_status(previous, status):
             await self.kube.apply(
                 binding_path(namespace, name, "status"),
@@ -137,25 +162,59 @@ class Reconciler:
 
     async def observe(self, binding: Binding, generation: int) -> Observed:
         ns = binding.namespace
-        certificate = issuer_found = None
-        if isinstance(binding.certificate, IssuedCertificate):
-            certificate = await self.kube.get(
-                path(f"{c.CERT_MANAGER_GROUP}/{c.CERT_MANAGER_VERSION}", c.CERTIFICATES, ns,
-                     c.certificate_name(binding.name)),
-                namespace=ns,
-            )
-            issuer_found = await self._issuer_found(binding, certificate)
-        secret = await self.kube.get(path("v1", "secrets", ns, binding.secret_name), namespace=ns)
         pods, missed = self.pods.pods(ns, binding.name)
-        return Observed(
-            generation=generation, certificate=certificate, issuer_found=issuer_found, secret=secret, pods=pods,
-            missed=missed,
+        if not isinstance(binding.certificate, IssuedCertificate):
+            secret, readable = await self._read_secret(binding)
+            return Observed(generation=generation, secret=secret, secret_readable=readable, pods=pods, missed=missed)
+        if not self._may_issue(binding):
+            return Observed(generation=generation, cluster_issuer_refused=True, pods=pods, missed=missed)
+        certificate = await self.kube.get(
+            path(f"{c.CERT_MANAGER_GROUP}/{c.CERT_MANAGER_VERSION}", c.CERTIFICATES, ns, c.certificate_name(binding.name)),
+            namespace=ns,
         )
+        return Observed(
+            generation=generation, certificate=certificate, issuer_found=await self._issuer_found(binding, certificate),
+            issued_pem=await self._issued_pem(binding, certificate), pods=pods, missed=missed,
+        )
+
+    async def _issued_pem(self, binding: Binding, certificate: Mapping[str, Any] | None) -> bytes | None:
+        """The certificate of the Certificate's current revision, from that revision's CertificateRequest
+        (cert-manager labels requests as their Certificate; it keeps the newest one at least)."""
+        revision = ((certificate or {}).get("status") or {}).get("revision")
+        if revision is None:
+            return None
+        requests = await self.kube.list(
+            path(f"{c.CERT_MANAGER_GROUP}/{c.CERT_MANAGER_VERSION}", c.CERTIFICATE_REQUESTS, binding.namespace),
+            label_selector=f"{c.BINDING_LABEL}={binding.name}",
+        )
+        name = c.certificate_name(binding.name)
+        for request in requests:
+            annotations = (request.get("metadata") or {}).get("annotations") or {}
+            if (annotations.get(c.CERT_MANAGER_CERTIFICATE_NAME_ANNOTATION) == name
+                    and annotations.get(c.CERT_MANAGER_REVISION_ANNOTATION) == str(revision)):
+                issued = (request.get("status") or {}).get("certificate")
+                try:
+                    return base64.b64decode(issued, validate=True) if issued else None
+                except binascii.Error:
+                    return None
+        return None
+
+    async def _read_secret(self, binding: Binding) -> tuple[Mapping[str, Any] | None, bool]:
+        """The binding's own Secret (None if missing), and False if the API does not let the operator read it."""
+        try:
+            secret = await self.kube.get(path("v1", "secrets", binding.namespace, binding.secret_name),
+                                         namespace=binding.namespace)
+        except ApiError as error:
+            if error.status == FORBIDDEN:
+                return None, False
+            raise
+        return secret, True
 
     async def _verification(
         self, binding: Binding, observed: Observed, previous: Mapping[str, Any]
-    ) -> Verification | None:
-        """The verification record to show: a new call's when one is due and allowed, else the last one."""
+    ) -> tuple[Verification | None, bool]:
+        """The verification record to show (a new call's when one is due and allowed, else the last one),
+        and False when the call was due but the operator may not read the key it signs with."""
         assert self.verifier is not None
         key = (binding.namespace, binding.name)
         # The newest of what the status holds and what this replica recorded: a status write that failed
@@ -164,22 +223,33 @@ class Reconciler:
             (r for r in (Verification.from_status(previous.get("verification")), self._verified.get(key)) if r),
             key=lambda r: r.time, default=None,
         )
-        secret_data = _decoded(observed.secret)
-        try:
-            info = parse_certificate(secret_data[c.TLS_CERT_KEY])
-        except (KeyError, ValueError):
-            return recorded  # the certificate condition says what is wrong
+        issued = isinstance(binding.certificate, IssuedCertificate)
+        secret: Mapping[str, Any] | None = None
+        current = observed.issued_pem if issued else None
+        if current is None:  # a secretRef binding, or an issued one whose request is gone: its Secret says
+            secret, readable = await self._read_secret(binding) if issued else (observed.secret, observed.secret_readable)
+            if not readable:
+                return recorded, False
+            current = _decoded(secret).get(c.TLS_CERT_KEY)
+        info = parse_certificate_or_none(current)
         now = self.now()
-        if not info.not_before <= now < info.not_after:
-            return recorded
+        if info is None or not info.not_before <= now < info.not_after:
+            return recorded, True  # the certificate condition says what is wrong
         if not due(recorded, info.serial_number, observed.generation, now, self.verifier.interval):
-            return recorded
+            return recorded, True
+        if secret is None:
+            secret, readable = await self._read_secret(binding)
+            if not readable:
+                return recorded, False
+        secret_data = _decoded(secret)
+        if parse_certificate_or_none(secret_data.get(c.TLS_CERT_KEY)) != info:
+            return recorded, True  # the Secret does not hold that certificate yet: a later refresh calls
         if not self.verifier.limiter.acquire():
-            return recorded  # a later refresh (the periodic one at the latest) makes the call
+            return recorded, True  # a later refresh (the periodic one at the latest) makes the call
         endpoint = await self._endpoint(binding)
         verified = await self.verifier.verify(binding, secret_data, endpoint, info.serial_number, observed.generation)
         self._verified[key] = verified
-        return verified
+        return verified, True
 
     async def _endpoint(self, binding: Binding) -> Endpoint:
         """Where the binding's sidecars send CreateSession, with the CA bundle they trust and their proxy."""
@@ -218,20 +288,12 @@ class Reconciler:
                                        namespace=binding.namespace)
         return found is not None
 
-    async def _own_secret(self, binding: Binding, secret: Mapping[str, Any] | None) -> None:
-        """Make cert-manager's Secret owned by the binding too, so deleting the binding deletes it.
 
-        (cert-manager only owns Secrets when run with --enable-certificate-owner-ref.)
-        """
-        if secret is None or not isinstance(binding.certificate, IssuedCertificate) or not binding.uid:
-            return
-        owners = (secret.get("metadata") or {}).get("ownerReferences") or []
-        if any(owner.get("uid") == binding.uid for owner in owners):
-            return
-        await self.kube.merge_patch(
-            path("v1", "secrets", binding.namespace, binding.secret_name),
-            {"metadata": {"ownerReferences": [*owners, owner_reference(binding, controller=False)]}},
-        )
+def parse_certificate_or_none(pem: bytes | None) -> CertificateInfo | None:
+    try:
+        return parse_certificate(pem) if pem else None
+    except ValueError:
+        return None
 
 
 def _decoded(secret: Mapping[str, Any] | None) -> dict[str, bytes]:

@@ -103,6 +103,19 @@ def _namespaces(text: str) -> tuple[str, ...] | None:
     return names or None
 
 
+def _cluster_issuers(text: str) -> tuple[str, ...] | None:
+    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    for name in names:
+        problem = None if name == ANY_CLUSTER_ISSUER else name_problem(name)
+        if problem:
+            raise ValueError(f"expected comma-separated ClusterIssuer names or {ANY_CLUSTER_ISSUER}: {problem}")
+    return names or None
+
+
+#: In --allowed-cluster-issuers: every ClusterIssuer (any binding creator may then mint from any of them).
+ANY_CLUSTER_ISSUER = "*"
+
+
 def setting(default: object, meaning: str, parse: Callable[[str], object]):
     """Declare one setting: its default, a one-line meaning and how to parse its text form."""
     return field(default=default, metadata={"meaning": meaning, "parse": parse})
@@ -185,6 +198,14 @@ class Settings:
     resync_interval: float = setting(
         60.0, "seconds between full status refreshes of each binding (events refresh sooner)", _seconds
     )
+    # A ClusterIssuer signs for every namespace: a binding creator who may use it mints certificates from
+    # that CA. So none is usable unless a cluster admin names it here.
+    allowed_cluster_issuers: tuple[str, ...] | None = setting(
+        None,
+        f"comma-separated ClusterIssuers bindings may name in issuerRef ({ANY_CLUSTER_ISSUER}: any); none when "
+        "unset, namespaced Issuers are always allowed",
+        _cluster_issuers,
+    )
     # --- Verification: one real CreateSession per certificate (verification.py) ---
     verify_credentials: bool = setting(
         True,
@@ -209,6 +230,10 @@ class Settings:
     log_format: str = setting("full", "log line format: plain, full or json", _choice("plain", "full", "json"))
     log_level: str = setting("info", "lowest level logged: debug, info or warning", _choice("debug", "info", "warning"))
 
+
+    def cluster_issuer_allowed(self, name: str) -> bool:
+        allowed = self.allowed_cluster_issuers or ()
+        return ANY_CLUSTER_ISSUER in allowed or name in allowed
 
     def sidecar_resource_requirements(self) -> dict[str, Any]:
         """The sidecar's default resources as a container's `resources` object."""

@@ -4,13 +4,18 @@ Conditions:
 
 - CertificateReady: the certificate the sidecars present exists, is complete and is valid now. Reasons:
   Issued (cert-manager issued it), SecretValid (secretRef), CertificatePending (cert-manager is working
-  on it), IssuerNotFound, CertificateFailed, SecretMissing, SecretKeysMissing, CertificateInvalid,
-  CertificateExpired, CertificateNotYetValid, InvalidSpec.
+  on it), IssuerNotFound, ClusterIssuerNotAllowed, CertificateFailed, SecretMissing, SecretKeysMissing,
+  CertificateInvalid, CertificateExpired, CertificateNotYetValid, InvalidSpec; Unknown: SecretNotReadable
+  (a secretRef Secret the operator may not read: pods still get it, the operator cannot check it).
 - CredentialsVerified: whether Roles Anywhere accepted a CreateSession the operator made with the
   certificate (verification.py). True: Accepted. False: RoleSessionNameNotAccepted,
   CreateSessionRefused (the service's message says why: untrusted certificate, role not in the profile,
   disabled profile, revoked certificate, trust policy), CertificateUnusable. Unknown:
-  EndpointUnreachable, VerificationPending, WaitingForCertificate, VerificationDisabled.
+  EndpointUnreachable, VerificationPending, WaitingForCertificate, VerificationDisabled, SecretNotReadable
+  (the call signs with the binding's key, in its Secret, which the operator may not read there).
+
+The operator reads no Secret to know the certificate of an issuerRef binding: cert-manager's Certificate
+(conditions) and the CertificateRequest of its current revision (the issued certificate, no key) say it.
 - Ready: the binding can give pods credentials; mirrors the reason of CertificateReady, or of a False
   CredentialsVerified, when it cannot.
 
@@ -45,17 +50,25 @@ ACTIONABLE = frozenset(
         "CertificateExpired",
         "CertificateNotYetValid",
         "InvalidSpec",
+        "ClusterIssuerNotAllowed",
         verification.SESSION_NAME_NOT_ACCEPTED,
         verification.REFUSED,
         verification.CERTIFICATE_UNUSABLE,
     }
 )
+#: The operator may not read the binding's Secret (no Role grants it in that namespace).
+SECRET_NOT_READABLE = "SecretNotReadable"
+#: How a cluster admin lets the operator read a namespace's Secrets; README explains the trade.
+SECRET_ACCESS_HINT = (
+    "to allow it, list the namespace in the chart's secretAccess.namespaces (a RoleBinding to the operator's "
+    "secret-reader ClusterRole; README, What the operator may do)"
+)
 
 
 @dataclass(frozen=True)
 class CertificateInfo:
-    serial_number: str  # lowercase hex, even length
-    subject: str  # RFC 4514
+    serial_number: str  # lowercase hex, even length; "" when not known (only the validity is)
+    subject: str  # RFC 4514; "" when not known
     not_before: dt.datetime
     not_after: dt.datetime
 
@@ -74,7 +87,14 @@ class Observed:
     generation: int
     certificate: Mapping[str, Any] | None = None  # the cert-manager Certificate (issuerRef bindings)
     issuer_found: bool | None = None  # None: not checked (external issuer group, or no need)
+    #: The certificate (PEM, no key) of the Certificate's current revision, from its CertificateRequest.
+    issued_pem: bytes | None = None
+    #: The secretRef binding's Secret; None when missing or not readable.
     secret: Mapping[str, Any] | None = None
+    #: False when the API refused the operator the binding's Secret (no RoleBinding in that namespace).
+    secret_readable: bool = True
+    #: The ClusterIssuer named by an issuerRef binding is not in the operator's allowlist.
+    cluster_issuer_refused: bool = False
     pods: Sequence[Mapping[str, Any]] = ()
     #: Pods that opted in for the binding and were not injected (missed.py).
     missed: Sequence[Mapping[str, Any]] = ()
@@ -107,27 +127,26 @@ def compute_status(
     binding: Binding, observed: Observed, previous: Mapping[str, Any] | None, now: dt.datetime
 ) -> tuple[dict[str, Any], list[Event]]:
     """The new status of `binding` and the Events to post, given its previous status."""
-    info, secret_verdict = _check_secret(binding, observed.secret, now)
     if isinstance(binding.certificate, IssuedCertificate):
-        verdict = _issued_verdict(binding, observed, secret_verdict)
+        info, issued_verdict = _check_issued(binding, observed, now)
+        verdict = _issued_verdict(binding, observed, issued_verdict)
     else:
-        verdict = secret_verdict
+        info, verdict = _check_secret(binding, observed, now)
     certificate_status: dict[str, Any] = {"secretName": binding.secret_name}
     if info is not None:
-        certificate_status.update(
-            serialNumber=info.serial_number,
-            subject=info.subject,
-            notBefore=_timestamp(info.not_before),
-            notAfter=_timestamp(info.not_after),
-        )
+        known = {"serialNumber": info.serial_number, "subject": info.subject}
+        certificate_status.update({k: v for k, v in known.items() if v})
+        certificate_status.update(notBefore=_timestamp(info.not_before), notAfter=_timestamp(info.not_after))
     credentials = _credentials_verdict(observed, info if verdict.status == "True" else None)
-    if verdict.status != "True":
+    if verdict.status == "False":
         ready = _Verdict("False", verdict.reason, verdict.message)
     elif credentials.status == "False":
         ready = _Verdict("False", credentials.reason, credentials.message)
     else:
+        unchecked = f" (not checked: {verdict.message})" if verdict.status == "Unknown" else ""
         ready = _Verdict(
-            "True", "Ready", f"pods annotated {c.BINDING_ANNOTATION}={binding.name} get credentials for {binding.role_arn}"
+            "True", "Ready",
+            f"pods annotated {c.BINDING_ANNOTATION}={binding.name} get credentials for {binding.role_arn}{unchecked}",
         )
     verdicts = {
         c.CONDITION_READY: ready,
@@ -155,8 +174,16 @@ def _credentials_verdict(observed: Observed, certificate: CertificateInfo | None
         )
     if certificate is None:
         return _Verdict("Unknown", "WaitingForCertificate", "verified once the certificate is ready")
+    if not observed.secret_readable:
+        return _Verdict(
+            "Unknown", SECRET_NOT_READABLE,
+            f"the CreateSession is signed with the binding's key, and the operator may not read its Secret; "
+            f"{SECRET_ACCESS_HINT}, or set spec.verifyCredentials: false",
+        )
     record = observed.verification
-    if record is None or (record.serial_number, record.generation) != (certificate.serial_number, observed.generation):
+    # An unknown serial (the Certificate's request is gone) takes the record's: the call read it from the Secret.
+    serial = certificate.serial_number or (record.serial_number if record else "")
+    if record is None or (record.serial_number, record.generation) != (serial, observed.generation):
         return _Verdict(
             "Unknown", "VerificationPending", f"a CreateSession with certificate serial {certificate.serial_number} is due"
         )
@@ -211,10 +238,34 @@ def _comparable(status: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in status.items() if k in kept}
 
 
-def _check_secret(
-    binding: Binding, secret: Mapping[str, Any] | None, now: dt.datetime
+def _check_issued(
+    binding: Binding, observed: Observed, now: dt.datetime
 ) -> tuple[CertificateInfo | None, _Verdict]:
-    name = binding.secret_name
+    """The certificate cert-manager issued for the binding's Certificate (its CertificateRequest's)."""
+    name = c.certificate_name(binding.name)
+    if observed.issued_pem is None:
+        # A Certificate re-created over an up-to-date Secret issues nothing (no revision, no request): its
+        # status still has the validity, and the serial is known once the Certificate renews.
+        facts = (observed.certificate or {}).get("status") or {}
+        if facts.get("notBefore") and facts.get("notAfter"):
+            info = CertificateInfo("", "", _parse_time(facts["notBefore"]), _parse_time(facts["notAfter"]))
+            return info, _validity(info, f"the certificate of Certificate {name}", "Issued", now)
+        return None, _Verdict("False", "CertificatePending", f"Certificate {name} has no issued certificate yet")
+    try:
+        info = parse_certificate(observed.issued_pem)
+    except ValueError as error:
+        return None, _Verdict("False", "CertificateInvalid", f"Certificate {name} issued no PEM certificate: {error}")
+    return info, _validity(info, f"the certificate issued for Certificate {name}", "Issued", now)
+
+
+def _check_secret(binding: Binding, observed: Observed, now: dt.datetime) -> tuple[CertificateInfo | None, _Verdict]:
+    """A secretRef binding's Secret: present, complete, and holding a certificate valid now."""
+    name, secret = binding.secret_name, observed.secret
+    if not observed.secret_readable:
+        return None, _Verdict(
+            "Unknown", SECRET_NOT_READABLE,
+            f"the operator may not read Secret {name} in namespace {binding.namespace}; {SECRET_ACCESS_HINT}",
+        )
     if secret is None:
         return None, _Verdict("False", "SecretMissing", f"Secret {name} does not exist in namespace {binding.namespace}")
     data = secret.get("data") or {}
@@ -232,25 +283,34 @@ def _check_secret(
         return None, _Verdict(
             "False", "CertificateInvalid", f"Secret {name} key {c.TLS_CERT_KEY} is not a PEM certificate: {error}"
         )
+    return info, _validity(info, f"the certificate in Secret {name}", "SecretValid", now)
+
+
+def _validity(info: CertificateInfo, what: str, valid_reason: str, now: dt.datetime) -> _Verdict:
+    """True (with `valid_reason`) while `now` is within the certificate's validity."""
+    serial = f" (serial {info.serial_number})" if info.serial_number else ""
     if now >= info.not_after:
-        return info, _Verdict(
-            "False", "CertificateExpired",
-            f"the certificate in Secret {name} (serial {info.serial_number}) expired at {_timestamp(info.not_after)}",
-        )
+        return _Verdict("False", "CertificateExpired", f"{what}{serial} expired at {_timestamp(info.not_after)}")
     if now < info.not_before:
-        return info, _Verdict(
-            "False", "CertificateNotYetValid",
-            f"the certificate in Secret {name} (serial {info.serial_number}) is valid from {_timestamp(info.not_before)}",
-        )
-    return info, _Verdict(
-        "True", "SecretValid", f"serial {info.serial_number}, {info.subject}, valid until {_timestamp(info.not_after)}"
-    )
+        return _Verdict("False", "CertificateNotYetValid", f"{what}{serial} is valid from {_timestamp(info.not_before)}")
+    described = ", ".join(x for x in (info.serial_number and f"serial {info.serial_number}", info.subject) if x)
+    return _Verdict("True", valid_reason, f"{described + ', ' if described else ''}valid until {_timestamp(info.not_after)}")
 
 
-def _issued_verdict(binding: Binding, observed: Observed, secret_verdict: _Verdict) -> _Verdict:
+def _parse_time(text: str) -> dt.datetime:
+    return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+
+
+def _issued_verdict(binding: Binding, observed: Observed, issued: _Verdict) -> _Verdict:
     assert isinstance(binding.certificate, IssuedCertificate)
     issuer = binding.certificate.issuer
     certificate_name = c.certificate_name(binding.name)
+    if observed.cluster_issuer_refused:
+        return _Verdict(
+            "False", "ClusterIssuerNotAllowed",
+            f"ClusterIssuer {issuer.name} is not one the operator lets bindings use (--allowed-cluster-issuers, "
+            "chart value clusterIssuers.allowed); use a namespaced Issuer or ask a cluster admin to allow it",
+        )
     if observed.issuer_found is False:
         where = "" if issuer.kind == "ClusterIssuer" else f" in namespace {binding.namespace}"
         return _Verdict(
@@ -263,14 +323,14 @@ def _issued_verdict(binding: Binding, observed: Observed, secret_verdict: _Verdi
         cond.get("type"): cond for cond in (observed.certificate.get("status") or {}).get("conditions") or []
     }
     ready, issuing = conditions.get("Ready", {}), conditions.get("Issuing", {})
-    if ready.get("status") == "True" and secret_verdict.status == "True":
-        return _Verdict("True", "Issued", secret_verdict.message)
+    if ready.get("status") == "True" and issued.status == "True":
+        return issued
     if issuing.get("status") == "False" and issuing.get("reason") == "Failed":
         return _Verdict(
             "False", "CertificateFailed", f"Certificate {certificate_name}: {issuing.get('message', 'issuance failed')}"
         )
     if ready.get("status") == "True":
-        return secret_verdict  # cert-manager says Ready but the Secret disagrees (edited by hand?)
+        return issued  # cert-manager says Ready, but what it issued is not valid now (or its request is gone)
     message = ready.get("message") or "waiting for cert-manager"
     return _Verdict("False", "CertificatePending", f"Certificate {certificate_name}: {message}")
 

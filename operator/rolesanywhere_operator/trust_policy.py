@@ -20,7 +20,9 @@ from .spec import Binding, IssuedCertificate
 ROLES_ANYWHERE_PRINCIPAL = "rolesanywhere.amazonaws.com"
 ACTIONS = ("sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity")
 #: Subject attributes the policy conditions on, when the certificate has them.
-PINNED_ATTRIBUTES = {"CN": NameOID.COMMON_NAME, "OU": NameOID.ORGANIZATIONAL_UNIT_NAME}
+PINNED_ATTRIBUTES = {
+    "CN": NameOID.COMMON_NAME, "O": NameOID.ORGANIZATION_NAME, "OU": NameOID.ORGANIZATIONAL_UNIT_NAME,
+}
 
 
 class NoSubjectYet(ValueError):
@@ -37,7 +39,7 @@ def build_trust_policy(binding: Binding, status: Mapping[str, Any] | None = None
         if not subject:
             raise NoSubjectYet(
                 f"binding {binding.namespace}/{binding.name}: status.certificate.subject is empty; the operator "
-                f"records it once Secret {binding.secret_name} holds a certificate"
+                f"records it once Secret {binding.secret_name} holds a certificate and the operator may read it"
             )
         tags = _tags_of(x509.Name.from_rfc4514_string(subject))
     return {

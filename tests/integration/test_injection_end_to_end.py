@@ -30,6 +30,7 @@ from support.operator_harness import (
     ca_issuer,
     condition,
     deployment,
+    grant_secret_read,
     pods,
 )
 
@@ -85,6 +86,7 @@ def arns(ra: dict, profile: str = "default", role_arn: str | None = None) -> dic
 
 
 def create_binding(cluster, namespace, ra, name: str, *, profile: str = "default", issuer: str = "ca", **spec):
+    grant_secret_read(cluster, namespace)  # the verification signs with the binding's key
     cluster.apply(
         binding(name, **arns(ra, profile, spec.pop("role_arn", None)), issuer=issuer, sessionDuration=900,
                 sidecar={"endpoint": ra["emulator"].url}, **spec),

@@ -19,6 +19,7 @@ from support.operator_harness import (
     binding_status,
     ca_issuer,
     condition,
+    grant_secret_read,
     install_crd,
 )
 
@@ -38,7 +39,12 @@ def wait_until_ready(cluster, namespace: str, name: str, reason: str = "Ready") 
         status = binding_status(cluster, namespace, name)
         return status if condition(status, "Ready").get("reason") == reason else None
 
-    return wait_for(ready, timeout=TIMEOUT, what=f"binding {namespace}/{name} to report Ready reason {reason}")
+    try:
+        return wait_for(ready, timeout=TIMEOUT, what=f"binding {namespace}/{name} to report Ready reason {reason}")
+    except Exception:
+        print(json.dumps(binding_status(cluster, namespace, name), indent=1))
+        print(cluster.kubectl("get", "certificate,certificaterequest,secret", "-n", namespace, "-o", "yaml").stdout)
+        raise
 
 
 REJECTED = [
@@ -180,7 +186,7 @@ def test_a_binding_with_a_ca_issuer_becomes_ready_and_kubectl_shows_it(cluster, 
     assert status["certificate"] == {
         "secretName": "rolesanywhere-s3-reader-tls",
         "serialNumber": serial,
-        "subject": "CN=s3-reader." + namespace,
+        "subject": f"CN=s3-reader.{namespace},O={namespace}",
         "notBefore": cert.not_valid_before_utc.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "notAfter": not_after,
     }
@@ -217,28 +223,55 @@ def test_a_missing_issuer_is_reported_and_the_binding_recovers_when_it_appears(c
     wait_until_ready(cluster, namespace, "reports")
 
 
+def exported_secret(namespace: str) -> dict:
+    now = dt.datetime.now(dt.UTC)
+    leaf = pki.issue("exported", now=now, issuer=pki.issue("private CA", now=now, is_ca=True), client=True)
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "from-private-ca"},
+        "type": "kubernetes.io/tls",
+        "stringData": {"tls.crt": leaf.cert_pem.decode(), "tls.key": leaf.key_pem().decode()},
+    }
+
+
 def test_a_secret_ref_binding_reports_a_missing_secret_then_uses_it(cluster, namespace, operator):
+    grant_secret_read(cluster, namespace)
     manifest = binding("exported", **EXAMPLE_ARNS)
     manifest["spec"]["certificate"] = {"secretRef": {"name": "from-private-ca"}}
     cluster.apply(manifest, namespace)
     status = wait_until_ready(cluster, namespace, "exported", reason="SecretMissing")
     assert condition(status, "Ready")["message"] == f"Secret from-private-ca does not exist in namespace {namespace}"
 
-    now = dt.datetime.now(dt.UTC)
-    leaf = pki.issue("exported", now=now, issuer=pki.issue("private CA", now=now, is_ca=True), client=True)
-    cluster.apply(
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": "from-private-ca"},
-            "type": "kubernetes.io/tls",
-            "stringData": {"tls.crt": leaf.cert_pem.decode(), "tls.key": leaf.key_pem().decode()},
-        },
-        namespace,
-    )
+    cluster.apply(exported_secret(namespace), namespace)
     status = wait_until_ready(cluster, namespace, "exported")  # the resync finds it; Secrets are not watched
     assert condition(status, "CertificateReady")["reason"] == "SecretValid"
     assert status["certificate"]["subject"] == "CN=exported"
+
+
+def test_without_a_grant_the_operator_reads_no_secret_and_the_status_says_what_it_did_not_check(
+    cluster, namespace, operator
+):
+    # The chart's ClusterRole reads no Secret: an issuerRef binding is Ready from the Certificate and its
+    # CertificateRequest alone, and a secretRef one is Ready with its check marked as not done.
+    ca_issuer(cluster, namespace, pki.issue("shop CA", now=dt.datetime.now(dt.UTC), is_ca=True))
+    cluster.apply(binding("issued", **EXAMPLE_ARNS), namespace)
+    issued = wait_until_ready(cluster, namespace, "issued")
+    assert condition(issued, "CertificateReady")["reason"] == "Issued"
+    assert issued["certificate"]["subject"] == f"CN=issued.{namespace},O={namespace}"
+    assert issued["certificate"]["serialNumber"]
+
+    cluster.apply(exported_secret(namespace), namespace)
+    manifest = binding("exported", **EXAMPLE_ARNS)
+    manifest["spec"]["certificate"] = {"secretRef": {"name": "from-private-ca"}}
+    cluster.apply(manifest, namespace)
+    status = wait_until_ready(cluster, namespace, "exported")
+    unchecked = condition(status, "CertificateReady")
+    assert (unchecked["status"], unchecked["reason"]) == ("Unknown", "SecretNotReadable")
+    assert f"may not read Secret from-private-ca in namespace {namespace}" in unchecked["message"]
+    forbidden = cluster.kubectl("auth", "can-i", "get", "secrets", "-n", namespace,
+                                "--as=system:serviceaccount:rolesanywhere-system:rolesanywhere-operator", check=False)
+    assert forbidden.stdout.strip() == "no"
 
 
 def test_a_deleted_certificate_is_created_again_with_a_warning(cluster, namespace, operator):

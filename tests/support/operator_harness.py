@@ -1,5 +1,10 @@
 """Run `rolesanywhere-operator` as a real process against the test cluster, with its webhook on 127.0.0.1.
 
+It runs with the chart's RBAC, not the cluster admin's: the harness applies the ClusterRole the chart
+renders (rbac.yaml) to the chart's service account and hands the operator a token of that account, so
+every test also proves the operator works with what the chart grants (Secrets: only where
+`grant_secret_read` bound the chart's secret-reader role, as secretAccess.namespaces would).
+
 The webhook's serving certificate comes from hack/localcluster/pki.py (SAN 127.0.0.1); the operator
 registers its MutatingWebhookConfiguration (by URL, with that CA) under a name unique to the run, and
 the harness deletes it on stop, so a stopped operator never blocks pod creation for other tests.
@@ -30,12 +35,67 @@ CRD = REPO / "crds" / "rolesanywherebindings.rolesanywhere.dev.yaml"
 CRD_POLICY = REPO / "crds" / "rolesanywherebindings.rolesanywhere.dev.policy.yaml"
 OPERATOR = str(Path(sys.executable).with_name("rolesanywhere-operator"))
 START_TIMEOUT = 60
+CHART = REPO / "charts" / "rolesanywhere-operator"
+#: Where the harness installs the chart's service account, as `helm install -n rolesanywhere-system` would.
+OPERATOR_NAMESPACE = "rolesanywhere-system"
+#: Names the chart gives its service account and ClusterRoles (release name rolesanywhere-operator).
+OPERATOR_ACCOUNT = "rolesanywhere-operator"
+SECRET_READER_ROLE = f"{OPERATOR_ACCOUNT}-secret-reader"
 
 #: ARNs of an example binding, for tests where no CreateSession is made (so nothing needs to resolve them).
 EXAMPLE_TRUST_ANCHOR = "arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/11111111-2222-3333-4444-555555555555"
 EXAMPLE_PROFILE = "arn:aws:rolesanywhere:us-east-1:123456789012:profile/66666666-7777-8888-9999-000000000000"
 EXAMPLE_ROLE = "arn:aws:iam::123456789012:role/s3-reader"
 EXAMPLE_ARNS = {"trust_anchor_arn": EXAMPLE_TRUST_ANCHOR, "profile_arn": EXAMPLE_PROFILE, "role_arn": EXAMPLE_ROLE}
+
+
+def install_chart_rbac(cluster) -> None:
+    """The chart's service account and RBAC (rendered by helm from the chart), applied to the cluster."""
+    cluster.kubectl("create", "namespace", OPERATOR_NAMESPACE, check=False)
+    server = json.loads(cluster.kubectl("version", "-o", "json").stdout)["serverVersion"]["gitVersion"]
+    rendered = subprocess.run(
+        [str(cluster.bin_dir / "helm"), "template", OPERATOR_ACCOUNT, str(CHART), "--namespace", OPERATOR_NAMESPACE,
+         "--kube-version", server,
+         "--show-only", "templates/serviceaccount.yaml", "--show-only", "templates/rbac.yaml"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=rendered)
+
+
+def allow_webhook_configuration(cluster, name: str) -> None:
+    """The one grant beyond the chart's: get/patch of this run's webhook configuration. The chart names
+    it after the release; each harness run uses its own name, so a stopped operator's never lingers."""
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": name},
+        "rules": [{"apiGroups": ["admissionregistration.k8s.io"], "resources": ["mutatingwebhookconfigurations"],
+                   "resourceNames": [name], "verbs": ["get", "patch"]}],
+    }
+    role_binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": OPERATOR_ACCOUNT, "namespace": OPERATOR_NAMESPACE}],
+    }
+    cluster.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
+                                                         "items": [role, role_binding]}))
+
+
+def operator_kubeconfig(cluster, path: Path) -> Path:
+    """A kubeconfig for the cluster that authenticates as the chart's service account (a bound token)."""
+    token = cluster.kubectl("create", "token", OPERATOR_ACCOUNT, "-n", OPERATOR_NAMESPACE, "--duration=24h").stdout
+    admin = json.loads(cluster.kubectl("config", "view", "--raw", "--minify", "-o", "json").stdout)
+    admin["users"] = [{"name": OPERATOR_ACCOUNT, "user": {"token": token.strip()}}]
+    admin["contexts"][0]["context"]["user"] = OPERATOR_ACCOUNT
+    path.write_text(json.dumps(admin))
+    return path
+
+
+def grant_secret_read(cluster, namespace: str) -> None:
+    """Let the operator read Secrets in `namespace`, as the chart's secretAccess.namespaces does."""
+    result = cluster.kubectl("create", "rolebinding", SECRET_READER_ROLE, "-n", namespace,
+                             f"--clusterrole={SECRET_READER_ROLE}",
+                             f"--serviceaccount={OPERATOR_NAMESPACE}:{OPERATOR_ACCOUNT}", check=False)
+    if result.returncode != 0 and "AlreadyExists" not in result.stderr:
+        raise AssertionError(f"kubectl create rolebinding failed: {result.stderr}")
 
 
 def install_crd(cluster) -> None:
@@ -82,6 +142,8 @@ class OperatorProcess:
 
     def start(self) -> OperatorProcess:
         install_crd(self.cluster)
+        install_chart_rbac(self.cluster)
+        allow_webhook_configuration(self.cluster, self.webhook_configuration)
         args = [
             OPERATOR,
             "--webhook-listen-address=127.0.0.1",
@@ -96,7 +158,7 @@ class OperatorProcess:
             *self.extra_args,
         ]
         env = {k: v for k, v in os.environ.items() if not k.startswith("ROLESANYWHERE_OPERATOR_")}
-        env["KUBECONFIG"] = str(self.cluster.kubeconfig)
+        env["KUBECONFIG"] = str(operator_kubeconfig(self.cluster, self.workdir / "kubeconfig"))
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 args,
@@ -138,13 +200,8 @@ class OperatorProcess:
     def stop(self) -> None:
         if self.process is not None:
             terminate(self.process, grace=15)
-        self.cluster.kubectl(
-            "delete",
-            "mutatingwebhookconfiguration",
-            self.webhook_configuration,
-            "--ignore-not-found",
-            check=False,
-        )
+        for kind in ("mutatingwebhookconfiguration", "clusterrolebinding", "clusterrole"):
+            self.cluster.kubectl("delete", kind, self.webhook_configuration, "--ignore-not-found", check=False)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -17,10 +17,10 @@ from rolesanywhere_operator.webhook import build_webhook_configuration, client_c
 from rolesanywhere_operator.workloads import template_patch
 
 
-def binding(certificate: dict):
+def binding(certificate: dict, namespace: str = "shop"):
     return parse_binding(
         {
-            "metadata": {"name": "s3-reader", "namespace": "shop", "uid": "uid-1"},
+            "metadata": {"name": "s3-reader", "namespace": namespace, "uid": "uid-1"},
             "spec": {
                 "trustAnchorArn": "arn:aws:rolesanywhere:eu-west-1:111122223333:trust-anchor/"
                 "11111111-2222-3333-4444-555555555555",
@@ -59,6 +59,7 @@ def test_certificate_with_defaults():
             "secretName": "rolesanywhere-s3-reader-tls",
             "secretTemplate": {"labels": LABELS},
             "commonName": "s3-reader.shop",
+            "subject": {"organizations": ["shop"]},
             "duration": "24h",
             "usages": ["digital signature", "client auth"],
             "privateKey": {"algorithm": "ECDSA", "size": 256, "encoding": "PKCS8", "rotationPolicy": "Always"},
@@ -84,7 +85,7 @@ def test_certificate_with_every_option():
         "secretName": "rolesanywhere-s3-reader-tls",
         "secretTemplate": {"labels": LABELS},
         "commonName": "reports",
-        "subject": {"organizationalUnits": ["finance", "batch"]},
+        "subject": {"organizations": ["shop"], "organizationalUnits": ["finance", "batch"]},
         "duration": "720h",
         "renewBefore": "240h",
         "usages": ["digital signature", "client auth"],
@@ -319,3 +320,11 @@ def test_default_ca_bundle_setting():
 def test_the_readme_carries_the_current_settings_table():
     readme = (Path(__file__).resolve().parents[2] / "operator" / "README.md").read_text()
     assert settings_module.reference_markdown() in readme, "regenerate the table with reference_markdown()"
+
+
+def test_the_subject_always_carries_the_bindings_namespace_whatever_cn_and_ou_it_asks_for():
+    # Review M9: a binding in "evil" asking for another namespace's CN and OU still gets O=evil, which a
+    # trust policy pinning x509Subject/O (as `rolesanywhere-operator trust-policy` writes) refuses.
+    spoof = binding({"issuerRef": {"name": "ca"}, "commonName": "s3-reader.backup",
+                     "organizationalUnits": ["backup"]}, namespace="evil")
+    assert build_certificate(spoof)["spec"]["subject"]["organizations"] == ["evil"]

@@ -41,6 +41,10 @@ def tls_secret(cert: pki.Issued = LEAF, **extra: bytes) -> dict:
     return {"metadata": {"name": "s"}, "data": {k: base64.b64encode(v).decode() for k, v in data.items()}}
 
 
+#: What cert-manager's CertificateRequest holds: the issued certificate and its chain, no key.
+ISSUED_PEM = LEAF.cert_pem + CA.cert_pem
+
+
 def certificate(ready: str, message: str = "", issuing: dict | None = None) -> dict:
     conditions = [{"type": "Ready", "status": ready, "message": message}]
     if issuing:
@@ -95,7 +99,7 @@ def test_issued_certificate_makes_the_binding_ready():
     observed = Observed(
         generation=3,
         certificate=certificate("True"),
-        secret=tls_secret(),
+        issued_pem=ISSUED_PEM,
         pods=[pod(True), pod(False), pod(True, phase="Succeeded"), pod(True, deleting=True)],
     )
     status, events = compute_status(binding(), observed, None, NOW)
@@ -243,7 +247,7 @@ def verified(accepted: bool, reason: str, message: str, *, serial: str = "abcdef
 
 def verifying(record: Verification | None) -> Observed:
     return Observed(
-        generation=3, certificate=certificate("True"), secret=tls_secret(), verification_enabled=True,
+        generation=3, certificate=certificate("True"), issued_pem=ISSUED_PEM, verification_enabled=True,
         verification=record,
     )
 
@@ -291,3 +295,46 @@ def test_no_verification_before_the_certificate_is_ready():
     assert status["conditions"][2] == condition(
         "CredentialsVerified", "Unknown", "WaitingForCertificate", "verified once the certificate is ready"
     )
+
+
+def test_a_secret_the_operator_may_not_read_leaves_the_binding_ready_and_says_what_is_unchecked():
+    status, events = compute_status(binding(SECRET_REF), Observed(generation=3, secret_readable=False), None, NOW)
+    by_type = {x["type"]: x for x in status["conditions"]}
+    assert by_type["CertificateReady"]["status"] == "Unknown"
+    assert by_type["CertificateReady"]["reason"] == "SecretNotReadable"
+    assert "Secret exported in namespace shop" in by_type["CertificateReady"]["message"]
+    assert "secretAccess.namespaces" in by_type["CertificateReady"]["message"]
+    assert by_type["Ready"]["status"] == "True" and "not checked" in by_type["Ready"]["message"]
+    assert [e.reason for e in events] == ["Ready"]
+
+
+def test_a_verification_the_operator_may_not_sign_is_unknown_naming_the_grant():
+    observed = Observed(generation=3, certificate=certificate("True"), issued_pem=ISSUED_PEM,
+                        verification_enabled=True, secret_readable=False)
+    status, _ = compute_status(binding(), observed, None, NOW)
+    verified = next(x for x in status["conditions"] if x["type"] == "CredentialsVerified")
+    assert (verified["status"], verified["reason"]) == ("Unknown", "SecretNotReadable")
+    assert "secretAccess.namespaces" in verified["message"] and "spec.verifyCredentials: false" in verified["message"]
+    assert status["conditions"][0]["status"] == "True"  # the certificate is fine: pods get credentials
+
+
+def test_a_cluster_issuer_not_allowed_is_an_actionable_refusal():
+    cluster_issuer = {"issuerRef": {"name": "corp-ca", "kind": "ClusterIssuer"}}
+    status, events = compute_status(
+        binding(cluster_issuer), Observed(generation=3, cluster_issuer_refused=True), None, NOW
+    )
+    ready = status["conditions"][0]
+    assert (ready["status"], ready["reason"]) == ("False", "ClusterIssuerNotAllowed")
+    assert "ClusterIssuer corp-ca" in ready["message"] and "--allowed-cluster-issuers" in ready["message"]
+    assert [e.reason for e in events] == ["ClusterIssuerNotAllowed"]
+
+
+def test_an_issued_certificate_comes_from_the_certificate_request_not_the_secret():
+    expired = pki.issue("s3-reader.shop", now=NOW - dt.timedelta(days=100), issuer=CA, client=True,
+                        valid_for=dt.timedelta(days=90))
+    status, _ = compute_status(
+        binding(), Observed(generation=3, certificate=certificate("True"), issued_pem=expired.cert_pem), None, NOW
+    )
+    assert status["conditions"][1]["reason"] == "CertificateExpired"
+    pending, _ = compute_status(binding(), Observed(generation=3, certificate=certificate("False")), None, NOW)
+    assert pending["conditions"][1]["reason"] == "CertificatePending"

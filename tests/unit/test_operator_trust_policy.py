@@ -37,21 +37,23 @@ def policy_with(string_equals: dict) -> dict:
 
 def test_an_issued_certificate_is_pinned_by_the_subject_the_operator_issues():
     assert build_trust_policy(binding({"issuerRef": {"name": "ca"}})) == policy_with(
-        {"aws:PrincipalTag/x509Subject/CN": "s3-reader.shop"}
+        {"aws:PrincipalTag/x509Subject/CN": "s3-reader.shop", "aws:PrincipalTag/x509Subject/O": "shop"}
     )
 
 
 def test_several_ous_are_one_tag_joined_by_a_slash_as_roles_anywhere_makes_it():
     certificate = {"issuerRef": {"name": "ca"}, "commonName": "backup", "organizationalUnits": ["ops", "eu"]}
     assert build_trust_policy(binding(certificate)) == policy_with(
-        {"aws:PrincipalTag/x509Subject/CN": "backup", "aws:PrincipalTag/x509Subject/OU": "ops/eu"}
+        {"aws:PrincipalTag/x509Subject/CN": "backup", "aws:PrincipalTag/x509Subject/O": "shop",
+         "aws:PrincipalTag/x509Subject/OU": "ops/eu"}
     )
 
 
 def test_a_secret_certificate_is_pinned_by_the_subject_the_operator_read():
     status = {"certificate": {"subject": "CN=exported.corp,OU=payments,O=Corp"}}
     assert build_trust_policy(binding({"secretRef": {"name": "exported"}}), status) == policy_with(
-        {"aws:PrincipalTag/x509Subject/CN": "exported.corp", "aws:PrincipalTag/x509Subject/OU": "payments"}
+        {"aws:PrincipalTag/x509Subject/CN": "exported.corp", "aws:PrincipalTag/x509Subject/O": "Corp",
+         "aws:PrincipalTag/x509Subject/OU": "payments"}
     )
 
 
