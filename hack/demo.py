@@ -54,7 +54,13 @@ from localcluster.controlplane import ControlPlane, ControlPlaneError, wait_for
 from localcluster.podrunner import PodRunner, PodRunnerError
 from rolesanywhere_operator.constants import BINDING_ANNOTATION, INJECTED_LABEL, SIDECAR_CONTAINER
 from support.awsfakes import S3_READ_ONLY_POLICY, EmulatorProcess, MotoServer, arn, emulator_config
-from support.operator_harness import OperatorProcess, binding, deployment
+from support.operator_harness import (
+    SECRET_READER_ROLE,
+    OperatorProcess,
+    binding,
+    deployment,
+    grant_secret_read,
+)
 
 NAMESPACE = "rolesanywhere-demo"
 BUCKETS = ("rolesanywhere-demo-invoices", "rolesanywhere-demo-reports")
@@ -298,6 +304,10 @@ def start_operator(demo: Demo) -> None:
 
 def create_binding(demo: Demo) -> None:
     assert demo.emulator is not None
+    # The operator runs with the chart's RBAC, which reads no Secret; its check of the credentials signs
+    # with the binding's key, so the demo's namespace is one the admin lists in secretAccess.namespaces.
+    grant_secret_read(demo.plane, NAMESPACE)
+    demo.console.note(f"the operator may read Secrets in {NAMESPACE} only (RoleBinding {SECRET_READER_ROLE})")
     demo.apply(binding(BINDING, issuer=CA_ISSUER, sidecar={"endpoint": demo.emulator.url}, **demo.arns))
     demo.console.note(f"RolesAnywhereBinding {BINDING}: role {ROLE_NAME}, certificate from Issuer {CA_ISSUER}")
     demo.console.doing("waiting for cert-manager to issue the workload certificate and the binding to be Ready")

@@ -83,12 +83,17 @@ def test_rendered_manifests_pass_server_side_validation(helm, chart_cluster, val
     args = ["-n", "rao-system"] + (["-f", str(values)] if values else [])
     documents = helm.template(*args)
     chart_cluster.kubectl("create", "namespace", "rao-system", check=False)
-    result = chart_cluster.kubectl(
-        "apply", "--dry-run=server", "-n", "rao-system", "-f", "-",
-        input="\n---\n".join(json.dumps(d) for d in documents), check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    applied = {line.split(" ", 1)[0] for line in result.stdout.splitlines()}
+    applied = set()
+    by_namespace: dict[str, list[dict]] = {}
+    for document in documents:  # the secret readers' RoleBindings live in the namespaces they grant
+        by_namespace.setdefault(document["metadata"].get("namespace", "rao-system"), []).append(document)
+    for namespace, group in by_namespace.items():
+        result = chart_cluster.kubectl(
+            "apply", "--dry-run=server", "-n", namespace, "-f", "-",
+            input="\n---\n".join(json.dumps(d) for d in group), check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        applied |= {f"{namespace}/{line.split(' ', 1)[0]}" for line in result.stdout.splitlines()}
     assert len(applied) == len(documents)
 
 
@@ -118,6 +123,54 @@ def test_every_option_reaches_the_operator(helm):
     assert serving["spec"]["issuerRef"] == {"name": "corporate-issuer", "kind": "ClusterIssuer",
                                             "group": "cert-manager.io"}
     assert not any(d["kind"] == "Issuer" for d in documents)  # no self-signed CA with an issuerRef
+    assert env["ROLESANYWHERE_OPERATOR_ALLOWED_CLUSTER_ISSUERS"] == "corporate-issuer"
+    readers = [d for d in documents if d["kind"] == "RoleBinding"]
+    assert sorted(d["metadata"]["namespace"] for d in readers) == ["default", "kube-public"]
+    assert {d["roleRef"]["name"] for d in readers} == {"rao-secret-reader"}
+
+
+#: Everything the operator's ClusterRole may grant (README, "What the operator may do", says why each):
+#: (API group, resource, verbs, resourceNames or None for any). No Secret, no workload write.
+ALLOWED_RULES = [
+    ("rolesanywhere.dev", "rolesanywherebindings", {"get", "list", "watch", "patch"}, None),
+    ("rolesanywhere.dev", "rolesanywherebindings/status", {"get", "patch"}, None),
+    ("cert-manager.io", "certificates", {"get", "list", "watch", "create", "patch"}, None),
+    ("cert-manager.io", "certificaterequests", {"list"}, None),
+    ("cert-manager.io", "issuers", {"get"}, None),
+    ("cert-manager.io", "clusterissuers", {"get"}, None),
+    ("", "configmaps", {"get"}, None),
+    ("", "pods", {"list", "watch", "delete"}, None),
+    ("", "namespaces", {"get", "list", "watch"}, None),
+    ("apps", "deployments", {"list", "watch"}, None),
+    ("apps", "statefulsets", {"list", "watch"}, None),
+    ("apps", "daemonsets", {"list", "watch"}, None),
+    ("", "events", {"create"}, None),
+    ("events.k8s.io", "events", {"create"}, None),
+    ("apiextensions.k8s.io", "customresourcedefinitions", {"list", "watch"}, None),
+    ("admissionregistration.k8s.io", "mutatingwebhookconfigurations", {"create"}, None),
+    ("admissionregistration.k8s.io", "mutatingwebhookconfigurations", {"get", "patch"}, ["rao"]),
+    ("kopf.dev", "clusterkopfpeerings", {"get", "list", "watch", "create", "patch"}, None),
+    ("rbac.authorization.k8s.io", "clusterroles", {"get"}, ["rao"]),
+]
+
+
+def test_the_cluster_role_grants_nothing_beyond_the_listed_rules_and_no_secret(helm):
+    documents = helm.template("-n", "rao-system", "-f", str(ALL_VALUES))
+    role = next(d for d in documents if d["kind"] == "ClusterRole" and d["metadata"]["name"] == "rao")
+    for rule in role["rules"]:
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                assert any(
+                    (group, resource) == (g, r) and set(rule["verbs"]) <= verbs
+                    and (names is None or rule.get("resourceNames") == names)
+                    for g, r, verbs, names in ALLOWED_RULES
+                ), f"ClusterRole rule beyond the listed ones: {group or 'core'} {resource} {rule['verbs']}"
+                assert resource != "secrets"
+    # Secrets: get only, and only through RoleBindings in the namespaces listed in secretAccess.namespaces.
+    reader = next(d for d in documents if d["kind"] == "ClusterRole" and d["metadata"]["name"] == "rao-secret-reader")
+    assert reader["rules"] == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]
+    assert not any(d["kind"] == "ClusterRoleBinding" and d["roleRef"]["name"] == "rao-secret-reader"
+                   for d in documents)
 
 
 def _mebibytes(quantity: str) -> float:
@@ -201,7 +254,7 @@ def test_install_creates_everything_and_uninstall_removes_it_keeping_the_crd(hel
 
     # The operator (out of cluster here: no kubelet runs its pod) owns its webhook configuration
     # through the chart's ClusterRole, so uninstalling removes that too.
-    operator = OperatorProcess(cluster, tmp_path / "operator",
+    operator = OperatorProcess(cluster, tmp_path / "operator", service_account=(ns, "rao"),
                                extra_args=("--webhook-owner-cluster-role=rao", "--peering=rao")).start()
     try:
         webhook = json.loads(cluster.kubectl("get", "mutatingwebhookconfiguration",

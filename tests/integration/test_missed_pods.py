@@ -1,6 +1,8 @@
 """Opted-in pods the webhook never saw: with no operator at all (so no webhook configuration), a
 Deployment's pod and a bare pod are created without the sidecar; once the operator runs, the
-Deployment's pod is deleted and comes back injected, and the bare pod is reported."""
+Deployment's pod is deleted and comes back injected, and the bare pod is reported. A Deployment annotated
+while no operator ran (its template never got the annotation) is reported, not patched, and
+`kubectl rollout restart` injects it."""
 
 from __future__ import annotations
 
@@ -42,6 +44,7 @@ def test_a_missed_pod_is_recreated_injected_and_a_bare_one_reported(cluster, nam
             "metadata": {"name": "bare", "labels": OPTED_IN, "annotations": NAMES_BINDING},
             "spec": {"containers": [{"name": "app", "image": "app:1"}]}}  # fmt: skip
     cluster.apply(bare, namespace)
+    cluster.apply(deployment("late", annotations=NAMES_BINDING), namespace)
     (first,) = wait_for(lambda: pods(cluster, namespace, "app=web"), timeout=TIMEOUT, what="the Deployment's pod")
     assert not first["spec"].get("initContainers"), "no webhook ran, so no sidecar"
     bare_uid = cluster.get("pod", "bare", namespace)["metadata"]["uid"]
@@ -63,5 +66,14 @@ def test_a_missed_pod_is_recreated_injected_and_a_bare_one_reported(cluster, nam
         assert cluster.get("pod", "bare", namespace)["metadata"]["uid"] == bare_uid
         assert any(first["metadata"]["name"] in m for m in events_for(cluster, namespace, "RecreatingPod"))
         assert any("pod bare opted in" in m for m in events_for(cluster, namespace, "PodNotInjected"))
+
+        restart = f"kubectl rollout restart deployment/late -n {namespace}"
+        wait_for(lambda: any(restart in m for m in events_for(cluster, namespace, "TemplateNotInStep")),
+                 timeout=TIMEOUT, what="the workload the webhook missed reported with the command that fixes it")
+        template = cluster.get("deployment", "late", namespace)["spec"]["template"]["metadata"]
+        assert "rolesanywhere.dev/binding" not in (template.get("annotations") or {}), "reported, not patched"
+        cluster.kubectl("rollout", "restart", "deployment/late", "-n", namespace)
+        wait_for(lambda: pods(cluster, namespace, "app=late,rolesanywhere.dev/injected-binding=s3-reader"),
+                 timeout=TIMEOUT, what="the restarted Deployment's pod, injected")
     finally:
         operator.stop()

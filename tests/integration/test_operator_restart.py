@@ -49,7 +49,8 @@ def test_a_restarted_operator_converges_without_duplicates(cluster, namespace, t
 
         operator.kill()
         # While it is down: the binding changes, and a workload is annotated (the workload webhook is
-        # failurePolicy Ignore, so this goes through without the operator and nothing copies it yet).
+        # failurePolicy Ignore, so this goes through without the operator; the operator, back, reports it
+        # rather than patching it, and a rollout restart goes through the webhook).
         cluster.kubectl("patch", "rab", "s3-reader", "-n", namespace, "--type=merge", "-p",
                         '{"spec": {"sessionDuration": 7200}}')
         cluster.apply(deployment("late"), namespace)
@@ -61,8 +62,12 @@ def test_a_restarted_operator_converges_without_duplicates(cluster, namespace, t
             return status.get("observedGeneration") == 2 and condition(status, "Ready").get("status") == "True"
 
         wait_for(caught_up, timeout=TIMEOUT, what="the status to reflect the binding's generation 2")
+        wait_for(lambda: "TemplateNotInStep" in cluster.kubectl(
+                     "get", "events", "-n", namespace, "--field-selector=involvedObject.name=late", "-o", "json").stdout,
+                 timeout=TIMEOUT, what="the late workload reported as not in step")
+        cluster.kubectl("rollout", "restart", "deployment/late", "-n", namespace)
         late = wait_for(lambda: pods(cluster, namespace, f"app=late,{INJECTED}"), timeout=TIMEOUT,
-                        what="the late workload's injected pod (annotation copied after the restart)")
+                        what="the late workload's injected pod (annotation copied by the webhook at the restart)")
 
         certificates = json.loads(cluster.kubectl("get", "certificates", "-n", namespace, "-o", "json").stdout)
         (certificate,) = certificates["items"]

@@ -62,7 +62,7 @@ def install_chart_rbac(cluster) -> None:
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=rendered)
 
 
-def allow_webhook_configuration(cluster, name: str) -> None:
+def allow_webhook_configuration(cluster, name: str, account: tuple[str, str]) -> None:
     """The one grant beyond the chart's: get/patch of this run's webhook configuration. The chart names
     it after the release; each harness run uses its own name, so a stopped operator's never lingers."""
     role = {
@@ -73,18 +73,19 @@ def allow_webhook_configuration(cluster, name: str) -> None:
     role_binding = {
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": name},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
-        "subjects": [{"kind": "ServiceAccount", "name": OPERATOR_ACCOUNT, "namespace": OPERATOR_NAMESPACE}],
+        "subjects": [{"kind": "ServiceAccount", "name": account[1], "namespace": account[0]}],
     }
     cluster.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
                                                          "items": [role, role_binding]}))
 
 
-def operator_kubeconfig(cluster, path: Path) -> Path:
-    """A kubeconfig for the cluster that authenticates as the chart's service account (a bound token)."""
-    token = cluster.kubectl("create", "token", OPERATOR_ACCOUNT, "-n", OPERATOR_NAMESPACE, "--duration=24h").stdout
+def operator_kubeconfig(cluster, path: Path, account: tuple[str, str]) -> Path:
+    """A kubeconfig for the cluster that authenticates as service account (namespace, name), by a bound token."""
+    namespace, name = account
+    token = cluster.kubectl("create", "token", name, "-n", namespace, "--duration=24h").stdout
     admin = json.loads(cluster.kubectl("config", "view", "--raw", "--minify", "-o", "json").stdout)
-    admin["users"] = [{"name": OPERATOR_ACCOUNT, "user": {"token": token.strip()}}]
-    admin["contexts"][0]["context"]["user"] = OPERATOR_ACCOUNT
+    admin["users"] = [{"name": name, "user": {"token": token.strip()}}]
+    admin["contexts"][0]["context"]["user"] = name
     path.write_text(json.dumps(admin))
     return path
 
@@ -94,7 +95,7 @@ def grant_secret_read(cluster, namespace: str) -> None:
     result = cluster.kubectl("create", "rolebinding", SECRET_READER_ROLE, "-n", namespace,
                              f"--clusterrole={SECRET_READER_ROLE}",
                              f"--serviceaccount={OPERATOR_NAMESPACE}:{OPERATOR_ACCOUNT}", check=False)
-    if result.returncode != 0 and "AlreadyExists" not in result.stderr:
+    if result.returncode != 0 and "already exists" not in result.stderr:
         raise AssertionError(f"kubectl create rolebinding failed: {result.stderr}")
 
 
@@ -105,13 +106,21 @@ def install_crd(cluster) -> None:
     )
 
 
+#: The operators running now, so a failing test's report can show what each was doing (conftest.py).
+RUNNING: set[OperatorProcess] = set()
+
+
 class OperatorProcess:
     """The operator running out of cluster; `restart()` kills it hard and starts it again, as a crash would."""
 
     def __init__(
-        self, cluster, workdir: Path, *, extra_args: tuple[str, ...] = (), verify_credentials: bool = False
+        self, cluster, workdir: Path, *, extra_args: tuple[str, ...] = (), verify_credentials: bool = False,
+        service_account: tuple[str, str] | None = None,
     ) -> None:
+        """`service_account`: (namespace, name) of a chart release's account to run as; by default the
+        harness installs the chart's RBAC for the account a release named rolesanywhere-operator has."""
         self.cluster = cluster
+        self.service_account = service_account
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.log_path = workdir / "operator.log"
@@ -142,8 +151,10 @@ class OperatorProcess:
 
     def start(self) -> OperatorProcess:
         install_crd(self.cluster)
-        install_chart_rbac(self.cluster)
-        allow_webhook_configuration(self.cluster, self.webhook_configuration)
+        if self.service_account is None:
+            install_chart_rbac(self.cluster)
+        account = self.service_account or (OPERATOR_NAMESPACE, OPERATOR_ACCOUNT)
+        allow_webhook_configuration(self.cluster, self.webhook_configuration, account)
         args = [
             OPERATOR,
             "--webhook-listen-address=127.0.0.1",
@@ -158,7 +169,7 @@ class OperatorProcess:
             *self.extra_args,
         ]
         env = {k: v for k, v in os.environ.items() if not k.startswith("ROLESANYWHERE_OPERATOR_")}
-        env["KUBECONFIG"] = str(operator_kubeconfig(self.cluster, self.workdir / "kubeconfig"))
+        env["KUBECONFIG"] = str(operator_kubeconfig(self.cluster, self.workdir / "kubeconfig", account))
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 args,
@@ -168,8 +179,21 @@ class OperatorProcess:
                 stdin=subprocess.DEVNULL,
                 cwd=self.workdir,
             )
+        RUNNING.add(self)
         wait_for(self._serving, timeout=START_TIMEOUT, what=f"the operator's webhook (log: {self.log_path})")
         return self
+
+    def stacks(self) -> str:
+        """Every thread's and the event loop's Python stack now (py-spy), for a report on a stalled operator."""
+        if self.process is None or self.process.poll() is not None:
+            return "not running"
+        spy = Path(sys.executable).with_name("py-spy")
+        try:
+            result = subprocess.run([str(spy), "dump", "--locals", "--pid", str(self.process.pid)],
+                                    capture_output=True, text=True, timeout=30, check=False)
+        except (OSError, subprocess.TimeoutExpired) as error:
+            return f"py-spy failed: {error}"
+        return result.stdout + result.stderr
 
     def _serving(self) -> bool:
         if self.process is None or self.process.poll() is not None:
@@ -198,6 +222,7 @@ class OperatorProcess:
         self.start()
 
     def stop(self) -> None:
+        RUNNING.discard(self)
         if self.process is not None:
             terminate(self.process, grace=15)
         for kind in ("mutatingwebhookconfiguration", "clusterrolebinding", "clusterrole"):

@@ -14,7 +14,7 @@ from rolesanywhere_operator.certificates import (
 from rolesanywhere_operator.spec import parse_binding
 from rolesanywhere_operator.status import Event, Observed
 from rolesanywhere_operator.webhook import build_webhook_configuration, client_config_for
-from rolesanywhere_operator.workloads import template_patch
+from rolesanywhere_operator.workloads import ReportedOnce, missed_template_event, template_patch
 
 
 def binding(certificate: dict, namespace: str = "shop"):
@@ -328,3 +328,17 @@ def test_the_subject_always_carries_the_bindings_namespace_whatever_cn_and_ou_it
     spoof = binding({"issuerRef": {"name": "ca"}, "commonName": "s3-reader.backup",
                      "organizationalUnits": ["backup"]}, namespace="evil")
     assert build_certificate(spoof)["spec"]["subject"]["organizations"] == ["evil"]
+
+
+def test_a_workload_the_webhook_missed_is_reported_once_per_generation_with_the_command_that_fixes_it():
+    web = {"kind": "Deployment", "metadata": {"name": "web", "namespace": "shop", "uid": "u1", "generation": 4,
+                                              "annotations": {"rolesanywhere.dev/binding": "s3-reader"}},
+           "spec": {"template": {"metadata": {}}}}
+    assert template_patch(web) is not None  # not in step: the webhook did not see the change
+    event = missed_template_event(web)
+    assert (event.type, event.reason) == ("Warning", "TemplateNotInStep")
+    assert "kubectl rollout restart deployment/web -n shop" in event.message
+    reported = ReportedOnce()
+    assert reported.add("u1", 4) and not reported.add("u1", 4)  # its status updates are not reported again
+    assert reported.add("u1", 5) and reported.add("u2", 1)
+    assert not reported.add(None, 1)
