@@ -90,7 +90,7 @@ def main(
 
 
 def check(settings: Settings, stdout: TextIO, stderr: TextIO) -> int:
-    path = settings.output_dir / CREDENTIALS_JSON
+    path = settings.credentials_directory / CREDENTIALS_JSON
     try:
         expiration = check_credentials_file(path, now=dt.datetime.now(dt.UTC), min_validity=MIN_VALIDITY)
     except UnusableCredentialsFile as error:
