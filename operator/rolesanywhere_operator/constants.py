@@ -97,11 +97,16 @@ CERTIFICATE_VOLUME = "rolesanywhere-certificate"
 CREDENTIALS_VOLUME = "rolesanywhere-credentials"
 #: Volume holding the CA bundle ConfigMap for the CreateSession endpoint; mounted in the sidecar only.
 CA_BUNDLE_VOLUME = "rolesanywhere-ca-bundle"
+#: In-memory volume for the credentials files with delivery EndpointOnly; mounted in the sidecar only.
+SIDECAR_CREDENTIALS_VOLUME = "rolesanywhere-sidecar-credentials"
 
 #: Where the sidecar sees the certificate Secret.
 CERTIFICATE_MOUNT_PATH = "/etc/rolesanywhere/certificate"
 #: Where the sidecar sees the CA bundle ConfigMap.
 CA_BUNDLE_MOUNT_PATH = "/etc/rolesanywhere/ca"
+#: Where the sidecar writes the credentials files with delivery EndpointOnly (outside every path the
+#: app containers get mounted).
+SIDECAR_CREDENTIALS_MOUNT_PATH = "/var/run/rolesanywhere-sidecar"
 #: Size limit of the in-memory credentials volume (three small files).
 CREDENTIALS_VOLUME_SIZE = "1Mi"
 
@@ -153,8 +158,19 @@ CREDENTIALS_FILE = "credentials"
 DEFAULT_SESSION_DURATION = 3600
 MIN_SESSION_DURATION = 900
 MAX_SESSION_DURATION = 43200
+#: spec.delivery (the default): the app's SDKs use the sidecar's loopback endpoint, and the credentials
+#: files are in the shared volume too, for tools and scripts that only read files.
 DELIVERY_ENDPOINT = "Endpoint"
+#: spec.delivery: the loopback endpoint only. The shared volume holds the token alone; the sidecar keeps
+#: the credentials files (its probe's and its restarts' state) in a volume only it mounts.
+DELIVERY_ENDPOINT_ONLY = "EndpointOnly"
+#: spec.delivery: AWS_SHARED_CREDENTIALS_FILE only. The sidecar writes no token and its endpoint hands
+#: out no credentials (it still answers /healthz, /readyz and /metrics on the loopback).
+DELIVERY_FILE_ONLY = "FileOnly"
+#: The former name of FileOnly, still accepted (and read as FileOnly).
 DELIVERY_FILE = "File"
+DELIVERIES = (DELIVERY_ENDPOINT, DELIVERY_ENDPOINT_ONLY, DELIVERY_FILE_ONLY)
+DELIVERY_ALIASES = {DELIVERY_FILE: DELIVERY_FILE_ONLY}
 DEFAULT_PRIVATE_KEY_ALGORITHM = "ECDSA"
 #: Key size per private key algorithm (ECDSA P-256, RSA 2048).
 PRIVATE_KEY_SIZES = {"ECDSA": 256, "RSA": 2048}

@@ -5,6 +5,10 @@ What a pod gets (and why):
 
 - the certificate Secret, mounted in the sidecar only: the app containers never see the private key;
 - an in-memory emptyDir the sidecar writes credentials to, mounted read-only in the app containers;
+  what it holds depends on spec.delivery: the token and the credentials files (Endpoint), the token
+  only (EndpointOnly: the sidecar writes the credentials files, which its probe and its restarts read,
+  into a second emptyDir only it mounts), or the credentials files only (FileOnly: no token, and the
+  sidecar's endpoint hands out no credentials);
 - the sidecar as a native sidecar (the first init container, `restartPolicy: Always`, with an exec
   startupProbe `rolesanywhere-sidecar check`): kubelet starts the app containers, and any later init
   containers, only once credentials exist, and a Job's pod still completes; the same check as a
@@ -12,7 +16,7 @@ What a pod gets (and why):
   `restricted` Pod Security Standard by itself. (Every supported Kubernetes has native sidecars; the
   operator refuses to start on an older API server, see `unsupported_server`.)
 - in every app container not listed in the skip-containers annotation: the env vars that point the AWS
-  SDKs at the sidecar (or at the credentials file for delivery File), and the region. They come in
+  SDKs at the sidecar (or at the credentials file for delivery FileOnly), and the region. They come in
   groups (credentials, region): a container that sets any variable of a group keeps its own setting
   for the whole group. An admission warning names what in a container would win over the sidecar's
   credentials (static keys, a profile, web identity, envFrom, whose contents cannot be seen here).
@@ -138,6 +142,13 @@ def build_volumes(binding: Binding, settings: Settings) -> list[dict[str, Any]]:
         {"name": c.CERTIFICATE_VOLUME, "secret": {"secretName": binding.secret_name}},
         {"name": c.CREDENTIALS_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": c.CREDENTIALS_VOLUME_SIZE}},
     ]
+    if binding.delivery == c.DELIVERY_ENDPOINT_ONLY:
+        volumes.append(
+            {
+                "name": c.SIDECAR_CREDENTIALS_VOLUME,
+                "emptyDir": {"medium": "Memory", "sizeLimit": c.CREDENTIALS_VOLUME_SIZE},
+            }
+        )
     bundle = _ca_bundle(binding, settings)
     if bundle is not None:
         name, key = bundle
@@ -175,6 +186,10 @@ def build_sidecar_env(binding: Binding, settings: Settings) -> list[dict[str, An
     if https_proxy:
         values.append(("with_proxy", "true"))
     values += [("output_dir", c.CREDENTIALS_MOUNT_PATH), ("port", str(c.SIDECAR_PORT))]
+    if binding.delivery == c.DELIVERY_ENDPOINT_ONLY:
+        values.append(("credentials_dir", c.SIDECAR_CREDENTIALS_MOUNT_PATH))
+    elif binding.delivery == c.DELIVERY_FILE_ONLY:
+        values.append(("no_credentials_endpoint", "true"))
 
     env: list[dict[str, Any]] = [{"name": c.SIDECAR_ENV[key], "value": value} for key, value in values]
     session_name = binding.role_session_name
@@ -222,7 +237,7 @@ def build_app_env(binding: Binding) -> list[list[dict[str, str]]]:
     """What every app container gets, in groups: a container that sets any variable of a group keeps its
     own setting for the whole group (its AWS_REGION is never paired with another AWS_DEFAULT_REGION, its
     own credentials URI with the sidecar's token)."""
-    if binding.delivery == c.DELIVERY_FILE:
+    if binding.delivery == c.DELIVERY_FILE_ONLY:
         credentials = [(c.AWS_SHARED_CREDENTIALS_FILE, f"{c.CREDENTIALS_MOUNT_PATH}/{c.CREDENTIALS_FILE}")]
     else:
         credentials = [
@@ -272,6 +287,8 @@ def _sidecar_mounts(binding: Binding, settings: Settings) -> list[dict[str, Any]
         {"name": c.CERTIFICATE_VOLUME, "mountPath": c.CERTIFICATE_MOUNT_PATH, "readOnly": True},
         {"name": c.CREDENTIALS_VOLUME, "mountPath": c.CREDENTIALS_MOUNT_PATH},
     ]
+    if binding.delivery == c.DELIVERY_ENDPOINT_ONLY:
+        mounts.append({"name": c.SIDECAR_CREDENTIALS_VOLUME, "mountPath": c.SIDECAR_CREDENTIALS_MOUNT_PATH})
     if _ca_bundle(binding, settings) is not None:
         mounts.append({"name": c.CA_BUNDLE_VOLUME, "mountPath": c.CA_BUNDLE_MOUNT_PATH, "readOnly": True})
     return mounts

@@ -145,3 +145,52 @@ def test_api_servers_without_native_sidecars_are_refused_with_one_clear_message(
         "the API server is Kubernetes 1.28; the operator needs 1.29 or later, whose native sidecars "
         "(init containers with restartPolicy Always) give the app credentials before it starts"
     )
+
+
+def _env(container: dict) -> dict:
+    return {e["name"]: e.get("value") for e in container.get("env") or []}
+
+
+def _mounted_at(container: dict, path: str) -> str | None:
+    """The volume under whose mount `path` lies in `container`, if any."""
+    for mount in container.get("volumeMounts") or []:
+        if path == mount["mountPath"] or path.startswith(mount["mountPath"].rstrip("/") + "/"):
+            return mount["name"]
+    return None
+
+
+def test_an_endpoint_only_pods_apps_mount_no_credentials_file_and_the_sidecar_writes_them_where_only_it_sees():
+    """Review finding M4: with EndpointOnly a file-read bug in an app yields no credentials."""
+    case = load_case(TESTDATA / "pods" / "delivery-endpoint-only.yaml")
+    pod = inject_pod(case["pod"], case["binding"], case["settings"]).pod
+    sidecar, *apps = pod["spec"]["initContainers"] + pod["spec"]["containers"]
+    assert sidecar["name"] == c.SIDECAR_CONTAINER
+    sidecar_env = _env(sidecar)
+    credentials_dir = sidecar_env[c.SIDECAR_ENV["credentials_dir"]]
+    shared_dir = sidecar_env[c.SIDECAR_ENV["output_dir"]]
+    private_volume = _mounted_at(sidecar, credentials_dir)
+    assert private_volume is not None, "the sidecar writes the credentials files into a volume of its own"
+    assert _mounted_at(sidecar, shared_dir) == c.CREDENTIALS_VOLUME != private_volume
+    for app in apps:
+        assert all(m["name"] != private_volume for m in app.get("volumeMounts") or []), app["name"]
+        assert _mounted_at(app, f"{credentials_dir}/{c.CREDENTIALS_FILE}") is None
+        # The shared volume it does mount receives only the token (the sidecar's output_dir minus the files).
+        token_file = _env(app)[c.AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE]
+        assert _mounted_at(app, token_file) == c.CREDENTIALS_VOLUME
+        assert c.AWS_SHARED_CREDENTIALS_FILE not in _env(app)
+
+
+@pytest.mark.parametrize("delivery", ["Endpoint", "EndpointOnly", "FileOnly", "File"])
+def test_the_sidecar_is_told_where_each_delivery_puts_the_files_and_whether_to_serve_credentials(delivery):
+    case = load_case(TESTDATA / "pods" / "native-basic.yaml")
+    binding = yaml.safe_load((TESTDATA / "binding.yaml").read_text())
+    binding["spec"]["delivery"] = delivery
+    env = _env(build_sidecar(parse_binding(binding), case["settings"]))
+    credentials_dir = env.get(c.SIDECAR_ENV["credentials_dir"])
+    no_endpoint = env.get(c.SIDECAR_ENV["no_credentials_endpoint"])
+    assert (credentials_dir, no_endpoint) == {
+        "Endpoint": (None, None),
+        "EndpointOnly": (c.SIDECAR_CREDENTIALS_MOUNT_PATH, None),
+        "FileOnly": (None, "true"),
+        "File": (None, "true"),
+    }[delivery]
