@@ -19,9 +19,11 @@ What it must do differently, with no container runtime:
 - the image is ignored: commands run from PATH (the running Python's bin directory first);
 - volumes cannot be mounted, so paths under a container's volumeMounts are rewritten to the local
   directories in env values, command, args, workingDir and probe commands;
-- every pod shares the host's loopback, so the ports the pod's containers declare are remapped to free
+- every pod shares the host's loopback, so the ports the pod's containers listen on are remapped to free
   ports, and env values naming them (`127.0.0.1:PORT`, `localhost:PORT`, or a variable ending in PORT)
-  are rewritten to match;
+  are rewritten to match. Those ports are the declared ones and the values of variables ending in PORT
+  (a loopback listener such as the credentials sidecar's declares none: nothing outside the pod reaches
+  it, so nothing needs to know);
 - processes start with only PATH, HOME (a fresh directory) and `extra_env` from the host, so nothing
   of the host's environment (AWS credentials above all) leaks into a container.
 """
@@ -324,13 +326,16 @@ class PodRunner:
 
     def _declared_ports(self) -> list[int]:
         spec = self.pod["spec"]
-        return sorted(
-            {
-                port["containerPort"]
-                for container in (spec.get("initContainers") or []) + (spec.get("containers") or [])
-                for port in container.get("ports") or []
-            }
-        )
+        containers = (spec.get("initContainers") or []) + (spec.get("containers") or [])
+        declared = {port["containerPort"] for container in containers for port in container.get("ports") or []}
+        named = {
+            int(item["value"])
+            for container in containers
+            for item in container.get("env") or []
+            if item["name"].upper().endswith("PORT") and str(item.get("value", "")).isdigit()
+            and 0 < int(item["value"]) < 65536
+        }
+        return sorted(declared | named)
 
     # --- probes and helpers ------------------------------------------------------------------------
 

@@ -59,6 +59,30 @@ MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 #: Namespace label: `disabled` keeps the webhook away from every pod of the namespace.
 INJECTION_NAMESPACE_LABEL = f"{GROUP}/injection"
 
+# Service meshes. Their proxies start after the sidecar (the first init container), but with Istio CNI or
+# Linkerd CNI (and with Istio's istio-init, which runs before it) the pod's outbound traffic is already
+# redirected to the proxy's port: the sidecar's CreateSession would go nowhere and the pod never start.
+# The webhook therefore excludes the port the sidecar calls out on from the redirect, in the mesh's own
+# annotation, for pods it sees joining a mesh (the hints below, or the proxy container already there).
+
+#: Pod label or annotation (Istio's, set by the user): `true` asks Istio to inject its proxy (the webhook
+#: reads it as a hint that the pod joins an Istio mesh; `false` that it does not).
+ISTIO_INJECT_LABEL = "sidecar.istio.io/inject"
+#: Pod label (Istio's, set by the user): the Istio revision whose proxy the pod gets (a mesh hint).
+ISTIO_REVISION_LABEL = "istio.io/rev"
+#: Pod annotation (Linkerd's, set by the user): `enabled` or `ingress` asks Linkerd to inject its proxy
+#: (the webhook reads it as a hint that the pod joins a Linkerd mesh).
+LINKERD_INJECT_ANNOTATION = "linkerd.io/inject"
+#: Pod annotation (Istio's; the webhook adds to it for Istio pods): comma-separated outbound ports left
+#: out of the redirect to the proxy. The sidecar's outbound port (443, or that of spec.sidecar.endpoint
+#: or of its HTTPS proxy) is added, so every container's traffic to that port bypasses the proxy.
+ISTIO_EXCLUDE_OUTBOUND_PORTS_ANNOTATION = "traffic.sidecar.istio.io/excludeOutboundPorts"
+#: Pod annotation (Linkerd's; the webhook adds to it for Linkerd pods): comma-separated outbound ports
+#: (or ranges) that skip the proxy; the sidecar's outbound port is added, as for Istio.
+LINKERD_SKIP_OUTBOUND_PORTS_ANNOTATION = "config.linkerd.io/skip-outbound-ports"
+ISTIO_PROXY_CONTAINER = "istio-proxy"
+LINKERD_PROXY_CONTAINER = "linkerd-proxy"
+
 #: Namespaces the webhook never touches (besides the operator's own and --webhook-excluded-namespaces,
 #: added at run time).
 EXCLUDED_NAMESPACES = ("kube-system",)
@@ -102,11 +126,16 @@ CERTIFICATE_VOLUME = "rolesanywhere-certificate"
 CREDENTIALS_VOLUME = "rolesanywhere-credentials"
 #: Volume holding the CA bundle ConfigMap for the CreateSession endpoint; mounted in the sidecar only.
 CA_BUNDLE_VOLUME = "rolesanywhere-ca-bundle"
+#: In-memory volume for the credentials files with delivery EndpointOnly; mounted in the sidecar only.
+SIDECAR_CREDENTIALS_VOLUME = "rolesanywhere-sidecar-credentials"
 
 #: Where the sidecar sees the certificate Secret.
 CERTIFICATE_MOUNT_PATH = "/etc/rolesanywhere/certificate"
 #: Where the sidecar sees the CA bundle ConfigMap.
 CA_BUNDLE_MOUNT_PATH = "/etc/rolesanywhere/ca"
+#: Where the sidecar writes the credentials files with delivery EndpointOnly (outside every path the
+#: app containers get mounted).
+SIDECAR_CREDENTIALS_MOUNT_PATH = "/var/run/rolesanywhere-sidecar"
 #: Size limit of the in-memory credentials volume (three small files).
 CREDENTIALS_VOLUME_SIZE = "1Mi"
 
@@ -158,8 +187,19 @@ CREDENTIALS_FILE = "credentials"
 DEFAULT_SESSION_DURATION = 3600
 MIN_SESSION_DURATION = 900
 MAX_SESSION_DURATION = 43200
+#: spec.delivery (the default): the app's SDKs use the sidecar's loopback endpoint, and the credentials
+#: files are in the shared volume too, for tools and scripts that only read files.
 DELIVERY_ENDPOINT = "Endpoint"
+#: spec.delivery: the loopback endpoint only. The shared volume holds the token alone; the sidecar keeps
+#: the credentials files (its probe's and its restarts' state) in a volume only it mounts.
+DELIVERY_ENDPOINT_ONLY = "EndpointOnly"
+#: spec.delivery: AWS_SHARED_CREDENTIALS_FILE only. The sidecar writes no token and its endpoint hands
+#: out no credentials (it still answers /healthz, /readyz and /metrics on the loopback).
+DELIVERY_FILE_ONLY = "FileOnly"
+#: The former name of FileOnly, still accepted (and read as FileOnly).
 DELIVERY_FILE = "File"
+DELIVERIES = (DELIVERY_ENDPOINT, DELIVERY_ENDPOINT_ONLY, DELIVERY_FILE_ONLY)
+DELIVERY_ALIASES = {DELIVERY_FILE: DELIVERY_FILE_ONLY}
 DEFAULT_PRIVATE_KEY_ALGORITHM = "ECDSA"
 #: Key size per private key algorithm (ECDSA P-256, RSA 2048).
 PRIVATE_KEY_SIZES = {"ECDSA": 256, "RSA": 2048}

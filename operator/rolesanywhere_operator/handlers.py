@@ -250,6 +250,7 @@ async def inject(
     except InjectionError as error:
         raise kopf.AdmissionError(str(error), code=400) from error
     if not decision.inject:
+        warnings.extend(decision.warnings)
         return
     assert decision.binding is not None
 

@@ -5,6 +5,10 @@ What a pod gets (and why):
 
 - the certificate Secret, mounted in the sidecar only: the app containers never see the private key;
 - an in-memory emptyDir the sidecar writes credentials to, mounted read-only in the app containers;
+  what it holds depends on spec.delivery: the token and the credentials files (Endpoint), the token
+  only (EndpointOnly: the sidecar writes the credentials files, which its probe and its restarts read,
+  into a second emptyDir only it mounts), or the credentials files only (FileOnly: no token, and the
+  sidecar's endpoint hands out no credentials);
 - the sidecar as a native sidecar (the first init container, `restartPolicy: Always`, with an exec
   startupProbe `rolesanywhere-sidecar check`): kubelet starts the app containers, and any later init
   containers, only once credentials exist, and a Job's pod still completes; the same check as a
@@ -12,14 +16,20 @@ What a pod gets (and why):
   `restricted` Pod Security Standard by itself. (Every supported Kubernetes has native sidecars; the
   operator refuses to start on an older API server, see `unsupported_server`.)
 - in every app container not listed in the skip-containers annotation: the env vars that point the AWS
-  SDKs at the sidecar (or at the credentials file for delivery File), and the region. They come in
+  SDKs at the sidecar (or at the credentials file for delivery FileOnly), and the region. They come in
   groups (credentials, region): a container that sets any variable of a group keeps its own setting
   for the whole group. An admission warning names what in a container would win over the sidecar's
   credentials (static keys, a profile, web identity, envFrom, whose contents cannot be seen here).
 - without a pod fsGroup, the sidecar's group as a supplemental group of the pod (additive; it chowns no
   volume), so app containers running as any user can read the credentials files (mode 0640);
 - the INJECTED_LABEL label and the INJECTED_ANNOTATION marker: a pod carrying the marker is never
-  injected again, so a re-invoked webhook or a re-submitted pod keeps exactly one sidecar.
+  injected again, so a re-invoked webhook or a re-submitted pod keeps exactly one sidecar;
+- for a pod joining an Istio or Linkerd mesh, the sidecar's outbound port excluded from the mesh's
+  redirect (see constants: the proxy starts after the sidecar), with a warning saying so.
+
+Admission warnings also name what weakens the sidecar's isolation: hostNetwork (the endpoint is on the
+node's loopback), shareProcessNamespace (app containers can signal the sidecar), and a container that
+already has the sidecar's name without the marker (the pod is left alone).
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from . import constants as c
 from .settings import Settings
@@ -44,6 +55,8 @@ class Decision:
     inject: bool
     reason: str
     binding: str | None = None
+    #: Admission warnings for a pod left alone that asked for injection.
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass
@@ -66,7 +79,13 @@ def should_inject(pod: dict[str, Any], namespace: str, excluded_namespaces: tupl
     spec = pod.get("spec") or {}
     names = {x.get("name") for x in (spec.get("containers") or []) + (spec.get("initContainers") or [])}
     if c.SIDECAR_CONTAINER in names:
-        return Decision(False, f"already has a container named {c.SIDECAR_CONTAINER}")
+        reason = f"already has a container named {c.SIDECAR_CONTAINER}"
+        # Without the marker this is not a pod injected before: its author asked for a binding and gets none.
+        warning = (
+            f"not injected for binding {binding.strip()!r}: the pod already has a container named "
+            f"{c.SIDECAR_CONTAINER} but not the {c.INJECTED_ANNOTATION} annotation; rename that container"
+        )
+        return Decision(False, reason, warnings=(warning,))
     if not binding.strip():
         raise InjectionError(
             f"should-inject: annotation {c.BINDING_ANNOTATION} is empty; expected the name of a {c.KIND}"
@@ -120,7 +139,23 @@ def inject_pod(pod: dict[str, Any], binding: Binding, settings: Settings) -> Inj
         container if container.get("name") in skip else _with_credentials(container, app_env)
         for container in init_containers
     ]
-    spec_init = [build_sidecar(binding, settings), *spec_init]
+    sidecar = build_sidecar(binding, settings)
+    if spec.get("hostNetwork"):
+        # The sidecar takes the node's loopback port; declared, it becomes a hostPort, so the scheduler
+        # keeps a second such pod off the node instead of letting its sidecar crash-loop on the bind.
+        sidecar["ports"] = [{"name": "credentials", "containerPort": c.SIDECAR_PORT, "protocol": "TCP"}]
+        warnings.append(
+            f"the pod uses hostNetwork: the sidecar's endpoint listens on the node's 127.0.0.1:{c.SIDECAR_PORT}, "
+            "where every host-network process of the node reaches it (credentials still need the token), and "
+            "one such pod per node can run (the port is declared, so it is a hostPort)"
+        )
+    if spec.get("shareProcessNamespace"):
+        warnings.append(
+            "the pod sets shareProcessNamespace: its containers see the sidecar's processes and can signal "
+            "them; the sidecar makes itself undumpable, so only a container with CAP_SYS_PTRACE could read its "
+            "memory or its private key through /proc"
+        )
+    spec_init = [sidecar, *spec_init]
 
     spec["containers"] = spec_containers
     spec["initContainers"] = spec_init
@@ -129,8 +164,71 @@ def inject_pod(pod: dict[str, Any], binding: Binding, settings: Settings) -> Inj
     if security:
         spec["securityContext"] = security
     metadata.setdefault("labels", {})[c.INJECTED_LABEL] = binding.name
-    metadata.setdefault("annotations", {})[c.INJECTED_ANNOTATION] = binding.name
+    annotations = metadata.setdefault("annotations", {})
+    mesh_annotations, mesh_warnings = build_mesh_exclusions(
+        metadata, containers + init_containers, outbound_port(binding, settings)
+    )
+    annotations.update(mesh_annotations)
+    warnings.extend(mesh_warnings)
+    annotations[c.INJECTED_ANNOTATION] = binding.name
     return Injected(pod=pod, warnings=warnings)
+
+
+def outbound_port(binding: Binding, settings: Settings) -> int:
+    """The TCP port the sidecar's CreateSession calls go to: its HTTPS proxy's, else the endpoint's."""
+    target = (
+        binding.sidecar.https_proxy
+        or settings.default_https_proxy
+        or binding.sidecar.endpoint
+        or settings.default_endpoint
+    )
+    if not target:
+        return 443  # the regional endpoints are all HTTPS on the default port
+    parts = urlsplit(target)
+    return parts.port or (80 if parts.scheme == "http" else 443)
+
+
+def build_mesh_exclusions(
+    metadata: dict[str, Any], containers: list[dict[str, Any]], port: int
+) -> tuple[dict[str, str], list[str]]:
+    """The mesh annotations that let the sidecar's outbound `port` bypass the mesh proxy's redirect, and
+    warnings saying what was added; nothing for a pod joining no mesh we know or already excluding it."""
+    labels = metadata.get("labels") or {}
+    annotations = metadata.get("annotations") or {}
+    names = {x.get("name") for x in containers}
+    istio_hint = labels.get(c.ISTIO_INJECT_LABEL, annotations.get(c.ISTIO_INJECT_LABEL))
+    istio = c.ISTIO_PROXY_CONTAINER in names or (
+        str(istio_hint).lower() == "true" or (c.ISTIO_REVISION_LABEL in labels and str(istio_hint).lower() != "false")
+    )
+    linkerd = c.LINKERD_PROXY_CONTAINER in names or annotations.get(c.LINKERD_INJECT_ANNOTATION) in ("enabled", "ingress")
+    added: dict[str, str] = {}
+    warnings: list[str] = []
+    for mesh, present, annotation in (
+        ("Istio", istio, c.ISTIO_EXCLUDE_OUTBOUND_PORTS_ANNOTATION),
+        ("Linkerd", linkerd, c.LINKERD_SKIP_OUTBOUND_PORTS_ANNOTATION),
+    ):
+        if not present:
+            continue
+        merged = _with_port(annotations.get(annotation), port)
+        if merged == annotations.get(annotation):
+            continue
+        added[annotation] = merged
+        warnings.append(
+            f"the pod joins the {mesh} mesh: annotation {annotation} now includes {port}, so the sidecar reaches "
+            f"Roles Anywhere before the mesh proxy runs; every container's outbound traffic to port {port} "
+            "bypasses the proxy"
+        )
+    return added, warnings
+
+
+def _with_port(ports: str | None, port: int) -> str:
+    """A comma-separated port list (items may be ranges such as 4000-4100) that covers `port`."""
+    items = [item.strip() for item in (ports or "").split(",") if item.strip()]
+    for item in items:
+        low, _, high = item.partition("-")
+        if low.isdigit() and (high or low).isdigit() and int(low) <= port <= int(high or low):
+            return ports or ""
+    return ",".join([*items, str(port)])
 
 
 def build_volumes(binding: Binding, settings: Settings) -> list[dict[str, Any]]:
@@ -138,6 +236,13 @@ def build_volumes(binding: Binding, settings: Settings) -> list[dict[str, Any]]:
         {"name": c.CERTIFICATE_VOLUME, "secret": {"secretName": binding.secret_name}},
         {"name": c.CREDENTIALS_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": c.CREDENTIALS_VOLUME_SIZE}},
     ]
+    if binding.delivery == c.DELIVERY_ENDPOINT_ONLY:
+        volumes.append(
+            {
+                "name": c.SIDECAR_CREDENTIALS_VOLUME,
+                "emptyDir": {"medium": "Memory", "sizeLimit": c.CREDENTIALS_VOLUME_SIZE},
+            }
+        )
     bundle = _ca_bundle(binding, settings)
     if bundle is not None:
         name, key = bundle
@@ -175,6 +280,10 @@ def build_sidecar_env(binding: Binding, settings: Settings) -> list[dict[str, An
     if https_proxy:
         values.append(("with_proxy", "true"))
     values += [("output_dir", c.CREDENTIALS_MOUNT_PATH), ("port", str(c.SIDECAR_PORT))]
+    if binding.delivery == c.DELIVERY_ENDPOINT_ONLY:
+        values.append(("credentials_dir", c.SIDECAR_CREDENTIALS_MOUNT_PATH))
+    elif binding.delivery == c.DELIVERY_FILE_ONLY:
+        values.append(("no_credentials_endpoint", "true"))
 
     env: list[dict[str, Any]] = [{"name": c.SIDECAR_ENV[key], "value": value} for key, value in values]
     session_name = binding.role_session_name
@@ -200,7 +309,8 @@ def build_sidecar(binding: Binding, settings: Settings) -> dict[str, Any]:
         "imagePullPolicy": settings.sidecar_image_pull_policy,
         "command": [c.SIDECAR_EXECUTABLE, "serve"],
         "env": build_sidecar_env(binding, settings),
-        "ports": [{"name": "credentials", "containerPort": c.SIDECAR_PORT, "protocol": "TCP"}],
+        # No `ports`: the endpoint is on the pod's loopback, and the probes are exec probes. A declared port
+        # would only invite a mesh's inbound capture to forward it (see inject_pod for hostNetwork pods).
         "resources": _resources(binding, settings),
         "securityContext": _SIDECAR_SECURITY_CONTEXT,
         "volumeMounts": _sidecar_mounts(binding, settings),
@@ -222,7 +332,7 @@ def build_app_env(binding: Binding) -> list[list[dict[str, str]]]:
     """What every app container gets, in groups: a container that sets any variable of a group keeps its
     own setting for the whole group (its AWS_REGION is never paired with another AWS_DEFAULT_REGION, its
     own credentials URI with the sidecar's token)."""
-    if binding.delivery == c.DELIVERY_FILE:
+    if binding.delivery == c.DELIVERY_FILE_ONLY:
         credentials = [(c.AWS_SHARED_CREDENTIALS_FILE, f"{c.CREDENTIALS_MOUNT_PATH}/{c.CREDENTIALS_FILE}")]
     else:
         credentials = [
@@ -272,6 +382,8 @@ def _sidecar_mounts(binding: Binding, settings: Settings) -> list[dict[str, Any]
         {"name": c.CERTIFICATE_VOLUME, "mountPath": c.CERTIFICATE_MOUNT_PATH, "readOnly": True},
         {"name": c.CREDENTIALS_VOLUME, "mountPath": c.CREDENTIALS_MOUNT_PATH},
     ]
+    if binding.delivery == c.DELIVERY_ENDPOINT_ONLY:
+        mounts.append({"name": c.SIDECAR_CREDENTIALS_VOLUME, "mountPath": c.SIDECAR_CREDENTIALS_MOUNT_PATH})
     if _ca_bundle(binding, settings) is not None:
         mounts.append({"name": c.CA_BUNDLE_VOLUME, "mountPath": c.CA_BUNDLE_MOUNT_PATH, "readOnly": True})
     return mounts

@@ -154,6 +154,7 @@ class Binding:
     #: None: no name is sent, and the service uses the certificate's serial (accepted by every profile).
     role_session_name: RoleSessionName | None
     certificate: IssuedCertificate | SecretCertificate
+    #: One of constants.DELIVERIES (a former name already replaced by its current one).
     delivery: str
     sidecar: SidecarOptions
     #: Whether the operator checks the certificate with a real CreateSession (spec.verifyCredentials).
@@ -200,9 +201,12 @@ def parse_binding(body: Mapping[str, Any]) -> Binding:
             f"{c.MAX_SESSION_DURATION}, got {duration!r}"
         )
     delivery = spec.get("delivery", c.DELIVERY_ENDPOINT)
-    if delivery not in (c.DELIVERY_ENDPOINT, c.DELIVERY_FILE):
+    delivery = c.DELIVERY_ALIASES.get(delivery, delivery) if isinstance(delivery, str) else delivery
+    if delivery not in c.DELIVERIES:
+        former = ", ".join(f"{old} (the former name of {new})" for old, new in c.DELIVERY_ALIASES.items())
         raise InvalidBindingError(
-            f"{where}.delivery: expected {c.DELIVERY_ENDPOINT} or {c.DELIVERY_FILE}, got {delivery!r}"
+            f"{where}.delivery: expected one of {', '.join(c.DELIVERIES)} or {former}, "
+            f"got {spec.get('delivery')!r}"
         )
     return Binding(
         name=name,

@@ -17,6 +17,7 @@ from typing import TextIO
 
 from . import settings as settings_module
 from .files import CREDENTIALS_JSON, MIN_VALIDITY, UnusableCredentialsFile, check_credentials_file
+from .hardening import make_undumpable
 from .logs import Redactor, configure, get_logger
 from .settings import Settings, SettingsError
 
@@ -81,13 +82,15 @@ def main(
         return check(settings, stdout, stderr)
     redactor = Redactor()
     configure(settings.log_format, settings.log_level, stderr, redactor)
+    # Both commands read the private key and hold credentials; `check` (the probe) reads neither.
+    make_undumpable()
     if command == "credential-process":
         return credential_process(settings, stdout, stderr)
     return serve(settings, redactor)
 
 
 def check(settings: Settings, stdout: TextIO, stderr: TextIO) -> int:
-    path = settings.output_dir / CREDENTIALS_JSON
+    path = settings.credentials_directory / CREDENTIALS_JSON
     try:
         expiration = check_credentials_file(path, now=dt.datetime.now(dt.UTC), min_validity=MIN_VALIDITY)
     except UnusableCredentialsFile as error:

@@ -78,24 +78,38 @@ def remove_leftover_temporaries(directory: Path) -> list[Path]:
 
 
 class OutputFiles:
-    """The shared directory: `credentials` (INI), `credentials.json` (credential-process JSON), `token`."""
+    """The shared directory (`token`) and the credentials directory (`credentials` (INI) and
+    `credentials.json` (credential-process JSON)); by default one and the same."""
 
-    def __init__(self, directory: Path, *, profile_name: str = "default", mode: int = 0o640) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        profile_name: str = "default",
+        mode: int = 0o640,
+        credentials_directory: Path | None = None,
+    ) -> None:
         self.directory = directory
+        self.credentials_directory = credentials_directory or directory
         self.profile_name = profile_name
         self.mode = mode
 
     def prepare(self) -> list[Path]:
-        """Create the directory if needed and clean up after a killed predecessor."""
-        self.directory.mkdir(parents=True, exist_ok=True, mode=directory_mode(self.mode))
-        return remove_leftover_temporaries(self.directory)
+        """Create the directories if needed and clean up after a killed predecessor."""
+        leftovers: list[Path] = []
+        for directory in dict.fromkeys((self.directory, self.credentials_directory)):
+            directory.mkdir(parents=True, exist_ok=True, mode=directory_mode(self.mode))
+            leftovers += remove_leftover_temporaries(directory)
+        return leftovers
 
     def write_credentials(self, credentials) -> None:
         """Write both credentials files from a protocol `Credentials`."""
         process_json = json.dumps(credentials.to_process_json(), indent=2) + "\n"
-        write_atomically(self.directory / CREDENTIALS_JSON, process_json.encode(), mode=self.mode)
+        write_atomically(self.credentials_directory / CREDENTIALS_JSON, process_json.encode(), mode=self.mode)
         write_atomically(
-            self.directory / CREDENTIALS_INI, credentials.to_ini(self.profile_name).encode(), mode=self.mode
+            self.credentials_directory / CREDENTIALS_INI,
+            credentials.to_ini(self.profile_name).encode(),
+            mode=self.mode,
         )
 
     def read_credentials(self, role_arn: str):
@@ -103,7 +117,7 @@ class OutputFiles:
         from .protocol.credentials import Credentials
 
         try:
-            document = json.loads((self.directory / CREDENTIALS_JSON).read_text())
+            document = json.loads((self.credentials_directory / CREDENTIALS_JSON).read_text())
             return Credentials.from_process_json(document, role_arn=role_arn)
         except (OSError, ValueError, KeyError, TypeError):
             return None

@@ -1,10 +1,16 @@
 """When to fetch credentials, and what to do when fetching fails.
 
 Schedule: after `refresh_fraction` of a session's lifetime, plus or minus 10% of the lifetime drawn
-from an injected random generator, so pods started together spread their calls. With the default
-0.5 an SDK client (which refreshes from the endpoint once its copy has less than 15 minutes left)
-is always offered credentials with half their life ahead, and a 900 s session (the service's
-minimum) is refreshed every 450 s or so: never a loop.
+from an injected random generator, so pods started together spread their calls; but never later than
+SDK_REFRESH_MARGIN_SECONDS before expiry. The SDKs refresh from the endpoint once their copy has less
+than 15 minutes left (advisory) and block every call on a refresh below 10 minutes (botocore's
+mandatory window): credentials refreshed later than 10 minutes before expiry would make each call of
+a short session wait on the endpoint, and be handed the same old credentials. A 3600 s session is
+refreshed after 1440 to 2160 s; a 900 s session (the service's minimum) after 192 to 240 s, so SDKs
+always hold credentials with at least 11 minutes left. The schedule is a point in wall-clock time:
+the wait wakes at least every MAX_WAIT_SECONDS to compare it with the injected clock, because a
+monotonic wait does not advance while the host is suspended (edge and laptop nodes), and a wait
+across a suspend would otherwise end late by the time asleep, serving expired credentials meanwhile.
 
 Failures: exponential backoff with jitter, never longer than a quarter of the time left on the last
 good credentials (so several retries happen before they expire), which keep being served meanwhile.
@@ -29,6 +35,14 @@ from .logs import get_logger
 
 JITTER_OF_LIFETIME = 0.10  # plus or minus this fraction of the lifetime
 MIN_REFRESH_SECONDS = 1.0  # floor for sessions that arrive (nearly) expired, e.g. with a skewed clock
+#: Refresh at least this long before expiry: botocore's mandatory refresh window (600 s) plus a minute,
+#: so no SDK call ever waits on a refresh that would hand it the old credentials again.
+SDK_REFRESH_MARGIN_SECONDS = 660.0
+#: Credentials that arrive with less than the margin left (a clock skewed by minutes) are refreshed no
+#: sooner than this, never in a loop; their SDK clients refresh as often as the SDK does anyway.
+MIN_EARLY_REFRESH_SECONDS = 10.0
+#: The longest single wait: the wall clock is compared with the planned refresh at least this often.
+MAX_WAIT_SECONDS = 60.0
 BACKOFF_BASE_SECONDS = 1.0  # first retry after 0.5 to 1 s
 BACKOFF_CAP_SECONDS = 120.0  # retries never wait longer than this
 THROTTLED_BACKOFF_CAP_SECONDS = 16.0  # nor, after a 429, longer than this
@@ -60,9 +74,13 @@ class FetchFailed(Exception):
 
 def refresh_delay(lifetime_seconds: float, *, fraction: float, rng: random.Random) -> float:
     """Seconds to wait before refreshing credentials that have `lifetime_seconds` left."""
-    share = fraction + rng.uniform(-JITTER_OF_LIFETIME, JITTER_OF_LIFETIME)
-    share = min(max(share, 0.05), 0.95)  # stay inside the lifetime whatever the fraction
-    return max(MIN_REFRESH_SECONDS, lifetime_seconds * share)
+    jitter = rng.uniform(-JITTER_OF_LIFETIME, JITTER_OF_LIFETIME)
+    share = min(max(fraction + jitter, 0.05), 0.95)  # stay inside the lifetime whatever the fraction
+    # The same draw spreads the SDK-safe deadline over its last fifth (80 to 100 % of it), so pods
+    # started together still spread their calls when every one of them is held to the deadline.
+    sdk_safe = (lifetime_seconds - SDK_REFRESH_MARGIN_SECONDS) * (1 - JITTER_OF_LIFETIME + jitter)
+    delay = min(lifetime_seconds * share, max(sdk_safe, MIN_EARLY_REFRESH_SECONDS))
+    return max(MIN_REFRESH_SECONDS, delay)
 
 
 def backoff_delay(
@@ -177,7 +195,16 @@ class Refresher:
     def run(self, stop: threading.Event) -> None:
         """Keep credentials fresh until `stop` is set."""
         while not stop.is_set():
-            stop.wait(self.attempt().delay)
+            self.wait_until(self._now() + dt.timedelta(seconds=self.attempt().delay), stop)
+
+    def wait_until(self, due: dt.datetime, stop: threading.Event) -> None:
+        """Return at `due` by the injected wall clock (or once `stop` is set), waking at least every
+        MAX_WAIT_SECONDS: after a host suspend it returns within a minute of waking up."""
+        while not stop.is_set():
+            remaining = (due - self._now()).total_seconds()
+            if remaining <= 0:
+                return
+            stop.wait(min(remaining, MAX_WAIT_SECONDS))
 
     def run_until_published(self, stop: threading.Event) -> bool:
         """Retry until credentials are published (True), a permanent failure or `stop` (False)."""

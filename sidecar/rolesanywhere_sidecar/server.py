@@ -1,6 +1,7 @@
 """The loopback credentials endpoint that SDKs reach through AWS_CONTAINER_CREDENTIALS_FULL_URI.
 
-GET /v1/credentials  container credentials JSON; only with `Authorization: <token>`, else 401
+GET /v1/credentials  container credentials JSON; only with `Authorization: <token>`, else 401; 404
+                     when the sidecar runs without a token (--no-credentials-endpoint)
 GET /healthz         200 while the process runs
 GET /readyz          200 while the held credentials stay valid for at least MIN_VALIDITY
 GET /metrics         Prometheus text
@@ -57,12 +58,12 @@ class CredentialsServer(ThreadingHTTPServer):
         self,
         port: int,
         *,
-        token: str,
+        token: str | None,
         store: CredentialStore,
         metrics: Metrics,
         now: Callable[[], dt.datetime],
     ) -> None:
-        self.token = token.encode()
+        self.token = None if token is None else token.encode()
         self.store = store
         self.metrics = metrics
         self.now = now
@@ -109,9 +110,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _authorized(self) -> bool:
         presented = self.headers.get("Authorization")
-        return presented is not None and hmac.compare_digest(presented.encode(), self.server.token)
+        token = self.server.token
+        return presented is not None and token is not None and hmac.compare_digest(presented.encode(), token)
 
     def _credentials(self) -> None:
+        if self.server.token is None:
+            self._send_json(
+                404, {"message": "this sidecar hands out no credentials here; read AWS_SHARED_CREDENTIALS_FILE"}
+            )
+            return
         if not self._authorized():
             self._send_json(
                 401, {"message": "missing or wrong Authorization header: send the token file's content"}

@@ -27,7 +27,12 @@ def run(settings: Settings, redactor: Redactor) -> int:
     rng = random.Random()
     metrics = Metrics(utc_now)
     store = CredentialStore()
-    output = OutputFiles(settings.output_dir, profile_name=settings.profile_name, mode=settings.file_mode)
+    output = OutputFiles(
+        settings.output_dir,
+        profile_name=settings.profile_name,
+        mode=settings.file_mode,
+        credentials_directory=settings.credentials_directory,
+    )
     try:
         fetcher = SessionFetcher(settings, now=utc_now, rng=rng, metrics=metrics)
         leftovers = output.prepare()
@@ -46,6 +51,8 @@ def run(settings: Settings, redactor: Redactor) -> int:
             "role_arn": settings.role_arn,
             "endpoint": fetcher.url,
             "output_dir": settings.output_dir,
+            "credentials_dir": settings.credentials_directory,
+            "credentials_endpoint": not settings.no_credentials_endpoint,
         },
     )
 
@@ -78,10 +85,12 @@ def run(settings: Settings, redactor: Redactor) -> int:
             "serving the credentials of the previous run until new ones arrive",
             extra={"access_key_id": previous.access_key_id, "expiration": previous.expiration.isoformat()},
         )
-    token = secrets.token_urlsafe(32)
-    redactor.add(token)
+    # Without the credentials endpoint there is no token: nothing in the pod could use one.
+    token = None if settings.no_credentials_endpoint else secrets.token_urlsafe(32)
     try:
-        output.write_token(token)
+        if token is not None:
+            redactor.add(token)
+            output.write_token(token)
         server = CredentialsServer(settings.port, token=token, store=store, metrics=metrics, now=utc_now)
     except OSError as error:
         log.error("cannot start: %s", error)

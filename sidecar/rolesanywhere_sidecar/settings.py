@@ -240,6 +240,26 @@ class Settings:
         default=Path("/var/run/secrets/rolesanywhere"),
         metadata=about("shared directory receiving credentials, credentials.json and token", _path, WRITE),
     )
+    credentials_dir: Path | None = field(
+        default=None,
+        metadata=about(
+            "directory receiving credentials and credentials.json instead of the output directory, which then "
+            "holds only the token: one the app containers do not mount keeps the files from a file-read bug "
+            "in an app (default: the output directory)",
+            _path,
+            WRITE,
+        ),
+    )
+    no_credentials_endpoint: bool = field(
+        default=False,
+        metadata=about(
+            "hand out no credentials on the loopback endpoint and write no token, for pods that read only the "
+            "credentials file (/healthz, /readyz and /metrics stay)",
+            _switch,
+            SERVE,
+            switch=True,
+        ),
+    )
     profile_name: str = field(
         default="default",
         metadata=about("profile (INI section) name in the credentials file", _profile_name, SERVE),
@@ -285,6 +305,12 @@ class Settings:
             ALL,
         ),
     )
+
+
+    @property
+    def credentials_directory(self) -> Path:
+        """Where credentials and credentials.json go (and where `check` looks)."""
+        return self.credentials_dir or self.output_dir
 
 
 FIELDS: tuple[dataclasses.Field, ...] = dataclasses.fields(Settings)

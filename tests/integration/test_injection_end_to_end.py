@@ -198,6 +198,34 @@ def test_a_profile_that_accepts_session_names_shows_the_pods_name(
         assert caller_arn(runner).endswith(f"/{pod['metadata']['name']}")  # what CloudTrail would show
 
 
+def test_delivery_endpoint_only_gives_the_app_credentials_from_the_endpoint_and_no_credentials_file(
+    cluster, namespace, operator, roles_anywhere, moto_server, rolesanywhere_ca, tmp_path
+):
+    """Review finding M4: whatever the app can read under its mounts holds the token at most, never the
+    credentials; the sidecar's own copy (for its probe and its restarts) is in a volume only it mounts."""
+    bucket = f"private-{uuid.uuid4().hex[:8]}"
+    moto_server.client("s3").create_bucket(Bucket=bucket)
+    ca_issuer(cluster, namespace, rolesanywhere_ca.root)
+    create_binding(cluster, namespace, roles_anywhere, "endpoint-only", delivery="EndpointOnly")
+    verified(cluster, namespace, "endpoint-only", "True")
+    pod = annotated_app(cluster, namespace, moto_server, "endpoint-only-app", "endpoint-only", ["aws", "s3", "ls"])
+    with PodRunner(cluster.bin_dir, cluster.kubeconfig, namespace, pod["metadata"]["name"],
+                   tmp_path / "endpoint-only") as runner:
+        listed = runner.run("app")
+        assert listed.returncode == 0, listed.stderr
+        assert bucket in listed.stdout
+        env = runner.env("app")
+        assert "AWS_CONTAINER_CREDENTIALS_FULL_URI" in env and "AWS_SHARED_CREDENTIALS_FILE" not in env
+        app = next(x for x in runner.pod["spec"]["containers"] if x["name"] == "app")
+        seen = []
+        for mount in app["volumeMounts"]:
+            seen += [p.name for p in runner.local_path("app", mount["mountPath"]).rglob("*") if p.is_file()]
+        assert "token" in seen
+        assert not [name for name in seen if name.startswith("credentials")], seen
+        sidecar_only = runner.local_path("rolesanywhere-sidecar", "/var/run/rolesanywhere-sidecar")
+        assert sorted(p.name for p in sidecar_only.iterdir()) == ["credentials", "credentials.json"]
+
+
 def other_ca_issuer(cluster, namespace: str) -> None:
     untrusted = pki.issue(f"Untrusted CA {uuid.uuid4().hex[:6]}", now=dt.datetime.now(dt.UTC), is_ca=True)
     ca_issuer(cluster, namespace, untrusted, name="other-ca")

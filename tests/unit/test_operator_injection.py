@@ -145,3 +145,143 @@ def test_api_servers_without_native_sidecars_are_refused_with_one_clear_message(
         "the API server is Kubernetes 1.28; the operator needs 1.29 or later, whose native sidecars "
         "(init containers with restartPolicy Always) give the app credentials before it starts"
     )
+
+
+def _env(container: dict) -> dict:
+    return {e["name"]: e.get("value") for e in container.get("env") or []}
+
+
+def _mounted_at(container: dict, path: str) -> str | None:
+    """The volume under whose mount `path` lies in `container`, if any."""
+    for mount in container.get("volumeMounts") or []:
+        if path == mount["mountPath"] or path.startswith(mount["mountPath"].rstrip("/") + "/"):
+            return mount["name"]
+    return None
+
+
+def test_an_endpoint_only_pods_apps_mount_no_credentials_file_and_the_sidecar_writes_them_where_only_it_sees():
+    """Review finding M4: with EndpointOnly a file-read bug in an app yields no credentials."""
+    case = load_case(TESTDATA / "pods" / "delivery-endpoint-only.yaml")
+    pod = inject_pod(case["pod"], case["binding"], case["settings"]).pod
+    sidecar, *apps = pod["spec"]["initContainers"] + pod["spec"]["containers"]
+    assert sidecar["name"] == c.SIDECAR_CONTAINER
+    sidecar_env = _env(sidecar)
+    credentials_dir = sidecar_env[c.SIDECAR_ENV["credentials_dir"]]
+    shared_dir = sidecar_env[c.SIDECAR_ENV["output_dir"]]
+    private_volume = _mounted_at(sidecar, credentials_dir)
+    assert private_volume is not None, "the sidecar writes the credentials files into a volume of its own"
+    assert _mounted_at(sidecar, shared_dir) == c.CREDENTIALS_VOLUME != private_volume
+    for app in apps:
+        assert all(m["name"] != private_volume for m in app.get("volumeMounts") or []), app["name"]
+        assert _mounted_at(app, f"{credentials_dir}/{c.CREDENTIALS_FILE}") is None
+        # The shared volume it does mount receives only the token (the sidecar's output_dir minus the files).
+        token_file = _env(app)[c.AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE]
+        assert _mounted_at(app, token_file) == c.CREDENTIALS_VOLUME
+        assert c.AWS_SHARED_CREDENTIALS_FILE not in _env(app)
+
+
+@pytest.mark.parametrize("delivery", ["Endpoint", "EndpointOnly", "FileOnly", "File"])
+def test_the_sidecar_is_told_where_each_delivery_puts_the_files_and_whether_to_serve_credentials(delivery):
+    case = load_case(TESTDATA / "pods" / "native-basic.yaml")
+    binding = yaml.safe_load((TESTDATA / "binding.yaml").read_text())
+    binding["spec"]["delivery"] = delivery
+    env = _env(build_sidecar(parse_binding(binding), case["settings"]))
+    credentials_dir = env.get(c.SIDECAR_ENV["credentials_dir"])
+    no_endpoint = env.get(c.SIDECAR_ENV["no_credentials_endpoint"])
+    assert (credentials_dir, no_endpoint) == {
+        "Endpoint": (None, None),
+        "EndpointOnly": (c.SIDECAR_CREDENTIALS_MOUNT_PATH, None),
+        "FileOnly": (None, "true"),
+        "File": (None, "true"),
+    }[delivery]
+
+
+def _injected(spec: dict | None = None, metadata: dict | None = None, binding_spec: dict | None = None, **settings):
+    binding = yaml.safe_load((TESTDATA / "binding.yaml").read_text())
+    binding["spec"].update(binding_spec or {})
+    pod = {
+        "metadata": {"name": "web", "annotations": {c.BINDING_ANNOTATION: "s3-reader"}, **(metadata or {})},
+        "spec": {"containers": [{"name": "app", "image": "app:1"}], **(spec or {})},
+    }
+    pod["metadata"]["annotations"] = {c.BINDING_ANNOTATION: "s3-reader", **pod["metadata"]["annotations"]}
+    return inject_pod(pod, parse_binding(binding), Settings(**settings))
+
+
+def _sidecar_of(injected) -> dict:
+    return injected.pod["spec"]["initContainers"][0]
+
+
+def test_the_sidecar_declares_no_port_its_probes_are_exec_probes():
+    """Review finding L3: a declared port is needed by nothing, and becomes a hostPort with hostNetwork."""
+    sidecar = _sidecar_of(_injected())
+    assert "ports" not in sidecar
+    assert "exec" in sidecar["startupProbe"] and "exec" in sidecar["readinessProbe"]
+
+
+def test_a_host_network_pod_is_warned_about_and_its_sidecar_declares_the_port_it_takes_on_the_node():
+    injected = _injected({"hostNetwork": True})
+    [warning] = injected.warnings
+    assert warning.startswith("the pod uses hostNetwork: the sidecar's endpoint listens on the node's 127.0.0.1:9911")
+    assert _sidecar_of(injected)["ports"] == [{"name": "credentials", "containerPort": 9911, "protocol": "TCP"}]
+
+
+def test_a_pod_sharing_its_process_namespace_is_warned_about():
+    """Review finding L4: the sidecar is undumpable, but the apps can still see and signal it."""
+    [warning] = _injected({"shareProcessNamespace": True}).warnings
+    assert warning.startswith("the pod sets shareProcessNamespace: its containers see the sidecar's processes")
+    assert _injected({"shareProcessNamespace": False}).warnings == []
+
+
+def test_a_pod_with_a_container_named_like_the_sidecar_but_no_marker_is_left_alone_with_a_warning():
+    """Review finding L12: it used to be skipped silently while its binding annotation asked for credentials."""
+    pod = annotated({c.BINDING_ANNOTATION: "s3"}, [{"name": c.SIDECAR_CONTAINER}])
+    decision = should_inject(pod, "shop", ())
+    assert not decision.inject
+    expected = (
+        "not injected for binding 's3': the pod already has a container named rolesanywhere-sidecar but not the "
+        "rolesanywhere.dev/injected annotation; rename that container"
+    )
+    assert decision.warnings == (expected,)
+    already = annotated({c.BINDING_ANNOTATION: "s3", c.INJECTED_ANNOTATION: "s3"}, [{"name": c.SIDECAR_CONTAINER}])
+    assert should_inject(already, "shop", ()).warnings == ()
+
+
+ISTIO = c.ISTIO_EXCLUDE_OUTBOUND_PORTS_ANNOTATION
+LINKERD = c.LINKERD_SKIP_OUTBOUND_PORTS_ANNOTATION
+
+
+@pytest.mark.parametrize(
+    "metadata, spec, expected",
+    [
+        ({"labels": {c.ISTIO_INJECT_LABEL: "true"}}, {}, {ISTIO: "443"}),
+        ({"annotations": {c.ISTIO_INJECT_LABEL: "true"}}, {}, {ISTIO: "443"}),
+        ({"labels": {c.ISTIO_REVISION_LABEL: "1-22"}}, {}, {ISTIO: "443"}),
+        ({"labels": {c.ISTIO_REVISION_LABEL: "1-22", c.ISTIO_INJECT_LABEL: "false"}}, {}, {}),
+        ({}, {"initContainers": [{"name": c.ISTIO_PROXY_CONTAINER, "restartPolicy": "Always"}]}, {ISTIO: "443"}),
+        ({"annotations": {ISTIO: "8443, 443"}}, {"containers": [{"name": "app"}, {"name": "istio-proxy"}]}, {}),
+        ({"annotations": {c.LINKERD_INJECT_ANNOTATION: "enabled"}}, {}, {LINKERD: "443"}),
+        ({"annotations": {c.LINKERD_INJECT_ANNOTATION: "disabled"}}, {}, {}),
+        ({"annotations": {LINKERD: "25,587"}}, {"containers": [{"name": "app"}, {"name": "linkerd-proxy"}]},
+         {LINKERD: "25,587,443"}),
+        ({"annotations": {LINKERD: "400-500"}}, {"containers": [{"name": "app"}, {"name": "linkerd-proxy"}]}, {}),
+        ({}, {}, {}),
+    ],
+)
+def test_a_pod_joining_a_mesh_gets_the_sidecars_outbound_port_excluded_from_the_redirect(metadata, spec, expected):
+    """Review finding M7: with the mesh's CNI the redirect exists before the proxy (which starts after the
+    sidecar) runs, so the sidecar's CreateSession must bypass it or the pod never starts."""
+    injected = _injected(spec, metadata)
+    annotations = injected.pod["metadata"]["annotations"]
+    mesh = {k: v for k, v in annotations.items() if k in (ISTIO, LINKERD)}
+    assert mesh == {**{k: v for k, v in (metadata.get("annotations") or {}).items() if k in (ISTIO, LINKERD)},
+                    **expected}
+    mesh_warnings = [w for w in injected.warnings if "mesh" in w]
+    assert len(mesh_warnings) == len(expected)
+
+
+def test_the_excluded_port_is_that_of_the_endpoint_or_of_the_https_proxy_the_sidecar_calls():
+    istio = {"labels": {c.ISTIO_INJECT_LABEL: "true"}}
+    endpoint = _injected(metadata=istio, binding_spec={"sidecar": {"endpoint": "https://ra.internal:8443"}})
+    assert endpoint.pod["metadata"]["annotations"][ISTIO] == "8443"
+    proxied = _injected(metadata=istio, default_https_proxy="http://proxy.corp:3128")
+    assert proxied.pod["metadata"]["annotations"][ISTIO] == "3128"

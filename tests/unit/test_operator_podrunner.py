@@ -53,3 +53,19 @@ def test_paths_under_mounts_and_declared_ports_are_rewritten(tmp_path: Path):
     assert runner._rewrite_ports("ROLESANYWHERE_PORT", "9911") == "40001"
     assert runner._rewrite_ports("REPLICAS", "9911") == "9911"
     assert runner._rewrite_ports("URI", "http://127.0.0.1:99110") == "http://127.0.0.1:99110"
+
+
+def test_ports_are_those_declared_and_those_a_variable_ending_in_port_names(tmp_path: Path):
+    """The credentials sidecar declares no port (it listens on the loopback only), yet two pods run here
+    at once must not share its port."""
+    runner = PodRunner(Path("/unused"), Path("/unused"), "shop", "web", tmp_path)
+    runner.pod = {
+        "spec": {
+            "initContainers": [{"name": "sidecar", "env": [{"name": "ROLESANYWHERE_PORT", "value": "9911"}]}],
+            "containers": [
+                {"name": "app", "ports": [{"containerPort": 8080}],
+                 "env": [{"name": "REPLICAS", "value": "3"}, {"name": "DB_PORT", "value": "$(X)"}]},
+            ],
+        }
+    }
+    assert runner._declared_ports() == [8080, 9911]

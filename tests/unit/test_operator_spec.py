@@ -62,6 +62,13 @@ def test_defaults():
     assert parsed.sidecar == SidecarOptions()
 
 
+@pytest.mark.parametrize(
+    "given, read", [("Endpoint", "Endpoint"), ("EndpointOnly", "EndpointOnly"), ("FileOnly", "FileOnly"), ("File", "FileOnly")]
+)
+def test_every_delivery_is_accepted_and_the_former_name_file_reads_as_file_only(given, read):
+    assert parse_binding(binding(delivery=given)).delivery == read
+
+
 def test_everything_set():
     parsed = parse_binding(
         binding(
@@ -142,7 +149,8 @@ REMOVE = object()
         ("sessionDuration", 899, "spec.sessionDuration: expected seconds from 900 to 43200, got 899"),
         ("sessionDuration", 43201, "spec.sessionDuration: expected seconds from 900 to 43200, got 43201"),
         ("sessionDuration", "3600", "spec.sessionDuration: expected seconds from 900 to 43200, got '3600'"),
-        ("delivery", "Env", "spec.delivery: expected Endpoint or File, got 'Env'"),
+        ("delivery", "Env", "spec.delivery: expected one of Endpoint, EndpointOnly, FileOnly or File (the former name of FileOnly), got 'Env'"),
+        ("delivery", ["File"], "spec.delivery: expected one of Endpoint, EndpointOnly, FileOnly or File (the former name of FileOnly), got ['File']"),
         ("certificate", REMOVE, "spec.certificate: missing; set issuerRef or secretRef"),
         ("certificate.secretRef", {"name": "x"}, "spec.certificate: exactly one of issuerRef and secretRef must be set"),
         ("certificate", {}, "spec.certificate: exactly one of issuerRef and secretRef must be set"),

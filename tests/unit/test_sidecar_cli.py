@@ -104,3 +104,11 @@ def test_a_second_signal_during_shutdown_exits_at_once(tmp_path):
     rest = server.stderr.read()
     assert code in (0, 128 + signal.SIGTERM, 128 + signal.SIGINT)
     assert "race condition" not in rest and "Traceback" not in rest
+
+
+def test_check_reads_the_credentials_directory_when_one_is_set(tmp_path):
+    private = tmp_path / "sidecar-only"
+    private.mkdir()
+    (private / "credentials.json").write_text(json.dumps({"AccessKeyId": "A", "Expiration": "2999-01-01T00:00:00Z"}))
+    code, _, _ = run("check", "--output-dir", str(tmp_path / "shared"), "--credentials-dir", str(private))
+    assert code == 0

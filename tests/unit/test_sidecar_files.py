@@ -156,3 +156,15 @@ def test_the_credentials_of_a_previous_run_are_read_back(tmp_path):
     assert output.read_credentials("arn:aws:iam::123456789012:role/app") == make_credentials()
     (tmp_path / "credentials.json").write_text('{"Version": 1}')
     assert output.read_credentials("arn:aws:iam::123456789012:role/app") is None
+
+
+def test_a_separate_credentials_directory_gets_both_credentials_files_and_the_shared_one_only_the_token(tmp_path):
+    """Delivery EndpointOnly: the app containers mount the shared directory, where only the token is."""
+    shared, private = tmp_path / "shared", tmp_path / "sidecar-only"
+    output = OutputFiles(shared, credentials_directory=private)
+    assert output.prepare() == []
+    output.write_credentials(make_credentials())
+    output.write_token("abc")
+    assert sorted(p.name for p in shared.iterdir()) == ["token"]
+    assert sorted(p.name for p in private.iterdir()) == ["credentials", "credentials.json"]
+    assert output.read_credentials("arn:aws:iam::123456789012:role/app") is not None  # restart continuity

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
 import random
 import threading
@@ -62,6 +63,17 @@ def credentials(clock: Clock, number: int, lifetime: float = 3600) -> Credential
     )
 
 
+class LiveFetch:
+    """Fresh credentials of `lifetime` at every call, dated by the clock at that moment."""
+
+    def __init__(self, clock: Clock, lifetime: float = 3600) -> None:
+        self.clock, self.lifetime, self.calls = clock, lifetime, 0
+
+    def __call__(self):
+        self.calls += 1
+        return credentials(self.clock, self.calls, self.lifetime), {}
+
+
 class ScriptedFetch:
     """Plays back a list of outcomes: Credentials are returned, exceptions raised."""
 
@@ -96,9 +108,25 @@ def test_the_schedule_is_deterministic_for_a_given_random_generator():
 
 def test_a_late_fraction_still_refreshes_before_expiry_and_short_sessions_do_not_loop():
     rng = random.Random(2)
-    assert all(refresh_delay(900, fraction=0.9, rng=rng) <= 0.95 * 900 for _ in range(500))
-    assert min(refresh_delay(900, fraction=0.5, rng=rng) for _ in range(500)) >= 360  # 900 s: ~every 450 s
+    assert all(refresh_delay(7200, fraction=0.9, rng=rng) <= 0.95 * 7200 for _ in range(500))
+    # A 900 s session is held to the SDK-safe deadline (see the next test), and still no loop: ~every 220 s.
+    assert min(refresh_delay(900, fraction=0.5, rng=rng) for _ in range(500)) >= 0.8 * (900 - 660)
     assert refresh_delay(-5, fraction=0.5, rng=rng) == refresher_module.MIN_REFRESH_SECONDS
+    # Credentials arriving with less than the SDK margin left (a skewed clock) are not refetched in a loop.
+    assert refresh_delay(600, fraction=0.5, rng=rng) == refresher_module.MIN_EARLY_REFRESH_SECONDS
+
+
+def test_short_sessions_are_refreshed_before_the_sdks_mandatory_refresh_window_opens():
+    """botocore blocks every call on a refresh once its credentials have less than 600 s left: the sidecar
+    must already hold new ones by then, a minute ahead (review finding L7)."""
+    rng = random.Random(4)
+    for lifetime in (900, 1200, 1800):
+        delays = [refresh_delay(lifetime, fraction=0.5, rng=rng) for _ in range(500)]
+        assert max(delays) <= lifetime - 660
+        assert len({round(d) for d in delays}) > 20, "pods started together still spread out"
+    assert max(refresh_delay(900, fraction=0.5, rng=rng) for _ in range(500)) <= 240
+    # Long sessions keep the fraction's schedule: the deadline is far later.
+    assert max(refresh_delay(3600, fraction=0.5, rng=rng) for _ in range(500)) <= 0.6 * 3600
 
 
 def test_backoff_doubles_with_jitter_up_to_the_cap():
@@ -135,11 +163,12 @@ def test_backoff_retries_several_times_before_the_last_good_credentials_expire()
 
 def test_success_publishes_and_schedules_the_next_refresh(records):
     clock, published = Clock(), []
-    first = credentials(clock, 1, lifetime=1000)
+    # An hour's lifetime: a shorter one (this test had 1000 s) is now held to the SDK-safe deadline.
+    first = credentials(clock, 1, lifetime=3600)
     refresher = make_refresher(ScriptedFetch(first), clock, published)
     attempt = refresher.attempt()
     assert attempt.published and published == [first] and refresher.current is first
-    assert 400 <= attempt.delay <= 600
+    assert 1440 <= attempt.delay <= 2160
     [line] = [r for r in records if r.getMessage() == "credentials refreshed"]
     assert line.access_key_id == "ASIA00000001" and line.certificate_serial == "abc"
 
@@ -236,25 +265,66 @@ def test_run_until_published_returns_after_the_first_success():
     assert len(published) == 1
 
 
-def test_run_keeps_refreshing_until_stopped():
+def test_run_keeps_refreshing_until_stopped_waking_every_minute_in_between():
+    # The refresher now waits in ticks of at most a minute (review finding L6), so the fake event moves
+    # the clock on by each wait, and the schedule shows as the sum of the ticks between two fetches.
     clock, published = Clock(), []
-    fetch = ScriptedFetch(*(credentials(clock, n) for n in range(5)))
-    stop = _NoWaitEvent(stop_after=3)
+    fetch = LiveFetch(clock)
+    stop = _NoWaitEvent(clock, stop_after_fetches=(fetch, 3))
     make_refresher(fetch, clock, published).run(stop)
     assert fetch.calls == 3 and len(published) == 3
-    assert all(1440 <= delay <= 2160 for delay in stop.waited)
+    assert max(stop.waited) <= refresher_module.MAX_WAIT_SECONDS
+    moments = [c.expiration - dt.timedelta(seconds=3600) for c in published]
+    assert all(1440 <= (b - a).total_seconds() <= 2160 for a, b in itertools.pairwise(moments))
+
+
+def test_a_wall_clock_jumped_past_expiry_refreshes_on_the_next_tick():
+    """A host suspend stops the monotonic clock the wait runs on, not the wall clock: after waking up, the
+    refresher sees the planned refresh (and the expiry) passed and fetches within a minute."""
+    clock, published = Clock(), []
+    fetch = LiveFetch(clock)
+    suspend_after = 2
+
+    class Suspending(_NoWaitEvent):
+        def wait(self, timeout=None) -> bool:
+            if len(self.waited) == suspend_after:
+                # The host sleeps for two hours during this wait: only the wall clock moves.
+                clock.advance(2 * 3600)
+                self.waited.append(timeout)
+                self.jumped_at = len(self.waited)
+                return self.is_set()
+            return super().wait(timeout)
+
+    stop = Suspending(clock, stop_after_fetches=(fetch, 2))
+    make_refresher(fetch, clock, published).run(stop)
+    assert fetch.calls == 2, "the tick after the jump refreshed"
+    assert len(stop.waited) == stop.jumped_at, "no further wait between waking up and the refresh"
+    assert published[1].expiration > published[0].expiration + dt.timedelta(hours=2)
 
 
 class _NoWaitEvent(threading.Event):
-    """An Event whose wait() returns at once, recording the delays; sets itself after `stop_after` waits."""
+    """An Event whose wait() returns at once, recording the delays; sets itself after `stop_after` waits,
+    or once `stop_after_fetches` = (fetch, n) made n calls. With a `clock`, each wait moves it on."""
 
-    def __init__(self, stop_after: int | None = None) -> None:
+    def __init__(self, clock: Clock | None = None, stop_after: int | None = None,
+                 stop_after_fetches: tuple[LiveFetch, int] | None = None) -> None:
         super().__init__()
+        self.clock = clock
         self.waited: list[float] = []
         self.stop_after = stop_after
+        self.stop_after_fetches = stop_after_fetches
 
     def wait(self, timeout=None) -> bool:
         self.waited.append(timeout)
+        if self.clock is not None and timeout is not None:
+            self.clock.advance(timeout)
         if self.stop_after is not None and len(self.waited) >= self.stop_after:
             self.set()
         return self.is_set()
+
+    def is_set(self) -> bool:
+        if self.stop_after_fetches is not None:
+            fetch, calls = self.stop_after_fetches
+            if fetch.calls >= calls:
+                return True
+        return super().is_set()

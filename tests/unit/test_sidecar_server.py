@@ -150,3 +150,19 @@ def test_debug_logs_of_requests_hold_neither_token_nor_credentials(server, store
     assert output.count('"message": "request"') == 3
     for secret in (TOKEN, "wrong-token", "server-secret-key", "server-session-token"):
         assert secret not in output
+
+
+def test_without_a_token_the_endpoint_hands_out_no_credentials_but_still_answers_health(clock):
+    """Delivery FileOnly: the sidecar runs with --no-credentials-endpoint and so without a token."""
+    store = CredentialStore()
+    store.set(make_credentials(clock, 3600))
+    instance = CredentialsServer(0, token=None, store=store, metrics=Metrics(clock), now=clock)
+    instance.start()
+    try:
+        for headers in ({}, {"Authorization": ""}, {"Authorization": "None"}):
+            status, body = get(instance, "/v1/credentials", headers)
+            assert status == 404 and b"AWS_SHARED_CREDENTIALS_FILE" in body
+            assert b"server-secret-key" not in body
+        assert get(instance, "/readyz")[0] == 200
+    finally:
+        instance.stop()
