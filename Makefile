@@ -32,6 +32,10 @@ test-lowest: venv ## Install every runtime dependency at its pyproject floor (.v
 test-unit: venv ## Run the unit tests only (no cluster, no binaries)
 	$(PY) -m pytest -m 'not integration'
 
+.PHONY: lock
+lock: ## Regenerate requirements.lock (the image's dependencies, hashed) from pyproject.toml (ARGS=--upgrade)
+	@hack/lock.sh $(ARGS)
+
 .PHONY: demo
 demo: venv tools ## Offline end to end: a pod lists S3 buckets with Roles Anywhere credentials (ARGS=--help)
 	$(PY) hack/demo.py $(ARGS)
