@@ -20,12 +20,21 @@ tools: ## Build the pinned kube-apiserver, etcd, cert-manager, helm, aws_signing
 	@hack/tools.sh build
 
 .PHONY: test
-test: venv tools ## Run the whole suite: unit tests, then integration tests on a local control plane
+test: venv tools ## Run the whole suite: unit tests, then integration tests on a local control plane, then test-lowest
 	$(PY) -m pytest
+	@$(MAKE) --no-print-directory test-lowest
+
+.PHONY: test-lowest
+test-lowest: venv ## Install every runtime dependency at its pyproject floor (.venv-lowest) and run the unit tests there
+	$(PY) hack/lowest_deps.py
 
 .PHONY: test-unit
 test-unit: venv ## Run the unit tests only (no cluster, no binaries)
 	$(PY) -m pytest -m 'not integration'
+
+.PHONY: lock
+lock: ## Regenerate requirements.lock (the image's dependencies, hashed) from pyproject.toml (ARGS=--upgrade)
+	@hack/lock.sh $(ARGS)
 
 .PHONY: demo
 demo: venv tools ## Offline end to end: a pod lists S3 buckets with Roles Anywhere credentials (ARGS=--help)

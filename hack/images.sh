@@ -41,7 +41,8 @@ recipe() { declare -f "$@"; }
 
 # The project's files the Dockerfile copies (tracked and untracked, not ignored) and their contents.
 source_key() {
-  (cd "$repo" && git ls-files -z -c -o --exclude-standard -- Dockerfile .dockerignore pyproject.toml README.md operator sidecar \
+  (cd "$repo" && git ls-files -z -c -o --exclude-standard -- Dockerfile .dockerignore pyproject.toml README.md \
+    requirements.lock requirements-build.lock operator sidecar \
     | sort -z | xargs -0 sha256sum) | key
 }
 

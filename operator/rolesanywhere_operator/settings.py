@@ -15,7 +15,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .spec import NAMESPACE_MAX_LENGTH, NAMESPACE_PATTERN, key_problem, name_problem
+from .spec import (
+    NAMESPACE_MAX_LENGTH,
+    NAMESPACE_PATTERN,
+    key_problem,
+    name_problem,
+    proxy_problem,
+    resources_problem,
+)
 
 ENV_PREFIX = "ROLESANYWHERE_OPERATOR_"
 
@@ -77,9 +84,20 @@ def _resources(text: str) -> str:
         value = json.loads(text)
     except ValueError:
         raise ValueError(f'expected JSON like {{"requests": {{"cpu": "10m"}}}}, got {text!r}') from None
-    if not isinstance(value, dict) or set(value) - {"requests", "limits"}:
-        raise ValueError(f"expected a JSON object with requests and/or limits, got {text!r}")
+    problem = resources_problem(value)
+    if problem:
+        field, why = problem
+        raise ValueError(f"{field}: {why}" if field else f"expected a JSON object with requests and/or limits, got {text!r}")
     return json.dumps(value, sort_keys=True)
+
+
+def _proxy(text: str) -> str | None:
+    if not text.strip():
+        return None
+    problem = proxy_problem(text.strip())
+    if problem:
+        raise ValueError(problem)
+    return text.strip()
 
 
 def _config_map_key(text: str) -> tuple[str, str] | None:
@@ -146,7 +164,7 @@ class Settings:
         _config_map_key,
     )
     default_https_proxy: str | None = setting(
-        None, "HTTPS proxy for the sidecar, for bindings that set none", _optional_text
+        None, "HTTPS proxy for the sidecar, for bindings that set none (no user:password@ in it)", _proxy
     )
     default_no_proxy: str | None = setting(None, "NO_PROXY for the sidecar, for bindings that set none", _optional_text)
     # --- The admission webhook ---

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import kopf
@@ -44,6 +45,75 @@ BINDING_NAME_MAX_LENGTH = 63
 KEY_PATTERN = r"^\.?[-_a-zA-Z0-9][-._a-zA-Z0-9]*$"
 #: Longest ConfigMap or Secret key.
 KEY_MAX_LENGTH = 253
+
+
+#: The CreateSession endpoint (the CRD's pattern for spec.sidecar.endpoint); plain http:// only with
+#: spec.sidecar.allowInsecureEndpoint, since the response carries the session's secret key.
+ENDPOINT_PATTERN = r"^https?://[^\s/]+(/.*)?$"
+#: A proxy URL with credentials in it (user:password@), which the sidecar's env would show to anyone who
+#: can read the pod (the CRD's CEL rule for spec.sidecar.proxy.httpsProxy refuses the same).
+PROXY_CREDENTIALS_PATTERN = r"^([^:/]+://)?[^/]*@"
+
+#: A resource quantity as the API server takes one, without a sign (requests and limits cannot be
+#: negative); the CRD's pattern for spec.sidecar.resources.
+QUANTITY_PATTERN = (
+    r"^(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+)
+#: What the sidecar's requests and limits may name (the CRD's rule for spec.sidecar.resources).
+SIDECAR_RESOURCE_NAMES = ("cpu", "memory", "ephemeral-storage")
+_QUANTITY_SUFFIXES = {
+    "": Decimal(1), "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "k": Decimal("1e3"),
+    "M": Decimal("1e6"), "G": Decimal("1e9"), "T": Decimal("1e12"), "P": Decimal("1e15"), "E": Decimal("1e18"),
+    **{f"{p}i": Decimal(1024) ** n for n, p in enumerate("KMGTPE", 1)},
+}
+
+
+def quantity(value: object) -> Decimal:
+    """The amount in a resource quantity such as 10m, 64Mi, 1e3 or 2; ValueError when it is not one."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return Decimal(value)
+    if not isinstance(value, str) or not re.fullmatch(QUANTITY_PATTERN, value):
+        raise ValueError(f"expected a quantity such as 10m, 64Mi or 1, got {value!r}")
+    number, suffix = re.fullmatch(r"([0-9.]+)(.*)", value).groups()
+    if re.fullmatch(r"[eE][-+]?[0-9.]+", suffix):  # an exponent; "E" alone is exa
+        return Decimal(number) * Decimal(10) ** Decimal(suffix[1:])
+    return Decimal(number) * _QUANTITY_SUFFIXES[suffix]
+
+
+def resources_problem(value: object) -> tuple[str, str] | None:
+    """Why `value` is not a sidecar's `resources` the API server takes: (the field under it, why); None if it is."""
+    if not isinstance(value, Mapping) or set(value) - {"requests", "limits"}:
+        return "", f"expected requests and/or limits, got {value!r}"
+    amounts: dict[str, dict[str, Decimal]] = {}
+    for group in ("requests", "limits"):
+        entries = value.get(group) or {}
+        if not isinstance(entries, Mapping):
+            return group, f"expected a map of {', '.join(SIDECAR_RESOURCE_NAMES)} to quantities, got {entries!r}"
+        for name, amount in entries.items():
+            if name not in SIDECAR_RESOURCE_NAMES:
+                return f"{group}.{name}", f"expected one of {', '.join(SIDECAR_RESOURCE_NAMES)}"
+            try:
+                amounts.setdefault(group, {})[name] = quantity(amount)
+            except ValueError as error:
+                return f"{group}.{name}", str(error)
+    for name, request in amounts.get("requests", {}).items():
+        limit = amounts.get("limits", {}).get(name)
+        if limit is not None and request > limit:
+            why = (f"{value['requests'][name]!r} is more than limits.{name} ({value['limits'][name]!r}), "
+                   "which the API server refuses for every pod")
+            return f"requests.{name}", why
+    return None
+
+
+def proxy_problem(value: object) -> str | None:
+    """Why `value` cannot be the sidecar's HTTPS_PROXY; None when it can."""
+    if not isinstance(value, str) or not value.strip():
+        return f"expected a proxy URL such as http://proxy.example:3128, got {value!r}"
+    if re.match(PROXY_CREDENTIALS_PATTERN, value):
+        return ("holds credentials (user:password@), which anyone who can read an injected pod would see in its "
+                "env; give the URL without them and let the proxy admit the sidecar's pods another way "
+                "(e.g. by source address)")
+    return None
 
 
 #: A Go duration as cert-manager takes it (the CRD's pattern for duration and renewBefore).
@@ -366,8 +436,15 @@ def _durations(certificate: Mapping[str, Any], where: str) -> tuple[str, str | N
 
 def _sidecar(sidecar: Mapping[str, Any], where: str) -> SidecarOptions:
     endpoint = sidecar.get("endpoint")
-    if endpoint is not None and not re.fullmatch(r"https?://[^\s/]+(/.*)?", endpoint):
+    if endpoint is not None and not (isinstance(endpoint, str) and re.fullmatch(ENDPOINT_PATTERN, endpoint)):
         raise InvalidBindingError(f"{where}.endpoint: expected an http:// or https:// URL, got {endpoint!r}")
+    insecure = _boolean(sidecar, "allowInsecureEndpoint", False, where)
+    if endpoint is not None and endpoint.startswith("http://") and not insecure:
+        raise InvalidBindingError(
+            f"{where}.endpoint: {endpoint!r} is plain http, which would carry the session's secret key in clear; "
+            "use https:// (with spec.sidecar.caBundle for a private CA), or set spec.sidecar.allowInsecureEndpoint: "
+            "true for a test endpoint"
+        )
     bundle = sidecar.get("caBundle")
     ca_bundle = None
     if bundle is not None:
@@ -378,10 +455,20 @@ def _sidecar(sidecar: Mapping[str, Any], where: str) -> SidecarOptions:
             _checked_key(bundle, "key", f"{where}.caBundle")
         ca_bundle = CABundle(bundle["configMapName"], bundle.get("key", c.DEFAULT_CA_BUNDLE_KEY))
     proxy = sidecar.get("proxy") or {}
+    if proxy.get("httpsProxy") is not None:
+        problem = proxy_problem(proxy["httpsProxy"])
+        if problem:
+            raise InvalidBindingError(f"{where}.proxy.httpsProxy: {problem}")
+    resources = sidecar.get("resources")
+    if resources is not None:
+        problem = resources_problem(resources)
+        if problem:
+            field, why = problem
+            raise InvalidBindingError(f"{where}.resources{'.' if field else ''}{field}: {why}")
     return SidecarOptions(
         endpoint=endpoint,
         ca_bundle=ca_bundle,
         https_proxy=proxy.get("httpsProxy"),
         no_proxy=proxy.get("noProxy"),
-        resources=sidecar.get("resources"),
+        resources=resources,
     )

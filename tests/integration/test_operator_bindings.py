@@ -11,6 +11,7 @@ import pytest
 from cryptography import x509
 from localcluster import pki
 from localcluster.controlplane import wait_for
+from rolesanywhere_operator.spec import parse_binding
 from support.operator_harness import (
     EXAMPLE_ARNS,
     EXAMPLE_PROFILE,
@@ -116,6 +117,28 @@ REJECTED = [
         ["spec.certificate.commonName: Too long"],
     ),
     (
+        "plain http endpoint without the opt-in",
+        {"sidecar": {"endpoint": "http://ra.internal:8080"}},
+        ["spec.sidecar.endpoint: Invalid value", "set spec.sidecar.allowInsecureEndpoint: true"],
+    ),
+    (
+        "proxy URL with credentials",
+        {"sidecar": {"proxy": {"httpsProxy": "http://svc:pw@proxy:3128"}}},
+        ["spec.sidecar.proxy.httpsProxy: Invalid value", "holds credentials (user:password@)"],
+    ),
+    (
+        "sidecar resources that are not quantities",
+        {"sidecar": {"resources": {"requests": {"cpu": "lots", "bogus": 1}, "limits": {"memory": -1}}}},
+        ["spec.sidecar.resources.requests.cpu: Invalid value", "spec.sidecar.resources.requests: Invalid value",
+         "expected cpu, memory or ephemeral-storage", "spec.sidecar.resources.limits: Invalid value",
+         "a quantity cannot be negative"],
+    ),
+    (
+        "sidecar request above its limit",
+        {"sidecar": {"resources": {"requests": {"memory": "128Mi"}, "limits": {"memory": "64Mi"}}}},
+        ["spec.sidecar.resources: Invalid value", "each request must be at most its limit"],
+    ),
+    (
         "neither issuerRef nor secretRef",
         {"certificate": {}},
         ["spec.certificate: Invalid value", "exactly one of spec.certificate.issuerRef and spec.certificate.secretRef"],
@@ -166,11 +189,19 @@ def test_a_binding_without_a_duration_gets_a_24h_certificate(cluster, namespace,
     assert json.loads(certificate)["spec"]["duration"] == "24h"
 
 
-def test_a_valid_binding_passes_the_same_validation(cluster):
+@pytest.mark.parametrize("spec", [
+    {},
+    {"sidecar": {"endpoint": "http://ra.internal:8080", "allowInsecureEndpoint": True,
+                 "proxy": {"httpsProxy": "http://proxy:3128/path@x"},
+                 "resources": {"requests": {"cpu": "10m", "memory": 33554432}, "limits": {"memory": "0.5Gi"}}}},
+], ids=["minimal", "sidecar options"])
+def test_a_valid_binding_passes_the_same_validation(cluster, spec):
     install_crd(cluster)
     manifest = binding("valid", **EXAMPLE_ARNS)
+    manifest["spec"].update(spec)
     result = cluster.kubectl("create", "--dry-run=server", "-n", "default", "-f", "-", input=json.dumps(manifest))
     assert "created (server dry run)" in result.stdout
+    parse_binding({**manifest, "metadata": {"name": "valid", "namespace": "default"}})  # the operator agrees
 
 
 def test_a_binding_with_a_ca_issuer_becomes_ready_and_kubectl_shows_it(cluster, namespace, operator):

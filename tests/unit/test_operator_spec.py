@@ -186,6 +186,27 @@ REMOVE = object()
         ("certificate.issuerRef", {"name": "a" * 254}, "spec.certificate.issuerRef.name: expected a Kubernetes name of at most 253"),
         ("sidecar", {"caBundle": {"configMapName": "Corp_CA"}}, "spec.sidecar.caBundle.configMapName: expected a Kubernetes name"),
         ("sidecar", {"caBundle": {"configMapName": "ca", "key": "a/b"}}, "spec.sidecar.caBundle.key: expected a key"),
+        # Transport: no clear-text CreateSession unless asked for, no proxy credentials in every pod's spec.
+        ("sidecar", {"endpoint": "http://ra.internal:8080"},
+         "spec.sidecar.endpoint: 'http://ra.internal:8080' is plain http, which would carry the session's secret key"),
+        ("sidecar", {"endpoint": "http://ra.internal:8080", "allowInsecureEndpoint": False},
+         "or set spec.sidecar.allowInsecureEndpoint: true for a test endpoint"),
+        ("sidecar", {"endpoint": "http://x", "allowInsecureEndpoint": "yes"},
+         "spec.sidecar.allowInsecureEndpoint: expected true or false, got 'yes'"),
+        ("sidecar", {"proxy": {"httpsProxy": "http://svc:pw@proxy:3128"}},
+         "spec.sidecar.proxy.httpsProxy: holds credentials (user:password@)"),
+        ("sidecar", {"proxy": {"httpsProxy": "svc@proxy:3128"}}, "spec.sidecar.proxy.httpsProxy: holds credentials"),
+        # Resources the API server would refuse in every injected pod.
+        ("sidecar.resources", {"requests": {"cpu": "lots"}},
+         "spec.sidecar.resources.requests.cpu: expected a quantity such as 10m, 64Mi or 1, got 'lots'"),
+        ("sidecar.resources", {"limits": {"memory": -1}}, "spec.sidecar.resources.limits.memory: expected a quantity"),
+        ("sidecar.resources", {"limits": {"memory": "64MB"}}, "spec.sidecar.resources.limits.memory: expected a quantity"),
+        ("sidecar.resources", {"requests": {"bogus": 1}},
+         "spec.sidecar.resources.requests.bogus: expected one of cpu, memory, ephemeral-storage"),
+        ("sidecar.resources", {"requests": "10m"}, "spec.sidecar.resources.requests: expected a map of cpu"),
+        ("sidecar.resources", {"claims": []}, "spec.sidecar.resources: expected requests and/or limits"),
+        ("sidecar.resources", {"requests": {"memory": "0.1Gi"}, "limits": {"memory": "64Mi"}},
+         "spec.sidecar.resources.requests.memory: '0.1Gi' is more than limits.memory ('64Mi')"),
     ],
 )
 def test_invalid_specs_name_the_field(path, value, message):
@@ -230,6 +251,46 @@ def test_configmap_and_secret_keys_are_accepted(key):
 @pytest.mark.parametrize("key", ["", ".", "..", "..x", "../x", "a/b", "a b", "x" * 254, None])
 def test_anything_but_a_configmap_or_secret_key_is_refused(key):
     assert spec_module.key_problem(key) is not None
+
+
+@pytest.mark.parametrize("sidecar", [
+    {"endpoint": "http://ra.internal:8080", "allowInsecureEndpoint": True},
+    {"endpoint": "https://ra.internal:8443", "allowInsecureEndpoint": False},
+    {"proxy": {"httpsProxy": "http://proxy:3128/path@x"}},
+    {"resources": {"requests": {"cpu": "10m", "memory": 33554432, "ephemeral-storage": "1e9"},
+                   "limits": {"cpu": "1", "memory": "32Mi", "ephemeral-storage": "1G"}}},
+    {"resources": {"requests": {"cpu": ".5"}}},
+], ids=["http opted in", "https", "@ in the path", "every resource", "request alone"])
+def test_sidecar_options_the_api_server_takes_are_accepted(sidecar):
+    assert parse_binding(binding(sidecar=sidecar)).sidecar.resources == sidecar.get("resources")
+
+
+@pytest.mark.parametrize(("text", "amount"), [
+    ("10m", "0.01"), ("64Mi", 64 * 2**20), ("1.5G", "1.5e9"), ("2", 2), (3, 3), (".5", "0.5"), ("1e3", 1000),
+    ("1E", "1e18"), ("2Ei", 2 * 2**60), ("100u", "0.0001"), ("7n", "7e-9"), ("1k", 1000),
+])
+def test_quantities_read_as_the_api_server_reads_them(text, amount):
+    assert spec_module.quantity(text) == spec_module.Decimal(amount)
+
+
+def test_crd_sidecar_rules_equal_the_operators():
+    crd = yaml.safe_load((REPO / "crds" / "rolesanywherebindings.rolesanywhere.dev.yaml").read_text())
+    (version,) = crd["spec"]["versions"]
+    sidecar = version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["sidecar"]
+    props = sidecar["properties"]
+    assert props["endpoint"]["pattern"] == spec_module.ENDPOINT_PATTERN
+    assert props["allowInsecureEndpoint"] == {**props["allowInsecureEndpoint"], "type": "boolean", "default": False}
+    assert "!self.endpoint.startsWith('http://')" in sidecar["x-kubernetes-validations"][0]["rule"]
+    (proxy_rule,) = props["proxy"]["properties"]["httpsProxy"]["x-kubernetes-validations"]
+    assert proxy_rule["rule"] == f"!self.matches('{spec_module.PROXY_CREDENTIALS_PATTERN}')"
+    assert proxy_rule["message"] == spec_module.proxy_problem("http://u:p@proxy")
+    names = "[" + ", ".join(f"'{n}'" for n in spec_module.SIDECAR_RESOURCE_NAMES) + "]"
+    for group in ("requests", "limits"):
+        schema = props["resources"]["properties"][group]
+        assert schema["additionalProperties"]["pattern"] == spec_module.QUANTITY_PATTERN
+        assert schema["additionalProperties"]["x-kubernetes-int-or-string"] is True
+        assert schema["maxProperties"] == len(spec_module.SIDECAR_RESOURCE_NAMES)
+        assert schema["x-kubernetes-validations"][0]["rule"] == f"self.all(k, k in {names})"
 
 
 def test_crd_name_and_key_patterns_equal_the_operators():
@@ -308,3 +369,12 @@ def test_crd_and_policy_hold_cert_managers_limits_as_the_constants_declare():
     (validation,) = policy["spec"]["validations"]
     assert validation["expression"].endswith(f"<= {c.MAX_COMMON_NAME_LENGTH}")
     assert f"the {c.MAX_COMMON_NAME_LENGTH} characters" in validation["messageExpression"]
+
+
+def test_the_charts_kube_version_is_the_floor_the_operator_starts_on():
+    # One floor: the operator refuses older API servers (injection.unsupported_server), and the CRD's CEL
+    # (reason, fieldPath, the quantity library) needs no newer one.
+    chart = yaml.safe_load((REPO / "charts" / "rolesanywhere-operator" / "Chart.yaml").read_text())
+    major, minor = c.NATIVE_SIDECAR_MIN_VERSION
+    # "-0" admits the pre-release suffixes of managed clusters' versions (v1.29.3-eks-...), as helm documents.
+    assert chart["kubeVersion"] == f">={major}.{minor}.0-0"
