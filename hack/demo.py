@@ -60,6 +60,7 @@ from support.operator_harness import (
     binding,
     deployment,
     grant_secret_read,
+    sidecar_endpoint,
 )
 
 NAMESPACE = "rolesanywhere-demo"
@@ -308,7 +309,7 @@ def create_binding(demo: Demo) -> None:
     # with the binding's key, so the demo's namespace is one the admin lists in secretAccess.namespaces.
     grant_secret_read(demo.plane, NAMESPACE)
     demo.console.note(f"the operator may read Secrets in {NAMESPACE} only (RoleBinding {SECRET_READER_ROLE})")
-    demo.apply(binding(BINDING, issuer=CA_ISSUER, sidecar={"endpoint": demo.emulator.url}, **demo.arns))
+    demo.apply(binding(BINDING, issuer=CA_ISSUER, sidecar=sidecar_endpoint(demo.emulator.url), **demo.arns))
     demo.console.note(f"RolesAnywhereBinding {BINDING}: role {ROLE_NAME}, certificate from Issuer {CA_ISSUER}")
     demo.console.doing("waiting for cert-manager to issue the workload certificate and the binding to be Ready")
     status = wait_ready(demo, "rolesanywherebinding", BINDING)

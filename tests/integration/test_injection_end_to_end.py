@@ -32,6 +32,7 @@ from support.operator_harness import (
     deployment,
     grant_secret_read,
     pods,
+    sidecar_endpoint,
 )
 
 TIMEOUT = 60
@@ -89,7 +90,7 @@ def create_binding(cluster, namespace, ra, name: str, *, profile: str = "default
     grant_secret_read(cluster, namespace)  # the verification signs with the binding's key
     cluster.apply(
         binding(name, **arns(ra, profile, spec.pop("role_arn", None)), issuer=issuer, sessionDuration=900,
-                sidecar={"endpoint": ra["emulator"].url}, **spec),
+                sidecar=sidecar_endpoint(ra["emulator"].url), **spec),
         namespace,
     )
 
@@ -268,7 +269,8 @@ def test_the_generated_trust_policy_admits_its_binding_and_refuses_another(
     )
     policy = json.loads(printed.stdout)
     (statement,) = policy["Statement"]
-    assert statement["Condition"]["StringEquals"] == {"aws:PrincipalTag/x509Subject/CN": f"pinned.{namespace}"}
+    assert statement["Condition"]["StringEquals"] == {"aws:PrincipalTag/x509Subject/CN": f"pinned.{namespace}",
+                                                      "aws:PrincipalTag/x509Subject/O": namespace}
     assert statement["Condition"]["ArnEquals"] == {"aws:SourceArn": roles_anywhere["trust_anchor_arn"]}
     # moto's own AssumeRole also checks its caller, the emulator's IAM user, against the trust policy.
     statement["Principal"]["AWS"] = moto_server.emulator_user.arn
@@ -302,7 +304,7 @@ def test_a_certificate_the_trust_anchors_crl_revokes_is_refused(
     crl.write_bytes(pki.revocation_list(rolesanywhere_ca.root, int(serial, 16)).public_bytes(serialization.Encoding.PEM))
     revoking = roles_anywhere["start"](crls=[str(crl)])  # the same trust anchor, now with the CRL imported
     cluster.kubectl("patch", "rab", "revoked", "-n", namespace, "--type=merge",
-                    "-p", json.dumps({"spec": {"sidecar": {"endpoint": revoking.url}}}))
+                    "-p", json.dumps({"spec": {"sidecar": sidecar_endpoint(revoking.url)}}))
     refused = verified(cluster, namespace, "revoked", "False")
     assert refused["reason"] == "CreateSessionRefused"
     assert "AccessDeniedException: Untrusted Signing Certificate" in refused["message"]

@@ -273,6 +273,12 @@ def ca_issuer(cluster, namespace: str, ca: pki.Issued, name: str = "ca") -> None
     )
 
 
+def sidecar_endpoint(url: str) -> dict:
+    """spec.sidecar for a test's CreateSession endpoint: the emulator serves plain http, which a binding
+    must allow explicitly."""
+    return {"endpoint": url, **({"allowInsecureEndpoint": True} if url.startswith("http://") else {})}
+
+
 def binding(
     name: str, *, trust_anchor_arn: str, profile_arn: str, role_arn: str, issuer: str = "ca", **spec
 ) -> dict:
