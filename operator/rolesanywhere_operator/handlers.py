@@ -94,7 +94,13 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: lo
         await _ensure_peering(kube, ours.peering)
     owner = await _webhook_owner(kube, ours.webhook_owner_cluster_role)
 
+    configuration_path = path(
+        "admissionregistration.k8s.io/v1", "mutatingwebhookconfigurations", None, ours.webhook_configuration
+    )
+    served: dict[str, Any] = {}
+
     async def register(client_config: dict[str, Any]) -> None:
+        served["client_config"] = client_config
         configuration = build_webhook_configuration(
             ours.webhook_configuration,
             client_config,
@@ -102,13 +108,28 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: lo
             excluded_namespaces=memo.excluded_namespaces,
             owner=owner,
         )
-        await kube.apply(
-            path("admissionregistration.k8s.io/v1", "mutatingwebhookconfigurations", None, ours.webhook_configuration),
-            configuration,
-        )
+        await kube.apply(configuration_path, configuration)
         logger.info("webhook configuration %s points at %s", ours.webhook_configuration,
                     client_config.get("url") or client_config.get("service"))
 
+    async def keep_registered() -> None:
+        """Level-triggered: a deleted (or edited) webhook configuration is applied again within one resync
+        interval; without it, opted-in pods would start uninjected."""
+        while True:
+            await asyncio.sleep(ours.resync_interval)
+            if "client_config" not in served:
+                continue
+            try:
+                missing = await kube.get(configuration_path) is None
+                await register(served["client_config"])
+            except ApiError as error:
+                logger.warning("cannot keep webhook configuration %s: %s", ours.webhook_configuration, error)
+                continue
+            if missing:
+                logger.warning("webhook configuration %s was missing (deleted?); created it again",
+                               ours.webhook_configuration)
+
+    memo.keep_registered = asyncio.create_task(keep_registered())
     memo.reported_workloads = ReportedOnce()
     memo.bindings = BindingCache(kube, logger)
     memo.binding_cache = asyncio.create_task(memo.bindings.run())
@@ -153,7 +174,8 @@ async def _webhook_owner(kube: Kube, cluster_role: str | None) -> dict[str, Any]
 
 @kopf.on.cleanup(registry=registry)
 async def close(memo: kopf.Memo, **_: Any) -> None:
-    for task in (getattr(memo, "resync", None), getattr(memo, "binding_cache", None)):
+    for task in (getattr(memo, "resync", None), getattr(memo, "binding_cache", None),
+                 getattr(memo, "keep_registered", None)):
         if task is not None:
             task.cancel()
     kube = getattr(memo, "kube", None)

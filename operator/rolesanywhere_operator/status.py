@@ -172,14 +172,14 @@ def _credentials_verdict(observed: Observed, certificate: CertificateInfo | None
             "the operator makes no CreateSession for this binding (spec.verifyCredentials or the operator's "
             "--verify-credentials is off)",
         )
-    if certificate is None:
-        return _Verdict("Unknown", "WaitingForCertificate", "verified once the certificate is ready")
     if not observed.secret_readable:
         return _Verdict(
             "Unknown", SECRET_NOT_READABLE,
             f"the CreateSession is signed with the binding's key, and the operator may not read its Secret; "
             f"{SECRET_ACCESS_HINT}, or set spec.verifyCredentials: false",
         )
+    if certificate is None:
+        return _Verdict("Unknown", "WaitingForCertificate", "verified once the certificate is ready")
     record = observed.verification
     # An unknown serial (the Certificate's request is gone) takes the record's: the call read it from the Secret.
     serial = certificate.serial_number or (record.serial_number if record else "")

@@ -172,6 +172,22 @@ def test_pods_in_kube_system_are_never_touched(cluster, operator):
         cluster.kubectl("delete", "pod", name, "-n", "kube-system", "--wait=false")
 
 
+def test_a_deleted_webhook_configuration_is_registered_again_within_one_resync(cluster, namespace, s3_reader,
+                                                                             operator):
+    before = cluster.get("mutatingwebhookconfiguration", operator.webhook_configuration)["metadata"]["uid"]
+    cluster.kubectl("delete", "mutatingwebhookconfiguration", operator.webhook_configuration)
+
+    def registered_again() -> bool:
+        found = cluster.kubectl("get", "mutatingwebhookconfiguration", operator.webhook_configuration, "-o", "json",
+                                check=False)
+        return found.returncode == 0 and json.loads(found.stdout)["metadata"]["uid"] != before
+
+    wait_for(registered_again, timeout=TIMEOUT, what="the webhook configuration created again (resync 2 s)")
+    cluster.kubectl("run", "after-deletion", "-n", namespace, "--image=app:1",
+                    "--annotations=rolesanywhere.dev/binding=s3-reader", OPT_IN)
+    assert_injected(cluster.get("pod", "after-deletion", namespace), app="after-deletion")
+
+
 def test_a_renewed_webhook_certificate_is_served_and_its_ca_registered(cluster, namespace, s3_reader, operator):
     def registered_ca() -> bytes:
         configuration = cluster.get("mutatingwebhookconfiguration", operator.webhook_configuration)
