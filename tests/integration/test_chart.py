@@ -124,6 +124,11 @@ def test_every_option_reaches_the_operator(helm):
                                             "group": "cert-manager.io"}
     assert not any(d["kind"] == "Issuer" for d in documents)  # no self-signed CA with an issuerRef
     assert env["ROLESANYWHERE_OPERATOR_ALLOWED_CLUSTER_ISSUERS"] == "corporate-issuer"
+    (policy,) = [d for d in documents if d["kind"] == "NetworkPolicy"]
+    assert policy["spec"]["ingress"] == [{"ports": [{"port": "webhook", "protocol": "TCP"}],
+                                          "from": [{"ipBlock": {"cidr": "10.0.0.0/24"}}]},
+                                         {"ports": [{"port": "health", "protocol": "TCP"}]}]
+    assert policy["spec"]["podSelector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
     readers = [d for d in documents if d["kind"] == "RoleBinding"]
     assert sorted(d["metadata"]["namespace"] for d in readers) == ["default", "kube-public"]
     assert {d["roleRef"]["name"] for d in readers} == {"rao-secret-reader"}
@@ -201,6 +206,13 @@ def test_the_schema_takes_namespace_names_as_the_operator_does():
     schema = json.loads((CHART / "values.schema.json").read_text())
     items = schema["properties"]["webhook"]["properties"]["excludedNamespaces"]["items"]
     assert (items["pattern"], items["maxLength"]) == (spec.NAMESPACE_PATTERN, spec.NAMESPACE_MAX_LENGTH)
+
+
+def test_a_network_policy_without_peers_is_refused_saying_what_to_set(helm):
+    assert not any(d["kind"] == "NetworkPolicy" for d in helm.template("-n", "rao-system"))  # off by default
+    result = helm("template", "rao", str(CHART), "--kube-version", KUBE_VERSION, "--set", "networkPolicy.enabled=true",
+                  check=False)
+    assert result.returncode != 0 and "networkPolicy.webhookFrom: expected the NetworkPolicy peers" in result.stderr
 
 
 def test_one_replica_gets_no_disruption_budget_that_would_block_every_drain(helm):
