@@ -38,6 +38,9 @@ BINDING = (c.GROUP, c.VERSION, c.PLURAL)
 RETRY_DELAY = 5
 #: Verification calls that may be made at once before the rate applies (e.g. at start-up).
 VERIFY_BURST = 5
+#: Seconds the webhook waits for a binding it has not cached, well inside its own timeout (webhook.py), so a
+#: slow API server yields this webhook's error rather than the API server's generic one.
+ADMISSION_READ_TIMEOUT_SECONDS = 5.0
 #: Seconds after which the API server ends each of kopf's watch requests (kopf then starts a new one).
 WATCH_SERVER_TIMEOUT = 120
 
@@ -279,11 +282,17 @@ async def inject(
     found, source = memo.bindings.get(namespace, decision.binding), "the watch cache"
     try:
         if found is None:  # created a moment ago, or not at all
-            found = await memo.kube.get(binding_path(namespace, decision.binding), namespace=namespace)
+            found = await memo.kube.get(binding_path(namespace, decision.binding), namespace=namespace,
+                                        timeout=ADMISSION_READ_TIMEOUT_SECONDS)
             source = "the API server"
     except ApiError as error:
         raise kopf.AdmissionError(
             f"resolve: cannot read {c.KIND} {decision.binding!r} in namespace {namespace!r}: {error}", code=500
+        ) from error
+    except TimeoutError as error:
+        raise kopf.AdmissionError(
+            f"resolve: the API server did not answer for {c.KIND} {decision.binding!r} in namespace {namespace!r} "
+            f"within {ADMISSION_READ_TIMEOUT_SECONDS:g}s", code=500,
         ) from error
     if found is None:
         raise kopf.AdmissionError(

@@ -71,6 +71,10 @@ def binding_path(namespace: str, name: str | None = None, subresource: str | Non
     return path(c.API_VERSION, c.PLURAL, namespace, name, subresource)
 
 
+#: Seconds an API request may take before it fails (the webhook passes less: it answers within its own).
+REQUEST_TIMEOUT_SECONDS = 30.0
+
+
 class Kube:
     def __init__(self, api: aio_client.ApiClient) -> None:
         self._api = api
@@ -99,6 +103,7 @@ class Kube:
         query: dict[str, str] | None = None,
         body: Any = None,
         content_type: str = "application/json",
+        timeout: float = REQUEST_TIMEOUT_SECONDS,
     ) -> Any:
         headers = {"Accept": "application/json", "Content-Type": content_type}
         method_, url, headers, body_, _ = await self._api.param_serialize(
@@ -109,7 +114,7 @@ class Kube:
             body=body,
             auth_settings=["BearerToken"],
         )
-        response = await self._api.call_api(method_, url, header_params=headers, body=body_, _request_timeout=30)
+        response = await self._api.call_api(method_, url, header_params=headers, body=body_, _request_timeout=timeout)
         raw = await response.read()
         if response.status >= 400:
             try:
@@ -119,13 +124,15 @@ class Kube:
             raise ApiError(method, api_path, response.status, message)
         return json.loads(raw) if raw else None
 
-    async def get(self, api_path: str, *, namespace: str | None = None) -> dict[str, Any] | None:
+    async def get(
+        self, api_path: str, *, namespace: str | None = None, timeout: float = REQUEST_TIMEOUT_SECONDS
+    ) -> dict[str, Any] | None:
         """The object, or None when it does not exist.
 
         With `namespace`, an object found outside it is refused (ApiError), never returned.
         """
         try:
-            found = await self.request("GET", api_path)
+            found = await self.request("GET", api_path, timeout=timeout)
         except ApiError as error:
             if error.status == 404:
                 return None
