@@ -41,6 +41,9 @@ from .verification import Endpoint, Verification, Verifier, due
 
 #: The API server's status for a request RBAC refuses.
 FORBIDDEN = 403
+#: Statuses with which the API server refuses an object itself (invalid, or denied by an admission webhook or
+#: policy): applying it again unchanged cannot succeed.
+REFUSED_STATUSES = frozenset({400, 403, 422})
 
 PostEvent = Callable[[Mapping[str, Any], Event], None]
 Clock = Callable[[], dt.datetime]
@@ -64,6 +67,8 @@ class Reconciler:
     _locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
     _waiting: set[tuple[str, str]] = field(default_factory=set)
     _verified: dict[tuple[str, str], Verification] = field(default_factory=dict)
+    # The API server's refusal of a binding's Certificate, by binding, with the generation it was for.
+    _refused: dict[tuple[str, str], tuple[int, str]] = field(default_factory=dict)
 
     async def reconcile(self, body: Mapping[str, Any]) -> None:
         """Create or update the binding's Certificate, then refresh its status."""
@@ -73,7 +78,7 @@ class Reconciler:
         except InvalidBindingError:
             binding = None
         if binding is not None and self._may_issue(binding):
-            await self._apply_certificate(binding)
+            await self._apply_certificate(binding, body["metadata"].get("generation", 0))
         await self.refresh(namespace, name)
 
     def _may_issue(self, binding: Binding) -> bool:
@@ -84,12 +89,28 @@ class Reconciler:
         return not (issuer.group == c.CERT_MANAGER_GROUP and issuer.kind == "ClusterIssuer"
                     and not self.settings.cluster_issuer_allowed(issuer.name))
 
-    async def _apply_certificate(self, binding: Binding) -> None:
-        await self.kube.apply(
-            path(f"{c.CERT_MANAGER_GROUP}/{c.CERT_MANAGER_VERSION}", c.CERTIFICATES, binding.namespace,
-                 c.certificate_name(binding.name)),
-            build_certificate(binding),
-        )
+    async def _apply_certificate(self, binding: Binding, generation: int) -> bool:
+        """Apply the binding's Certificate. One the API server refuses (cert-manager's webhook, a cluster
+        policy) is remembered with the server's message, which the status shows, instead of raised into
+        kopf's retries; False then."""
+        key = (binding.namespace, binding.name)
+        try:
+            await self.kube.apply(
+                path(f"{c.CERT_MANAGER_GROUP}/{c.CERT_MANAGER_VERSION}", c.CERTIFICATES, binding.namespace,
+                     c.certificate_name(binding.name)),
+                build_certificate(binding),
+            )
+        except ApiError as error:
+            if error.status not in REFUSED_STATUSES:
+                raise
+            self._refused[key] = (generation, error.message)
+            return False
+        self._refused.pop(key, None)
+        return True
+
+    def _refusal(self, binding: Binding, generation: int) -> str | None:
+        refused = self._refused.get((binding.namespace, binding.name))
+        return refused[1] if refused and refused[0] == generation else None
 
     async def refresh(self, namespace: str, name: str) -> None:
         """Recompute and write the binding's status from what exists now; post Events on transitions.
@@ -127,12 +148,13 @@ class Reconciler:
         else:
             observed = await self.observe(binding, generation)
             # Level-triggered: a missing Certificate is applied at the next refresh (its deletion event, or
-            # the periodic resync), not only when kopf hands over a change of the binding.
+            # the periodic resync), not only when kopf hands over a change of the binding; one the API server
+            # refused is tried again too (a policy may have changed), its refusal shown meanwhile.
             if certificate_missing(binding, body, observed) and self._may_issue(binding):
-                await self._apply_certificate(binding)
-                recreated = missing_certificate_event(binding, body, observed)
-                if recreated is not None:
-                    self.post_event(body, recreated)
+                if await self._apply_certificate(binding, generation):
+                    recreated = missing_certificate_event(binding, body, observed)
+                    if recreated is not None:
+                        self.post_event(body, recreated)
                 observed = await self.observe(binding, generation)
             if self.verifier is not None and binding.verify_credentials:
                 record, readable = await self._verification(binding, observed, previous)
@@ -174,7 +196,8 @@ class Reconciler:
         )
         return Observed(
             generation=generation, certificate=certificate, issuer_found=await self._issuer_found(binding, certificate),
-            issued_pem=await self._issued_pem(binding, certificate), pods=pods, missed=missed,
+            issued_pem=await self._issued_pem(binding, certificate), certificate_refused=self._refusal(binding, generation),
+            pods=pods, missed=missed,
         )
 
     async def _issued_pem(self, binding: Binding, certificate: Mapping[str, Any] | None) -> bytes | None:

@@ -4,7 +4,8 @@ Conditions:
 
 - CertificateReady: the certificate the sidecars present exists, is complete and is valid now. Reasons:
   Issued (cert-manager issued it), SecretValid (secretRef), CertificatePending (cert-manager is working
-  on it), IssuerNotFound, ClusterIssuerNotAllowed, CertificateFailed, SecretMissing, SecretKeysMissing,
+  on it), IssuerNotFound, ClusterIssuerNotAllowed, CertificateRefused (the API server refused the
+  Certificate: cert-manager's webhook or a cluster policy; the message is the server's), CertificateFailed, SecretMissing, SecretKeysMissing,
   CertificateInvalid, CertificateExpired, CertificateNotYetValid, InvalidSpec; Unknown: SecretNotReadable
   (a secretRef Secret the operator may not read: pods still get it, the operator cannot check it).
 - CredentialsVerified: whether Roles Anywhere accepted a CreateSession the operator made with the
@@ -51,6 +52,7 @@ ACTIONABLE = frozenset(
         "CertificateNotYetValid",
         "InvalidSpec",
         "ClusterIssuerNotAllowed",
+        "CertificateRefused",
         verification.SESSION_NAME_NOT_ACCEPTED,
         verification.REFUSED,
         verification.CERTIFICATE_UNUSABLE,
@@ -93,6 +95,8 @@ class Observed:
     secret: Mapping[str, Any] | None = None
     #: False when the API refused the operator the binding's Secret (no RoleBinding in that namespace).
     secret_readable: bool = True
+    #: The API server's message refusing the binding's Certificate (cert-manager's webhook, a policy).
+    certificate_refused: str | None = None
     #: The ClusterIssuer named by an issuerRef binding is not in the operator's allowlist.
     cluster_issuer_refused: bool = False
     pods: Sequence[Mapping[str, Any]] = ()
@@ -310,6 +314,12 @@ def _issued_verdict(binding: Binding, observed: Observed, issued: _Verdict) -> _
             "False", "ClusterIssuerNotAllowed",
             f"ClusterIssuer {issuer.name} is not one the operator lets bindings use (--allowed-cluster-issuers, "
             "chart value clusterIssuers.allowed); use a namespaced Issuer or ask a cluster admin to allow it",
+        )
+    if observed.certificate_refused:
+        return _Verdict(
+            "False", "CertificateRefused",
+            f"the API server refused Certificate {certificate_name}: {observed.certificate_refused}; change the "
+            "binding's spec.certificate",
         )
     if observed.issuer_found is False:
         where = "" if issuer.kind == "ClusterIssuer" else f" in namespace {binding.namespace}"

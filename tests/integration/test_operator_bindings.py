@@ -347,3 +347,52 @@ def test_the_crd_in_crds_is_what_the_cluster_serves(cluster):
     assert (names["kind"], names["shortNames"], served["spec"]["scope"]) == (
         "RolesAnywhereBinding", ["rab"], "Namespaced"
     )
+
+
+def test_a_certificate_the_api_server_refuses_is_shown_with_its_message_and_applied_once_allowed(
+    cluster, namespace, operator
+):
+    # A cluster policy (as a cluster's own Kyverno or OpenShift rules would) refusing this namespace's
+    # Certificates: the binding says so with the server's message, not an endless retry with no status.
+    name = f"refuse-{namespace}"[:63]
+    policy = {
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": name},
+        "spec": {"failurePolicy": "Fail",
+                 "matchConstraints": {"resourceRules": [{"apiGroups": ["cert-manager.io"], "apiVersions": ["v1"],
+                                                         "operations": ["CREATE", "UPDATE"],
+                                                         "resources": ["certificates"]}]},
+                 "validations": [{"expression": "false", "message": "certificates need the security team's OK"}]},
+    }
+    policy_binding = {
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": name},
+        "spec": {"policyName": name, "validationActions": ["Deny"],
+                 "matchResources": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}}},
+    }
+    cluster.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
+                                                         "items": [policy, policy_binding]}))
+    try:
+        ca_issuer(cluster, namespace, pki.issue("shop CA", now=dt.datetime.now(dt.UTC), is_ca=True))
+
+        def refused() -> bool:  # the policy takes a moment to be enforced; until then it may be let through
+            result = cluster.kubectl("create", "-n", namespace, "-f", "-", check=False, input=json.dumps({
+                "apiVersion": "cert-manager.io/v1", "kind": "Certificate", "metadata": {"name": "probe"},
+                "spec": {"secretName": "probe", "commonName": "probe", "issuerRef": {"name": "ca"}}}))
+            if result.returncode == 0:
+                cluster.kubectl("delete", "certificate", "probe", "-n", namespace)
+            return result.returncode != 0
+
+        wait_for(refused, timeout=TIMEOUT, what="the policy to be enforced")
+        cluster.apply(binding("guarded", **EXAMPLE_ARNS), namespace)
+        status = wait_until_ready(cluster, namespace, "guarded", reason="CertificateRefused")
+        message = condition(status, "Ready")["message"]
+        assert "the API server refused Certificate rolesanywhere-guarded" in message
+        assert "certificates need the security team's OK" in message
+        wait_for(lambda: ("Warning", "CertificateRefused", message) in events_for(cluster, namespace, "guarded"),
+                 timeout=TIMEOUT, what="the CertificateRefused Event")
+    finally:
+        cluster.kubectl("delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", name,
+                        "--ignore-not-found")
+    # Level-triggered: once the policy is gone, a resync applies the Certificate.
+    wait_until_ready(cluster, namespace, "guarded")

@@ -338,3 +338,12 @@ def test_an_issued_certificate_comes_from_the_certificate_request_not_the_secret
     assert status["conditions"][1]["reason"] == "CertificateExpired"
     pending, _ = compute_status(binding(), Observed(generation=3, certificate=certificate("False")), None, NOW)
     assert pending["conditions"][1]["reason"] == "CertificatePending"
+
+
+def test_a_certificate_the_api_server_refused_shows_the_servers_message():
+    observed = Observed(generation=3, certificate_refused="admission webhook denied the request: no")
+    status, events = compute_status(binding(), observed, None, NOW)
+    ready = status["conditions"][0]
+    assert (ready["status"], ready["reason"]) == ("False", "CertificateRefused")
+    assert "admission webhook denied the request: no" in ready["message"]
+    assert [e.reason for e in events] == ["CertificateRefused"]
