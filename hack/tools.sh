@@ -42,7 +42,10 @@ pinned() { awk -v m="$1" '$1 == "require" && $2 == m { print $3 } $1 == m && $2 
 # tool_key MODULE_DIR BUILDER: the wrapper module and the builder's own source
 # (which holds the packages and ldflags), so editing another part of this script rebuilds nothing.
 tool_key() {
+  # cert-manager's tool holds its webhook too, built from a second wrapper module.
   { cat "$tools_dir/$1"/go.mod "$tools_dir/$1"/go.sum "$tools_dir/$1"/*.go 2>/dev/null
+    [[ "$1" == cert-manager ]] && cat "$tools_dir/cert-manager-webhook"/go.mod "$tools_dir/cert-manager-webhook"/go.sum \
+      "$tools_dir/cert-manager-webhook"/*.go
     declare -f "$2" pinned kube_ldflags; } | sha256sum | cut -c1-16
 }
 
@@ -88,6 +91,8 @@ build_kubernetes_node() {
 
 build_cert_manager() {
   (cd "$tools_dir/cert-manager" && CGO_ENABLED=0 go build -p 2 -trimpath -ldflags "-s -w" -o "$1/cert-manager-controller" .)
+  download cert-manager-webhook
+  (cd "$tools_dir/cert-manager-webhook" && CGO_ENABLED=0 go build -p 2 -trimpath -ldflags "-s -w" -o "$1/cert-manager-webhook" .)
 }
 
 build_helm() {

@@ -1,4 +1,5 @@
-"""Start and stop etcd, kube-apiserver, kube-controller-manager and cert-manager on 127.0.0.1.
+"""Start and stop etcd, kube-apiserver, kube-controller-manager and cert-manager (controller and webhook)
+on 127.0.0.1.
 
 All state (certificates, etcd data, logs, the admin kubeconfig and the pids)
 lives in one directory. Starting again in the same directory first stops what a
@@ -24,7 +25,10 @@ from pathlib import Path
 
 from . import pki
 
-COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "cert-manager-controller")
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "cert-manager-controller", "cert-manager-webhook")
+#: The webhook configurations through which the API server has cert-manager's webhook validate and default
+#: cert-manager's resources, as cert-manager's chart registers them.
+CERT_MANAGER_WEBHOOK_CONFIGURATION = "cert-manager-webhook"
 SERVICE_CIDR = "10.0.0.0/24"
 CERT_MANAGER_NAMESPACE = "cert-manager"
 
@@ -156,7 +160,18 @@ class ControlPlane:
                         f"--cluster-resource-namespace={CERT_MANAGER_NAMESPACE}",
                     ],
                 )
+                ports.update({"cert-manager-webhook": free_port(), "cert-manager-webhook-healthz": free_port()})
+                pids["cert-manager-webhook"] = self._spawn("cert-manager-webhook", [
+                    f"--kubeconfig={self.kubeconfig}",
+                    f"--secure-port={ports['cert-manager-webhook']}",
+                    f"--healthz-port={ports['cert-manager-webhook-healthz']}",
+                    f"--tls-cert-file={self.pki_dir / 'cert-manager-webhook.crt'}",
+                    f"--tls-private-key-file={self.pki_dir / 'cert-manager-webhook.key'}",
+                ])
                 self._write_state(ports, pids)
+                self._wait_http(f"http://127.0.0.1:{ports['cert-manager-webhook-healthz']}/healthz",
+                                "cert-manager-webhook", timeout)
+                self._register_cert_manager_webhook(ports["cert-manager-webhook"])
             # The service-account controller creating "default" proves kube-controller-manager works;
             # pods cannot be created in a namespace before it has.
             wait_for(
@@ -286,6 +301,9 @@ class ControlPlane:
             pki.issue("kube-apiserver-kubelet-client", now=now, issuer=ca, client=True).write(
                 self.pki_dir, "apiserver-kubelet-client"
             )
+        pki.issue("cert-manager-webhook", now=now, issuer=ca, server=True, ip_addresses=("127.0.0.1",)).write(
+            self.pki_dir, "cert-manager-webhook"
+        )
         pki.write_rsa_keypair(self.pki_dir / "sa.key", self.pki_dir / "sa.pub")
 
     def _write_kubeconfig(self, port: int) -> None:
@@ -306,6 +324,34 @@ class ControlPlane:
         self.kubectl("wait", "--for=condition=Established", f"--timeout={int(timeout)}s",
                      *[f"crd/{f.name.split('_', 1)[1].removesuffix('.yaml')}.cert-manager.io" for f in files])
         self.kubectl("create", "namespace", CERT_MANAGER_NAMESPACE, check=False)
+
+    def _register_cert_manager_webhook(self, port: int) -> None:
+        """Point the API server at cert-manager's webhook for cert-manager's resources, as its chart does:
+        every create and update is validated (and created ones defaulted) by cert-manager's own code."""
+        ca_bundle = base64.b64encode((self.pki_dir / "ca.crt").read_bytes()).decode()
+
+        def webhook(path: str, operations: list[str]) -> dict:
+            return {
+                "name": "webhook.cert-manager.io",
+                "clientConfig": {"url": f"https://127.0.0.1:{port}{path}", "caBundle": ca_bundle},
+                "rules": [{"apiGroups": ["cert-manager.io", "acme.cert-manager.io"], "apiVersions": ["v1"],
+                           "operations": operations, "resources": ["*/*"]}],
+                "namespaceSelector": {"matchExpressions": [
+                    {"key": "cert-manager.io/disable-validation", "operator": "NotIn", "values": ["true"]}]},
+                "admissionReviewVersions": ["v1"], "matchPolicy": "Equivalent", "sideEffects": "None",
+                "failurePolicy": "Fail", "timeoutSeconds": 30,
+            }
+
+        configurations = [
+            {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+             "metadata": {"name": CERT_MANAGER_WEBHOOK_CONFIGURATION},
+             "webhooks": [webhook("/validate", ["CREATE", "UPDATE"])]},
+            {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+             "metadata": {"name": CERT_MANAGER_WEBHOOK_CONFIGURATION},
+             "webhooks": [webhook("/mutate", ["CREATE"])]},
+        ]
+        self.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-",
+                     input=json.dumps({"apiVersion": "v1", "kind": "List", "items": configurations}))
 
     def _spawn(self, name: str, args: list[str]) -> int:
         with open(self.log_dir / f"{name}.log", "ab") as log:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import kopf
@@ -45,8 +46,30 @@ ADMISSION_READ_TIMEOUT_SECONDS = 5.0
 WATCH_SERVER_TIMEOUT = 120
 
 
-def _post_event(body: Any, event: Event) -> None:
-    kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+#: Events posted outside kopf's handlers (the resync task), kept until sent, so none is garbage-collected.
+_posting: set[asyncio.Task[None]] = set()
+
+
+def _event_poster(kube: Kube, logger: logging.Logger) -> Callable[[Any, Event], None]:
+    """Post through kopf inside its handlers; elsewhere (the periodic resync) kopf's event queue does not
+    exist in the task's context (kopf.event raises LookupError, which once ended the resync for good), so
+    the operator posts the Event itself."""
+
+    async def post(body: Any, event: Event) -> None:
+        try:
+            await kube.post_event(body, event.type, event.reason, event.message)
+        except ApiError as error:
+            logger.warning("could not post Event %s %s: %s", event.reason, event.message, error)
+
+    def post_event(body: Any, event: Event) -> None:
+        try:
+            kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+        except LookupError:
+            task = asyncio.get_running_loop().create_task(post(body, event))
+            _posting.add(task)
+            task.add_done_callback(_posting.discard)
+
+    return post_event
 
 
 # --- Start-up -------------------------------------------------------------------------------------
@@ -83,7 +106,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: lo
         if ours.verify_credentials
         else None
     )
-    memo.reconciler = Reconciler(kube=kube, post_event=_post_event, verifier=verifier, settings=ours)
+    memo.reconciler = Reconciler(kube=kube, post_event=_event_poster(kube, logger), verifier=verifier,
+                                 settings=ours)
     unsupported = unsupported_server(await kube.server_version())  # cli.main said so already, if it could ask
     if unsupported:
         raise kopf.PermanentError(unsupported)

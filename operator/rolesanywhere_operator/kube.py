@@ -7,9 +7,10 @@ TLS and kubeconfig handling come from kubernetes.aio.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -197,6 +198,21 @@ class Kube:
         except ApiError as error:
             if error.status != 404:
                 raise
+
+    async def post_event(self, involved: Mapping[str, Any], type: str, reason: str, message: str) -> None:
+        """A core/v1 Event about `involved` (an object's body), as kubectl describe shows them."""
+        metadata = involved.get("metadata") or {}
+        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        await self.request("POST", path("v1", "events", metadata.get("namespace")), body={
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"generateName": f"{metadata.get('name', 'object')}.", "namespace": metadata.get("namespace")},
+            "involvedObject": {"apiVersion": involved.get("apiVersion"), "kind": involved.get("kind"),
+                               "name": metadata.get("name"), "namespace": metadata.get("namespace"),
+                               "uid": metadata.get("uid")},
+            "type": type, "reason": reason, "message": message[:1024],
+            "source": {"component": c.OPERATOR_NAME}, "reportingComponent": c.OPERATOR_NAME,
+            "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+        })
 
     async def server_version(self) -> tuple[int, int]:
         """(major, minor) of the API server; "29+" style minors count as 29."""

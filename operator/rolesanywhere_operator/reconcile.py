@@ -202,24 +202,35 @@ class Reconciler:
 
     async def _issued_pem(self, binding: Binding, certificate: Mapping[str, Any] | None) -> bytes | None:
         """The certificate of the Certificate's current revision, from that revision's CertificateRequest
-        (cert-manager labels requests as their Certificate; it keeps the newest one at least)."""
-        revision = ((certificate or {}).get("status") or {}).get("revision")
-        if revision is None:
+        (cert-manager labels requests as their Certificate; it keeps the newest one at least).
+
+        cert-manager's readiness controller can mark the Certificate Ready (with notAfter) a moment before
+        its issuing controller records the revision; then the newest request whose certificate ends at
+        that notAfter is the one."""
+        facts = (certificate or {}).get("status") or {}
+        if facts.get("revision") is None and not facts.get("notAfter"):
             return None
         requests = await self.kube.list(
             path(f"{c.CERT_MANAGER_GROUP}/{c.CERT_MANAGER_VERSION}", c.CERTIFICATE_REQUESTS, binding.namespace),
             label_selector=f"{c.BINDING_LABEL}={binding.name}",
         )
-        name = c.certificate_name(binding.name)
+        issued: dict[int, bytes] = {}
         for request in requests:
             annotations = (request.get("metadata") or {}).get("annotations") or {}
-            if (annotations.get(c.CERT_MANAGER_CERTIFICATE_NAME_ANNOTATION) == name
-                    and annotations.get(c.CERT_MANAGER_REVISION_ANNOTATION) == str(revision)):
-                issued = (request.get("status") or {}).get("certificate")
-                try:
-                    return base64.b64decode(issued, validate=True) if issued else None
-                except binascii.Error:
-                    return None
+            if annotations.get(c.CERT_MANAGER_CERTIFICATE_NAME_ANNOTATION) != c.certificate_name(binding.name):
+                continue
+            try:
+                revision = int(annotations.get(c.CERT_MANAGER_REVISION_ANNOTATION, ""))
+                issued[revision] = base64.b64decode((request.get("status") or {}).get("certificate") or "",
+                                                    validate=True)
+            except (ValueError, binascii.Error):
+                continue
+        if facts.get("revision") is not None:
+            return issued.get(int(facts["revision"])) or None
+        for revision in sorted(issued, reverse=True):
+            info = parse_certificate_or_none(issued[revision])
+            if info is not None and info.not_after.strftime("%Y-%m-%dT%H:%M:%SZ") == facts["notAfter"]:
+                return issued[revision]
         return None
 
     async def _read_secret(self, binding: Binding) -> tuple[Mapping[str, Any] | None, bool]:

@@ -76,3 +76,5 @@ async def resync_forever(
             except (ApiError, TimeoutError) as error:
                 logger.warning("refreshing the status of %s/%s failed: %s", meta["namespace"], meta["name"],
                                error or f"no answer within {REFRESH_TIMEOUT:g} s")
+            except Exception:  # a bug in one refresh must not end the loop: nothing else would refresh again
+                logger.exception("refreshing the status of %s/%s failed", meta["namespace"], meta["name"])
