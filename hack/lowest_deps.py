@@ -35,8 +35,9 @@ VENV = REPO / ".venv-lowest"
 PYTHON = VENV / "bin" / "python"
 STAMP = VENV / ".installed"
 UNIT_TESTS = REPO / "tests" / "unit"
-#: The test tools installed beside the floors (at their declared range from the test extra, not pinned).
-TEST_TOOLS = ("pytest", "pytest-timeout")
+#: The test tools installed beside the floors (at their declared range from the test extra, not pinned);
+#: setuptools, because a unit test builds the wheel.
+TEST_TOOLS = ("pytest", "pytest-timeout", "setuptools")
 #: Where the repository's own modules are: the dev kit's packages (installed beside the floors, without
 #: its `aws` extra) and the product's.
 LOCAL_ROOTS = (REPO / "hack", REPO / "operator", REPO / "sidecar")
