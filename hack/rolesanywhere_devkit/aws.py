@@ -239,10 +239,16 @@ class EmulatorProcess:
     """`rolesanywhere-emulator` running from a generated config; `.url` to call it, debug helpers below."""
 
     def __init__(
-        self, config_path: Path, env: dict[str, str] | None = None, tls: tuple[Path, Path] | None = None
+        self,
+        config_path: Path,
+        env: dict[str, str] | None = None,
+        tls: tuple[Path, Path] | None = None,
+        *,
+        port: int = 0,
     ):
+        """`port`: 0 for a free one; an earlier emulator's, to start it again where its clients call."""
         executable = Path(sys.executable).parent / "rolesanywhere-emulator"
-        args = [str(executable), "--config", str(config_path), "--port", "0", "--log-level", "INFO"]
+        args = [str(executable), "--config", str(config_path), "--port", str(port), "--log-level", "INFO"]
         if tls:
             args += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
         self.config_path = config_path

@@ -15,7 +15,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from rolesanywhere_devkit.aws import REGION, EmulatorProcess, RolesAnywhere, _Process, emulator_config
+from rolesanywhere_devkit.aws import REGION, EmulatorProcess, RolesAnywhere, emulator_config
 from rolesanywhere_devkit.processes import free_port, wait_for
 from rolesanywhere_devkit.sidecar import SIDECAR, MountedSecret, SidecarProcess, isolated_aws_environment
 
@@ -265,14 +265,8 @@ def test_an_outage_shorter_than_the_credentials_lifetime_is_invisible_to_clients
             return len(failures) >= 2 and failures
 
         failures = wait_for(failed_twice, timeout=20, interval=0.05, what="two failed refreshes")
-        port = emulator.url.rsplit(":", 1)[1]
-        restarted = _Process(
-            [str(Path(SIDECAR).with_name("rolesanywhere-emulator")), "--config", str(emulator.config_path),
-             "--port", port],
-            dict(isolated_aws_environment(tmp_path)),
-            "rolesanywhere-emulator (restarted)",
-        )  # fmt: skip
-        restarted.wait_for_line(re.compile(r"listening on"), 30)
+        port = int(emulator.url.rsplit(":", 1)[1])
+        restarted = EmulatorProcess(emulator.config_path, isolated_aws_environment(tmp_path), port=port)
         up_at = time.time()
         recovered = sidecar.wait_for_line(
             lambda line: refreshed(line) and line.get("failed_attempts_before", 0) >= 2,
