@@ -3,7 +3,7 @@
 
 SHELL := /bin/bash
 PY := .venv/bin/python
-LOCALCLUSTER := PYTHONPATH=hack $(PY) -m localcluster
+LOCALCLUSTER := $(PY) -m localcluster
 
 .DEFAULT_GOAL := help
 
@@ -12,7 +12,7 @@ help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 .PHONY: venv
-venv: ## Create .venv and install the project with its test extras
+venv: ## Create .venv: the project with its test extras and the dev kit (hack/pyproject.toml), both editable
 	@hack/venv.sh
 
 .PHONY: tools
@@ -67,6 +67,14 @@ kubeconfig: ## Print the local cluster's KUBECONFIG line (eval "$(make -s kubeco
 .PHONY: bench
 bench: venv tools ## Measure sidecar, webhook and operator costs vs aws_signing_helper; writes bench/RESULTS.md (ARGS=--quick)
 	$(PY) -m bench $(ARGS)
+
+.PHONY: docs
+docs: venv ## Regenerate README.md's reference tables from the CRD, the constants, the chart values and the settings
+	$(PY) -m rolesanywhere_devkit.docs
+
+.PHONY: emulator
+emulator: venv ## Run the Roles Anywhere emulator (ARGS='--config FILE [--port N]'; see hack/rolesanywhere_emulator/config.py)
+	.venv/bin/rolesanywhere-emulator $(ARGS)
 
 .PHONY: lint
 lint: venv ## ruff over the code and tests

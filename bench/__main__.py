@@ -15,15 +15,12 @@ import time
 import traceback
 from pathlib import Path
 
-from .paths import RESULTS, WORK_DIR, add_import_roots
-
-add_import_roots()
-
 from localcluster import ToolsUnavailable, tools_bin
 
 from . import admission, cold_start, endpoint, operator_scale, pod_start, service_load, steady_state
 from .cluster import OperatorSession
 from .context import FULL, QUICK, Context
+from .paths import RESULTS, WORK_DIR
 from .report import FigureResult, machine_description, render_markdown, render_text
 from .services import AwsStandIns
 

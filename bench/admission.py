@@ -14,7 +14,7 @@ import json
 import uuid
 
 from localcluster import pki
-from localcluster.controlplane import wait_for
+from rolesanywhere_devkit.processes import wait_for
 from rolesanywhere_operator import constants as c
 
 from .cluster import BenchCluster
@@ -43,7 +43,7 @@ def pod(name: str, binding: str) -> dict:
 
 
 def create_binding(cluster: BenchCluster, namespace: str, name: str, arns: dict[str, str]) -> None:
-    from support.operator_harness import binding, ca_issuer
+    from rolesanywhere_devkit.operator import binding, ca_issuer
 
     ca = pki.issue(f"bench-ca-{namespace}", now=dt.datetime.now(dt.UTC), is_ca=True)
     ca_issuer(cluster, namespace, ca)

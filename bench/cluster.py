@@ -12,26 +12,19 @@ from pathlib import Path
 
 import httpx
 from localcluster import cert_manager_crds
-from localcluster.controlplane import ControlPlane, kubectl, wait_for
+from localcluster.controlplane import ControlPlane
+from rolesanywhere_devkit.cluster import Cluster
+from rolesanywhere_devkit.processes import wait_for
 
 from .loadgen import tls_from_kubeconfig
 from .paths import REPO
 
 
 @dataclass
-class BenchCluster:
-    """What the operator harness needs of a cluster (kubeconfig, kubectl, apply), plus an API client."""
+class BenchCluster(Cluster):
+    """The tests' Cluster (kubeconfig, kubectl, apply: what the operator harness needs), plus an API client."""
 
-    kubeconfig: Path
-    bin_dir: Path
     namespaces: list[str] = field(default_factory=list)  # created by the bench, deleted at the end
-
-    def kubectl(self, *args: str, check: bool = True, input: str | None = None):
-        return kubectl(self.bin_dir, self.kubeconfig, *args, check=check, input=input)
-
-    def apply(self, manifest: dict | str, namespace: str | None = None):
-        text = manifest if isinstance(manifest, str) else json.dumps(manifest)
-        return self.kubectl("apply", *(["-n", namespace] if namespace else []), "-f", "-", input=text)
 
     def api(self) -> httpx.Client:
         with tempfile.TemporaryDirectory() as directory:
@@ -83,7 +76,7 @@ class LocalControlPlane:
 class OperatorSession:
     """The cluster and the operator shared by figures 4 and 6, started on first use, stopped at the end.
 
-    The operator is run by the tests' harness (tests/support/operator_harness.py): out of cluster, its
+    The operator is run by the tests' harness (rolesanywhere_devkit.operator): out of cluster, its
     webhook on 127.0.0.1, registered under a name unique to the run and deleted when it stops.
     """
 
@@ -111,10 +104,10 @@ class OperatorSession:
         return self.work / "operator" / "census.json"
 
     def _census_launcher(self) -> str:
-        """An executable running the operator under bench.operator_census, for the harness to start."""
+        """An executable running the operator under bench/operator_census.py, for the harness to start."""
         launcher = self.work / "operator-with-census"
         launcher.write_text(
-            f"#!/bin/sh\nPYTHONPATH={REPO} exec {sys.executable} -m bench.operator_census "
+            f"#!/bin/sh\nexec {sys.executable} -P {REPO / 'bench' / 'operator_census.py'} "
             f'--census-file {self.census_file} "$@"\n'
         )
         launcher.chmod(0o755)
@@ -122,8 +115,8 @@ class OperatorSession:
 
     def ensure_operator(self):
         """The running operator (OperatorProcess); raises with its log's tail when it does not start."""
-        from support import operator_harness
-        from support.operator_harness import OperatorProcess
+        from rolesanywhere_devkit import operator as operator_harness
+        from rolesanywhere_devkit.operator import OperatorProcess
 
         # The harness starts the executable named by OPERATOR; ours wraps the same entry point.
         operator_harness.OPERATOR = self._census_launcher()

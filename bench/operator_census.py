@@ -1,6 +1,6 @@
 """Run `rolesanywhere-operator` with a memory census on SIGUSR1 (for figure 6's finding).
 
-    python -m bench.operator_census --census-file FILE OPERATOR-ARGS...
+    python -P bench/operator_census.py --census-file FILE OPERATOR-ARGS...   (-P: no bench/ on the import path)
 
 Nothing is traced while it runs (tracemalloc would slow the operator and grow its memory, and so
 change the very figures measured); on SIGUSR1 it counts the live objects by type, their shallow sizes
@@ -47,7 +47,7 @@ def census() -> dict:
 
 def main() -> int:
     if len(sys.argv) < 3 or sys.argv[1] != "--census-file":
-        print("usage: python -m bench.operator_census --census-file FILE OPERATOR-ARGS...", file=sys.stderr)
+        print("usage: python -P bench/operator_census.py --census-file FILE OPERATOR-ARGS...", file=sys.stderr)
         return 2
     path = sys.argv[2]
 

@@ -24,7 +24,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from localcluster.controlplane import ControlPlaneError, wait_for
+from rolesanywhere_devkit.processes import TimedOut, wait_for
 from rolesanywhere_operator import constants as c
 
 from .admission import WebhookSwitch, create_binding
@@ -93,7 +93,7 @@ def injected_pods(namespace: str, bindings: list[dict], count: int) -> list[dict
 
 
 def measure(ctx: Context) -> FigureResult:
-    from support.operator_harness import binding
+    from rolesanywhere_devkit.operator import binding
 
     operator = ctx.kube.ensure_operator()
     cluster = ctx.kube.ensure_cluster()
@@ -224,7 +224,7 @@ def _census(ctx: Context, pid: int) -> str:
     os.kill(pid, signal.SIGUSR1)
     try:
         wait_for(path.exists, timeout=60, interval=0.2, what="the operator's memory census")
-    except ControlPlaneError as error:
+    except TimedOut as error:
         return f"**Memory census.** not taken: {error}"
     data = json.loads(path.read_text())
     top = ", ".join(f"{name} {number:,} objects {size / 2**20:.1f} MiB" for name, number, size in data["top"])

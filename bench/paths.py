@@ -1,7 +1,7 @@
-"""Where things are: the repository, and the import roots the benchmarks share with the tests.
+"""Where things are: the repository, the bench's work folder and the executables it runs.
 
-The moto server, the emulator and the operator harness live in tests/support and hack/localcluster;
-the benchmarks import them from there (as the tests do) rather than keeping copies.
+The moto server, the emulator and the operator harness come from the dev kit (rolesanywhere_devkit,
+installed by hack/venv.sh), the same the tests use, rather than copies.
 """
 
 from __future__ import annotations
@@ -16,9 +16,3 @@ WORK_DIR = REPO / ".run" / "bench"
 VENV_BIN = Path(sys.executable).parent
 SIDECAR = str(VENV_BIN / "rolesanywhere-sidecar")
 
-
-def add_import_roots() -> None:
-    """Make `support` (tests/support) and `localcluster` (hack/) importable, as tests/conftest.py does."""
-    for root in (REPO / "tests", REPO / "hack"):
-        if str(root) not in sys.path:
-            sys.path.insert(0, str(root))

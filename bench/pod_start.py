@@ -30,10 +30,10 @@ GOAL_SECONDS = 1.0
 
 def probe_period(ctx: Context) -> float:
     """periodSeconds of the startupProbe the operator's own builder gives the native sidecar."""
+    from rolesanywhere_devkit.operator import binding
     from rolesanywhere_operator.injection import build_sidecar
     from rolesanywhere_operator.settings import Settings
     from rolesanywhere_operator.spec import parse_binding
-    from support.operator_harness import binding
 
     w = ctx.aws.workload
     manifest = binding("bench", trust_anchor_arn=w.trust_anchor_arn, profile_arn=w.profile_arn,

@@ -12,8 +12,7 @@ import subprocess
 import urllib.request
 from pathlib import Path
 
-from localcluster.controlplane import wait_for
-from support.processes import terminate
+from rolesanywhere_devkit.processes import terminate, wait_for
 
 from .services import AwsStandIns
 

@@ -1,6 +1,6 @@
 """The AWS side every figure talks to: a moto server (IAM auth on) and Roles Anywhere emulators.
 
-Built from tests/support/awsfakes.py, so the benchmark measures against exactly what the tests
+Built from the dev kit's rolesanywhere_devkit.aws, so the benchmark measures against exactly what the tests
 verify. Two emulators share one trust anchor, profile and role: `normal` vends one-hour sessions,
 `short_lived` vends sessions of SHORT_LIFETIME seconds so refresh cycles come quickly.
 """
@@ -11,13 +11,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from .paths import SIDECAR, add_import_roots
-
-add_import_roots()
-
-from support.awsfakes import (
+from rolesanywhere_devkit.aws import (
     S3_READ_ONLY_POLICY,
     EmulatorProcess,
     MotoServer,
@@ -26,7 +20,9 @@ from support.awsfakes import (
     make_authorities,
     utc_now,
 )
-from support.sidecar import isolated_aws_environment
+from rolesanywhere_devkit.sidecar import isolated_aws_environment
+
+from .paths import SIDECAR
 
 #: Lifetime (seconds) of the credentials the short-lived emulator vends; our sidecar refreshes them
 #: after about half of it, so ten refresh cycles take about ten seconds.
@@ -67,9 +63,7 @@ class AwsStandIns:
                 profiles=[{"arn": profile_arn, "roleArns": [role_arn], "durationSeconds": 3600}],
                 credential_lifetime_seconds=lifetime,
             )
-            path = directory / f"emulator-{name}.yaml"
-            path.write_text(yaml.safe_dump(document, sort_keys=False))
-            emulator = EmulatorProcess(path)
+            emulator = EmulatorProcess.from_document(document, directory / f"emulator-{name}")
             self._started.append(emulator)
             return emulator
 

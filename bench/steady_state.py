@@ -17,7 +17,7 @@ import sys
 import time
 from collections import Counter
 
-from localcluster.controlplane import wait_for
+from rolesanywhere_devkit.processes import wait_for
 
 from .context import Context, run_timed
 from .processes import OurServe, PeerServe

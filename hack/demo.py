@@ -29,32 +29,20 @@ import argparse
 import base64
 import contextlib
 import json
-import os
 import shutil
 import signal
 import subprocess
 import sys
-import threading
-import time
 import traceback
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
 
-REPO = Path(__file__).resolve().parents[1]
-for _root in (REPO / "hack", REPO / "tests"):  # localcluster, and the AWS stand-ins the tests use
-    if str(_root) not in sys.path:
-        sys.path.insert(0, str(_root))
-
-import yaml
-from localcluster import ToolsUnavailable, cert_manager_crds, tools_bin
-from localcluster.__main__ import DEFAULT_ROOT
-from localcluster.controlplane import ControlPlane, ControlPlaneError, wait_for
+from localcluster import DEFAULT_ROOT, ToolsUnavailable, cert_manager_crds, tools_bin
+from localcluster.controlplane import ControlPlane, ControlPlaneError
 from localcluster.podrunner import PodRunner, PodRunnerError
-from rolesanywhere_operator.constants import BINDING_ANNOTATION, INJECTED_LABEL, SIDECAR_CONTAINER
-from support.awsfakes import S3_READ_ONLY_POLICY, EmulatorProcess, MotoServer, arn, emulator_config
-from support.operator_harness import (
+from rolesanywhere_devkit.aws import S3_READ_ONLY_POLICY, EmulatorProcess, MotoServer, arn, emulator_config
+from rolesanywhere_devkit.console import Console
+from rolesanywhere_devkit.operator import (
     SECRET_READER_ROLE,
     OperatorProcess,
     binding,
@@ -62,6 +50,8 @@ from support.operator_harness import (
     grant_secret_read,
     sidecar_endpoint,
 )
+from rolesanywhere_devkit.processes import TimedOut, children_in_our_group, stop, wait_for
+from rolesanywhere_operator.constants import BINDING_ANNOTATION, INJECTED_LABEL, SIDECAR_CONTAINER
 
 NAMESPACE = "rolesanywhere-demo"
 BUCKETS = ("rolesanywhere-demo-invoices", "rolesanywhere-demo-reports")
@@ -78,8 +68,6 @@ CREDENTIALS_ERROR = "Unable to locate credentials"
 STEPS = 9
 #: Seconds any one wait may take before the demo gives up and says what it waited for.
 TIMEOUT = 90
-#: Seconds between "still ..." lines while a step runs.
-HEARTBEAT_SECONDS = 5.0
 INTERRUPTED = 130
 #: HTTP status of an accepted CreateSession.
 CREATED = 201
@@ -90,63 +78,6 @@ class DemoError(RuntimeError):
 
 
 # --- Printing -------------------------------------------------------------------------------------------
-
-
-class Console:
-    """Prints each step as it happens, every line stamped with the time since the start; while a step
-    runs, a "still ..." line every HEARTBEAT_SECONDS, so a person watching never wonders whether it hung."""
-
-    def __init__(self, out: TextIO = sys.stdout, clock: Callable[[], float] = time.monotonic) -> None:
-        self.out, self.clock = out, clock
-        self.started = clock()
-        self.step_number = 0
-        self.activity = ""
-        self._lock = threading.Lock()
-
-    def line(self, text: str = "") -> None:
-        stamped = f"[{self.clock() - self.started:6.1f}s] {text}" if text else ""
-        with self._lock:
-            try:
-                self.out.write(stamped + "\n")
-                self.out.flush()
-            except OSError:  # the reader went away (`make demo | head`): carry on, so the clean-up runs
-                self.out = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
-
-    def note(self, text: str, prefix: str = "") -> None:
-        for line in text.strip("\n").splitlines() or [""]:
-            self.line(f"      {prefix}{line}")
-
-    def doing(self, activity: str) -> None:
-        """Say what the step does now; the heartbeat repeats it."""
-        self.activity = activity
-        self.note(f"{activity} ...")
-
-    @contextlib.contextmanager
-    def step(self, title: str) -> Iterator[None]:
-        self.step_number += 1
-        self.activity = f"on step {self.step_number}/{STEPS}"
-        self.line(f"{self.step_number}/{STEPS}  {title}")
-        begun = self.clock()
-        stop = threading.Event()
-        heartbeat = threading.Thread(target=self._heartbeat, args=(stop, begun), daemon=True)
-        heartbeat.start()
-        try:
-            yield
-        except KeyboardInterrupt:
-            self.note(f"interrupted after {self.clock() - begun:.1f}s")
-            raise
-        except BaseException:
-            self.note(f"FAILED after {self.clock() - begun:.1f}s")
-            raise
-        else:
-            self.note(f"done in {self.clock() - begun:.1f}s")
-        finally:
-            stop.set()
-            heartbeat.join()
-
-    def _heartbeat(self, stop: threading.Event, begun: float) -> None:
-        while not stop.wait(HEARTBEAT_SECONDS):
-            self.note(f"... still {self.activity} ({self.clock() - begun:.0f}s)")
 
 
 # --- State shared by the steps --------------------------------------------------------------------------
@@ -280,10 +211,8 @@ def start_emulator(demo: Demo) -> None:
         # As `aws rolesanywhere create-profile` makes it: the binding sends no session name, so it needs none.
         profiles=[{"arn": demo.arns["profile_arn"], "roleArns": [demo.role_arn]}],
     )
-    config = demo.workdir / "emulator.yaml"
-    config.write_text(yaml.safe_dump(document, sort_keys=False))
     demo.console.doing("starting rolesanywhere-emulator")
-    demo.emulator = EmulatorProcess(config)
+    demo.emulator = EmulatorProcess.from_document(document, demo.workdir)
     demo.stack.callback(demo.emulator.stop)
     demo.console.note(f"CreateSession endpoint {demo.emulator.url}")
     demo.console.note(f"trust anchor {demo.arns['trust_anchor_arn']}: the root CA of Issuer {CA_ISSUER}")
@@ -476,7 +405,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def stop_command(root: Path) -> str:
     if root == DEFAULT_ROOT.resolve():
         return "make cluster-down"
-    return f"PYTHONPATH=hack .venv/bin/python -m localcluster down --root {root}"
+    return f".venv/bin/python -m localcluster down --root {root}"
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -485,7 +414,7 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    console = Console()
+    console = Console(STEPS)
     console.line("rolesanywhere-operator demo: a pod gets AWS credentials through IAM Roles Anywhere (offline)")
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _interrupt)
@@ -497,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
         status = 0 if all(o.expected for o in outcomes) else 1
     except KeyboardInterrupt:
         status = INTERRUPTED
-    except (DemoError, ControlPlaneError, PodRunnerError, ToolsUnavailable, RuntimeError) as error:
+    except (DemoError, ControlPlaneError, TimedOut, PodRunnerError, ToolsUnavailable, RuntimeError) as error:
         console.note(str(error), prefix="! ")
     except Exception as error:  # noqa: BLE001 - unforeseen: say so, with the traceback, then clean up
         console.note(f"{type(error).__name__}: {error}", prefix="! ")
@@ -509,47 +438,12 @@ def main(argv: list[str] | None = None) -> int:
         try:
             demo.stack.close()
         finally:
-            stop_stray_children()
+            stop(*children_in_our_group())
         if args.stop_cluster and demo.plane is not None:
             console.line("Stopping the control plane (--stop-cluster)")
             demo.plane.stop()
     report(demo, outcomes, status, cluster_left_running=not args.stop_cluster)
     return status
-
-
-def stop_stray_children(grace: float = 10) -> None:
-    """Stop any child still running in our process group: one started just as Ctrl-C came, before the
-    step registered its stop. Control-plane components run in sessions of their own and are left alone."""
-    ours, group = os.getpid(), os.getpgrp()
-    strays = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        state, parent, process_group = fields[0], int(fields[1]), int(fields[2])
-        if parent == ours and process_group == group and state != "Z":
-            strays.append(int(stat.parent.name))
-    for pid in strays:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    for pid in strays:
-        while time.monotonic() < deadline and _reap(pid) is None:
-            time.sleep(0.05)
-        if _reap(pid) is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            _reap(pid, block=True)
-
-
-def _reap(pid: int, *, block: bool = False) -> int | None:
-    """The child's exit status once it has exited (collecting it), else None."""
-    try:
-        waited, status = os.waitpid(pid, 0 if block else os.WNOHANG)
-    except ChildProcessError:
-        return 0  # already collected (by its Popen)
-    return status if waited else None
 
 
 def report(demo: Demo, outcomes: list[Outcome], status: int, *, cluster_left_running: bool) -> None:

@@ -22,16 +22,25 @@ import sys
 import time
 from pathlib import Path
 
-from pydeps import REPO, DependencyError, extra_requirements, floor_pins, project
+from rolesanywhere_devkit.pydeps import (
+    DEVKIT_PYPROJECT,
+    REPO,
+    DependencyError,
+    extra_requirements,
+    floor_pins,
+    project,
+)
 
 VENV = REPO / ".venv-lowest"
 PYTHON = VENV / "bin" / "python"
 STAMP = VENV / ".installed"
 UNIT_TESTS = REPO / "tests" / "unit"
-#: The test tools installed beside the floors (at their declared range from the test extra, not pinned).
-TEST_TOOLS = ("pytest", "pytest-timeout")
-#: Modules of the repository itself that tests import (found on sys.path through the conftest).
-LOCAL_ROOTS = (REPO / "tests", REPO / "hack", REPO / "operator", REPO / "sidecar")
+#: The test tools installed beside the floors (at their declared range from the test extra, not pinned);
+#: setuptools, because a unit test builds the wheel.
+TEST_TOOLS = ("pytest", "pytest-timeout", "setuptools")
+#: Where the repository's own modules are: the dev kit's packages (installed beside the floors, without
+#: its `aws` extra) and the product's.
+LOCAL_ROOTS = (REPO / "hack", REPO / "operator", REPO / "sidecar")
 
 
 def say(message: str) -> None:
@@ -50,8 +59,9 @@ def run(*command: str | Path, what: str) -> None:
 
 
 def install(pins: list[str], tools: list[str]) -> None:
-    """A fresh .venv-lowest with the project (editable) and the pins; skipped when pyproject.toml is unchanged."""
-    wanted = hashlib.sha256((REPO / "pyproject.toml").read_bytes()).hexdigest()
+    """A fresh .venv-lowest with the project and the dev kit (editable) and the pins; skipped when neither
+    pyproject.toml changed."""
+    wanted = hashlib.sha256((REPO / "pyproject.toml").read_bytes() + DEVKIT_PYPROJECT.read_bytes()).hexdigest()
     if STAMP.is_file() and STAMP.read_text() == wanted:
         return
     say(f"installing the floors into {VENV.name}: {' '.join(pins)}")
@@ -59,7 +69,7 @@ def install(pins: list[str], tools: list[str]) -> None:
     shutil.rmtree(VENV, ignore_errors=True)
     base = getattr(sys, "_base_executable", sys.executable)
     run(base, "-m", "venv", VENV, what="creating the venv")
-    run(PYTHON, "-m", "pip", "install", "--disable-pip-version-check", "-q", "-e", ".", *pins, *tools,
+    run(PYTHON, "-m", "pip", "install", "--disable-pip-version-check", "-q", "-e", ".", "-e", "hack", *pins, *tools,
         what="installing the project with its floors")
     STAMP.write_text(wanted)
 
@@ -132,7 +142,7 @@ def main() -> None:
     tools = [str(r) for r in extra_requirements("test") if r.name in TEST_TOOLS]
     install(pins, tools)
     run(PYTHON, "-m", "pip", "check", "--disable-pip-version-check", what="pip check")
-    for script in project()["scripts"]:
+    for script in [*project()["scripts"], *project(DEVKIT_PYPROJECT)["scripts"]]:
         run(VENV / "bin" / script, "--help", what=f"{script} --help")
     run(PYTHON, "-c", "import rolesanywhere_operator.handlers", what="importing rolesanywhere_operator.handlers")
     runnable, left_out = split_unit_tests()

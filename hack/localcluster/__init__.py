@@ -13,10 +13,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from rolesanywhere_devkit import REPO as REPO_ROOT
+
 TOOLS_SCRIPT = REPO_ROOT / "hack" / "tools.sh"
 IMAGES_SCRIPT = REPO_ROOT / "hack" / "images.sh"
 NODE_DEPS_SCRIPT = REPO_ROOT / "hack" / "node-deps.sh"
+#: The state directory of `make cluster-up` (and of the demo, unless told otherwise).
+DEFAULT_ROOT = REPO_ROOT / ".run" / "cluster"
 
 #: Overrides where the pinned binaries are found (the Makefile sets it; otherwise hack/tools.sh builds them).
 TOOLS_BIN_ENV = "ROLESANYWHERE_TOOLS_BIN"

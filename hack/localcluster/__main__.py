@@ -12,11 +12,11 @@ import sys
 import time
 from pathlib import Path
 
-from . import REPO_ROOT, ToolsUnavailable, cert_manager_crds, node_images, node_tools_bin, tools_bin
+from rolesanywhere_devkit.processes import TimedOut
+
+from . import DEFAULT_ROOT, ToolsUnavailable, cert_manager_crds, node_images, node_tools_bin, tools_bin
 from .controlplane import ControlPlane, ControlPlaneError
 from .node import NODE_NAME, start_cluster, stop_cluster
-
-DEFAULT_ROOT = REPO_ROOT / ".run" / "cluster"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"control plane {plane.version()} up in {time.monotonic() - started:.1f}s; logs in {plane.log_dir}")
         print(f"export KUBECONFIG={plane.kubeconfig}")
         return 0
-    except (ToolsUnavailable, ControlPlaneError) as error:
+    except (ToolsUnavailable, ControlPlaneError, TimedOut) as error:
         print(f"localcluster: {error}", file=sys.stderr)
         return 1
 

@@ -12,16 +12,14 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-import os
 import shutil
-import signal
-import socket
 import ssl
 import subprocess
-import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+from rolesanywhere_devkit.processes import alive, free_port, stop, wait_for
 
 from . import pki
 
@@ -35,12 +33,6 @@ CERT_MANAGER_NAMESPACE = "cert-manager"
 
 class ControlPlaneError(RuntimeError):
     """The control plane did not come up; the message names the component and its log."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def kubectl(
@@ -57,18 +49,6 @@ def kubectl(
     if check and result.returncode != 0:
         raise ControlPlaneError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
     return result
-
-
-def wait_for(condition, *, timeout: float, interval: float = 0.2, what: str):
-    """Poll `condition` until it returns a truthy value; raise ControlPlaneError naming `what` on timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise ControlPlaneError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
 
 
 #: What the API server's audit log records when `audit` is on: one line per request (metadata only: who,
@@ -191,7 +171,7 @@ class ControlPlane:
         for name in reversed(COMPONENTS):
             pid = state.get("pids", {}).get(name)
             if pid and self._owns(pid):
-                _terminate(pid)
+                stop(pid, group=True)
         if self.state_file.exists():
             self.state_file.unlink()
 
@@ -375,7 +355,7 @@ class ControlPlane:
         pid = state["pids"][component]
 
         def healthy() -> bool:
-            if not _alive(pid):
+            if not alive(pid):
                 tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
                 raise ControlPlaneError(f"{component} exited during start-up; last lines of {log}:\n{tail}")
             try:
@@ -424,30 +404,3 @@ def write_kubeconfig(path: Path, server: str, ca: Path, cert: Path, key: Path, *
     tmp.write_text(json.dumps(config, indent=2))
     tmp.chmod(0o600)
     tmp.replace(path)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ", 1)[1][0] != "Z"
-    except OSError:
-        return False
-
-
-def _terminate(pid: int, grace: float = 10) -> None:
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if _alive(pid):
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass

@@ -29,15 +29,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rolesanywhere_devkit.processes import alive, free_port, stop, wait_for
+
 from . import pki
 from .controlplane import (
     SERVICE_CIDR,
     ControlPlane,
     ControlPlaneError,
-    _alive,
-    _terminate,
-    free_port,
-    wait_for,
     write_kubeconfig,
 )
 
@@ -162,11 +160,11 @@ class Node:
         for name in reversed(COMPONENTS):
             pid = state.get("pids", {}).get(name)
             if pid and self._owns(pid):
-                _terminate(pid, grace=5)
-        _kill_all(self._stray_processes())
+                stop(pid, grace=5, group=True)
+        stop(*self._stray_processes(), grace=2)
         if machine_wide:
             _kill_pod_cgroups()
-            _kill_all(self._stray_processes())  # shims that outlived their containers
+            stop(*self._stray_processes(), grace=2)  # shims that outlived their containers
         self._unmount_all()
         if machine_wide:
             _delete_pod_netns()
@@ -194,7 +192,7 @@ class Node:
             claim = json.loads(NODE_CLAIM.read_text())
         except (OSError, ValueError):
             return None
-        if not any(_alive(pid) for pid in claim.get("pids", [])) and not Path(claim.get("root", "/nonexistent"), "node").exists():
+        if not any(alive(pid) for pid in claim.get("pids", [])) and not Path(claim.get("root", "/nonexistent"), "node").exists():
             return None  # a claim whose cluster is gone
         return claim.get("root")
 
@@ -202,7 +200,7 @@ class Node:
         owner = self._claimed_by()
         if owner not in (None, str(self.root)):
             raise NodeError(f"another local node runs on this machine, from {owner}: stop it first "
-                            f"(`PYTHONPATH=hack python -m localcluster down --root {owner}`)")
+                            f"(`.venv/bin/python -m localcluster down --root {owner}`)")
         NODE_CLAIM.write_text(json.dumps({"root": str(self.root), "pids": [os.getpid()]}))
 
     def _install_firewall(self) -> None:
@@ -265,7 +263,7 @@ class Node:
 
     def _ready(self, plane: ControlPlane, state: dict) -> bool:
         for name, pid in state["pids"].items():
-            if not _alive(pid):
+            if not alive(pid):
                 log = self.log_dir / f"{name}.log"
                 tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
                 raise NodeError(f"{name} exited during start-up; last lines of {log}:\n{tail}")
@@ -499,19 +497,6 @@ def _set_sysctl(key: str, value: str) -> None:
         Path("/proc/sys", *key.split(".")).write_text(value)
     except OSError as error:
         raise NodeError(f"cannot set {key}={value}: {error}") from error
-
-
-def _kill_all(pids: list[int], grace: float = 2) -> None:
-    """SIGTERM, then SIGKILL whatever is still alive after `grace` seconds (one wait for all)."""
-    for sig in (15, 9):
-        for pid in pids:
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + grace
-        while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
-            time.sleep(0.05)
 
 
 def _mount_points() -> list[str]:

@@ -36,16 +36,15 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
+
+from rolesanywhere_devkit.processes import TimedOut, free_port, terminate, wait_for
 
 from .controlplane import kubectl
 
@@ -99,7 +98,7 @@ class PodRunner:
         self.root.mkdir(parents=True, exist_ok=True)
         for sub in ("volumes", "logs", "home"):
             (self.root / sub).mkdir(exist_ok=True)
-        self._ports = {port: _free_port() for port in self._declared_ports()}
+        self._ports = {port: free_port() for port in self._declared_ports()}
         self.sync()
         for container in self.pod["spec"].get("initContainers") or []:
             if container.get("restartPolicy") == "Always":
@@ -117,7 +116,7 @@ class PodRunner:
         """Stop every process started, newest first (SIGTERM, then SIGKILL after 10 s)."""
         while self._started:
             started = self._started.pop()
-            _terminate(started.process)
+            terminate(started.process)
 
     # --- containers --------------------------------------------------------------------------------
 
@@ -212,23 +211,25 @@ class PodRunner:
 
     def _source_data(self, kind: str, name: str, optional: bool, volume: str) -> dict[str, bytes]:
         """The data of a Secret or ConfigMap, waiting for it to exist unless it is optional."""
-        deadline = time.monotonic() + self.timeout
-        while True:
+
+        def fetched() -> subprocess.CompletedProcess | None:
             result = self._kubectl("get", kind, name, "-n", self.namespace, "-o", "json", check=False)
-            if result.returncode == 0:
-                obj = json.loads(result.stdout)
-                if kind == "secret":
-                    return {k: base64.b64decode(v) for k, v in (obj.get("data") or {}).items()}
-                data = {k: v.encode() for k, v in (obj.get("data") or {}).items()}
-                data.update({k: base64.b64decode(v) for k, v in (obj.get("binaryData") or {}).items()})
-                return data
-            if optional:
-                return {}
-            if time.monotonic() > deadline:
-                raise PodRunnerError(
-                    f"volume {volume}: {kind} {self.namespace}/{name} did not appear within {self.timeout:.0f}s"
-                )
-            time.sleep(0.2)
+            return result if result.returncode == 0 or optional else None
+
+        try:
+            result = wait_for(fetched, timeout=self.timeout, what=f"{kind} {self.namespace}/{name}")
+        except TimedOut:
+            raise PodRunnerError(
+                f"volume {volume}: {kind} {self.namespace}/{name} did not appear within {self.timeout:.0f}s"
+            ) from None
+        if result.returncode != 0:
+            return {}
+        obj = json.loads(result.stdout)
+        if kind == "secret":
+            return {k: base64.b64decode(v) for k, v in (obj.get("data") or {}).items()}
+        data = {k: v.encode() for k, v in (obj.get("data") or {}).items()}
+        data.update({k: base64.b64decode(v) for k, v in (obj.get("binaryData") or {}).items()})
+        return data
 
     # --- environment -------------------------------------------------------------------------------
 
@@ -345,22 +346,25 @@ class PodRunner:
             return
         if "exec" not in probe:
             raise PodRunnerError(f"container {container['name']}: only exec startupProbes are supported")
-        deadline = time.monotonic() + self.timeout
-        while True:
+        name = container["name"]
+        last: list[subprocess.CompletedProcess] = []
+
+        def passed() -> bool:
             if started.process.poll() is not None:
                 raise PodRunnerError(
-                    f"container {container['name']} exited with {started.process.returncode} before its "
-                    f"startupProbe passed; its log:\n{self.log(container['name'])[-4000:]}"
+                    f"container {name} exited with {started.process.returncode} before its "
+                    f"startupProbe passed; its log:\n{self.log(name)[-4000:]}"
                 )
-            result = self.run(container["name"], probe["exec"]["command"], timeout=probe.get("timeoutSeconds", 5))
-            if result.returncode == 0:
-                return
-            if time.monotonic() > deadline:
-                raise PodRunnerError(
-                    f"container {container['name']}: startupProbe still failing after {self.timeout:.0f}s "
-                    f"({result.stdout}{result.stderr}); its log:\n{self.log(container['name'])[-4000:]}"
-                )
-            time.sleep(0.2)
+            last[:] = [self.run(name, probe["exec"]["command"], timeout=probe.get("timeoutSeconds", 5))]
+            return last[0].returncode == 0
+
+        try:
+            wait_for(passed, timeout=self.timeout, what=f"container {name}'s startupProbe")
+        except TimedOut:
+            raise PodRunnerError(
+                f"container {name}: startupProbe still failing after {self.timeout:.0f}s "
+                f"({last[0].stdout}{last[0].stderr}); its log:\n{self.log(name)[-4000:]}"
+            ) from None
 
     def _container(self, name: str) -> dict[str, Any]:
         spec = self.pod["spec"]
@@ -426,20 +430,3 @@ def _expand(value: str, env: Mapping[str, str]) -> str:
         return env.get(match.group(1), match.group(0))
 
     return re.sub(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)", replace, value)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _terminate(process: subprocess.Popen, grace: float = 10) -> None:
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=grace)

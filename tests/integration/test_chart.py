@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 from localcluster import cert_manager_crds
-from localcluster.controlplane import ControlPlane, wait_for
-from support.operator_harness import OperatorProcess
+from localcluster.controlplane import ControlPlane
+from rolesanywhere_devkit.operator import OperatorProcess
+from rolesanywhere_devkit.processes import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "rolesanywhere-operator"

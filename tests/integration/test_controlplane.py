@@ -9,7 +9,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
-from localcluster.controlplane import wait_for
+from rolesanywhere_devkit.processes import wait_for
 
 TESTDATA = Path(__file__).parent / "testdata"
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -20,10 +20,9 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from localcluster import pki
-from localcluster.controlplane import wait_for
 from localcluster.podrunner import PodRunner, PodRunnerError
-from support.awsfakes import ACCOUNT_ID, S3_READ_ONLY_POLICY, EmulatorProcess, arn, emulator_config
-from support.operator_harness import (
+from rolesanywhere_devkit.aws import ACCOUNT_ID, S3_READ_ONLY_POLICY, EmulatorProcess, arn, emulator_config
+from rolesanywhere_devkit.operator import (
     OperatorProcess,
     binding,
     binding_status,
@@ -34,6 +33,7 @@ from support.operator_harness import (
     pods,
     sidecar_endpoint,
 )
+from rolesanywhere_devkit.processes import wait_for
 
 TIMEOUT = 60
 OPERATOR = str(Path(sys.executable).with_name("rolesanywhere-operator"))

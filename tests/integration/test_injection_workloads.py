@@ -8,8 +8,8 @@ import json
 import uuid
 
 import pytest
-from localcluster.controlplane import wait_for
-from support.operator_harness import EXAMPLE_ARNS, binding, deployment, pods
+from rolesanywhere_devkit.operator import EXAMPLE_ARNS, binding, deployment, pods
+from rolesanywhere_devkit.processes import wait_for
 
 TIMEOUT = 30
 #: The label a bare pod opts in with (a workload's template gets it from the operator).

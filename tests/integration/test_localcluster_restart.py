@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from localcluster.controlplane import ControlPlane, _alive
+from localcluster.controlplane import ControlPlane
+from rolesanywhere_devkit.processes import alive
 
 
 def test_restart_over_a_stale_control_plane(tools_bin, tmp_path):
@@ -18,11 +19,11 @@ def test_restart_over_a_stale_control_plane(tools_bin, tmp_path):
     second = ControlPlane(root, tools_bin)
     try:
         second.start(cert_manager_crds=None)
-        assert not any(_alive(pid) for pid in stale_pids.values())
+        assert not any(alive(pid) for pid in stale_pids.values())
         assert second.kubectl("get", "namespace", "left-behind", check=False).returncode != 0  # data wiped
         assert second.kubectl("get", "namespace", "default").returncode == 0
         new_pids = json.loads(second.state_file.read_text())["pids"]
     finally:
         second.stop()
-    assert not any(_alive(pid) for pid in new_pids.values())
+    assert not any(alive(pid) for pid in new_pids.values())
     assert not second.state_file.exists()

@@ -10,8 +10,7 @@ import datetime as dt
 import json
 
 from localcluster import pki
-from localcluster.controlplane import wait_for
-from support.operator_harness import (
+from rolesanywhere_devkit.operator import (
     EXAMPLE_ARNS,
     OperatorProcess,
     binding,
@@ -22,6 +21,7 @@ from support.operator_harness import (
     install_crd,
     pods,
 )
+from rolesanywhere_devkit.processes import wait_for
 
 TIMEOUT = 60
 OPTED_IN = {"rolesanywhere.dev/inject": "true"}

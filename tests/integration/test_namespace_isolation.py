@@ -8,8 +8,8 @@ import json
 import uuid
 
 import pytest
-from localcluster.controlplane import wait_for
-from support.operator_harness import EXAMPLE_ARNS, binding
+from rolesanywhere_devkit.operator import EXAMPLE_ARNS, binding
+from rolesanywhere_devkit.processes import wait_for
 
 TIMEOUT = 30
 VICTIM_ROLE = "arn:aws:iam::123456789012:role/s3-admin"

@@ -10,9 +10,7 @@ import json
 import pytest
 from cryptography import x509
 from localcluster import pki
-from localcluster.controlplane import wait_for
-from rolesanywhere_operator.spec import parse_binding
-from support.operator_harness import (
+from rolesanywhere_devkit.operator import (
     EXAMPLE_ARNS,
     EXAMPLE_PROFILE,
     EXAMPLE_ROLE,
@@ -23,6 +21,8 @@ from support.operator_harness import (
     grant_secret_read,
     install_crd,
 )
+from rolesanywhere_devkit.processes import wait_for
+from rolesanywhere_operator.spec import parse_binding
 
 TIMEOUT = 30
 

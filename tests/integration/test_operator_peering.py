@@ -8,8 +8,7 @@ import uuid
 from pathlib import Path
 
 from localcluster import pki
-from localcluster.controlplane import wait_for
-from support.operator_harness import (
+from rolesanywhere_devkit.operator import (
     EXAMPLE_ARNS,
     OperatorProcess,
     binding,
@@ -17,6 +16,7 @@ from support.operator_harness import (
     ca_issuer,
     condition,
 )
+from rolesanywhere_devkit.processes import wait_for
 
 PEERING_CRD = Path(__file__).resolve().parents[2] / "crds" / "clusterkopfpeerings.kopf.dev.yaml"
 TIMEOUT = 45

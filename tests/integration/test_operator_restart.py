@@ -7,8 +7,7 @@ import datetime as dt
 import json
 
 from localcluster import pki
-from localcluster.controlplane import wait_for
-from support.operator_harness import (
+from rolesanywhere_devkit.operator import (
     EXAMPLE_ARNS,
     OperatorProcess,
     binding,
@@ -18,6 +17,7 @@ from support.operator_harness import (
     deployment,
     pods,
 )
+from rolesanywhere_devkit.processes import wait_for
 
 TIMEOUT = 30
 INJECTED = "rolesanywhere.dev/injected-binding=s3-reader"

@@ -7,7 +7,6 @@ import configparser
 import http.client
 import json
 import re
-import socket
 import subprocess
 import sys
 import textwrap
@@ -16,9 +15,9 @@ import uuid
 from pathlib import Path
 
 import pytest
-from localcluster.controlplane import wait_for
-from support.awsfakes import REGION, EmulatorProcess, RolesAnywhere, _Process, emulator_config
-from support.sidecar import SIDECAR, MountedSecret, SidecarProcess, isolated_aws_environment
+from rolesanywhere_devkit.aws import REGION, EmulatorProcess, RolesAnywhere, emulator_config
+from rolesanywhere_devkit.processes import free_port, wait_for
+from rolesanywhere_devkit.sidecar import SIDECAR, MountedSecret, SidecarProcess, isolated_aws_environment
 
 FAILED = "fetching credentials failed"
 SHORT_LIFETIME = 4  # seconds: long-running tests see many expirations in little time
@@ -266,14 +265,8 @@ def test_an_outage_shorter_than_the_credentials_lifetime_is_invisible_to_clients
             return len(failures) >= 2 and failures
 
         failures = wait_for(failed_twice, timeout=20, interval=0.05, what="two failed refreshes")
-        port = emulator.url.rsplit(":", 1)[1]
-        restarted = _Process(
-            [str(Path(SIDECAR).with_name("rolesanywhere-emulator")), "--config", str(emulator.config_path),
-             "--port", port],
-            dict(isolated_aws_environment(tmp_path)),
-            "rolesanywhere-emulator (restarted)",
-        )  # fmt: skip
-        restarted.wait_for_line(re.compile(r"listening on"), 30)
+        port = int(emulator.url.rsplit(":", 1)[1])
+        restarted = EmulatorProcess(emulator.config_path, isolated_aws_environment(tmp_path), port=port)
         up_at = time.time()
         recovered = sidecar.wait_for_line(
             lambda line: refreshed(line) and line.get("failed_attempts_before", 0) >= 2,
@@ -399,12 +392,6 @@ def test_a_restarted_sidecar_serves_the_last_credentials_while_the_service_is_un
     assert second.messages("serving the credentials of the previous run")
     status, body = get(second.port, "/v1/credentials", {"Authorization": (output / "token").read_text()})
     assert status == 200 and json.loads(body)["AccessKeyId"] == fetched["access_key_id"]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_an_encrypted_private_key_is_read_with_the_passphrase_file(rolesanywhere, tmp_path):

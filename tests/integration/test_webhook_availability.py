@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 import uuid
 
-from localcluster.controlplane import CERT_MANAGER_NAMESPACE, wait_for
-from support.operator_harness import EXAMPLE_ARNS, OperatorProcess, binding, deployment, pods
+from localcluster.controlplane import CERT_MANAGER_NAMESPACE
+from rolesanywhere_devkit.operator import EXAMPLE_ARNS, OperatorProcess, binding, deployment, pods
+from rolesanywhere_devkit.processes import wait_for
 
 TIMEOUT = 60
 

@@ -13,11 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from localcluster import ToolsUnavailable, cert_manager_crds, node_images, node_tools_bin
+from localcluster import REPO_ROOT, ToolsUnavailable, cert_manager_crds, node_images, node_tools_bin
 from localcluster.node import Image, start_cluster, stop_cluster
-from support.cluster import Cluster
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from rolesanywhere_devkit.cluster import Cluster
 
 
 @dataclass

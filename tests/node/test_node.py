@@ -6,8 +6,9 @@ from __future__ import annotations
 import ipaddress
 import json
 
-from localcluster.controlplane import SERVICE_CIDR, wait_for
+from localcluster.controlplane import SERVICE_CIDR
 from localcluster.node import NODE_IP, NODE_NAME, POD_CIDR
+from rolesanywhere_devkit.processes import wait_for
 
 TIMEOUT = 90
 RESTRICTED = {

@@ -9,8 +9,8 @@ import signal
 import subprocess
 from pathlib import Path
 
-from localcluster.controlplane import wait_for
 from localcluster.node import BRIDGE, NODE_CLAIM, start_cluster, stop_cluster
+from rolesanywhere_devkit.processes import wait_for
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from localcluster.controlplane import wait_for
+from rolesanywhere_devkit.processes import wait_for
 from rolesanywhere_operator import constants as c
 
 CERT_MANAGER = True  # the chart's webhook certificate comes from cert-manager

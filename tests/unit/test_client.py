@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
-import socket
 import ssl
 import threading
 import time
@@ -18,7 +17,8 @@ from urllib.parse import urlsplit
 
 import pytest
 from localcluster import pki
-from rolesanywhere_sidecar.emulator.authentication import IncomingRequest, authenticate
+from rolesanywhere_devkit.processes import free_port
+from rolesanywhere_emulator.authentication import IncomingRequest, authenticate
 from rolesanywhere_sidecar.protocol import (
     ConfigError,
     CreateSessionClient,
@@ -285,9 +285,7 @@ def test_error_without_json_body_keeps_status_and_text(service, identity):
 
 
 def test_connection_refused_is_retried_then_reported(identity):
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # a port nobody listens on
     sleep = RecordingSleep()
     with (
         client_for(f"http://127.0.0.1:{port}", sleep=sleep, max_attempts=3) as client,

@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
-from pydeps import LOCK, PYPROJECT, REPO, DependencyError, floor_pins, locked, runtime_requirements
+from rolesanywhere_devkit.pydeps import (
+    LOCK,
+    PYPROJECT,
+    REPO,
+    DependencyError,
+    floor_pins,
+    locked,
+    runtime_requirements,
+)
 
 BUILD_LOCK = REPO / "requirements-build.lock"
 DOCKERFILE = REPO / "Dockerfile"

@@ -8,8 +8,8 @@ import json
 
 import pytest
 from localcluster import pki
-from rolesanywhere_sidecar.emulator.authentication import IncomingRequest, authenticate
-from rolesanywhere_sidecar.emulator.errors import ApiError
+from rolesanywhere_emulator.authentication import IncomingRequest, authenticate
+from rolesanywhere_emulator.errors import ApiError
 from rolesanywhere_sidecar.protocol import signing
 from rolesanywhere_sidecar.protocol.identity import X509Identity
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from rolesanywhere_sidecar.emulator.authentication import IncomingRequest
-from rolesanywhere_sidecar.emulator.errors import ApiError
-from rolesanywhere_sidecar.emulator.parameters import session_parameters
+from rolesanywhere_emulator.authentication import IncomingRequest
+from rolesanywhere_emulator.errors import ApiError
+from rolesanywhere_emulator.parameters import session_parameters
 
 ARNS = {
     "profileArn": "arn:aws:rolesanywhere:us-east-1:123456789012:profile/p",

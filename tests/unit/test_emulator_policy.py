@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from rolesanywhere_sidecar.emulator.policy import (
+from rolesanywhere_emulator.policy import (
     PolicyDenied,
     certificate_context,
     check_trust_policy,

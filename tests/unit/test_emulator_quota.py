@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from rolesanywhere_sidecar.emulator.authentication import IncomingRequest
-from rolesanywhere_sidecar.emulator.config import EmulatorConfig, StsSettings
-from rolesanywhere_sidecar.emulator.service import CreateSessionService
+from rolesanywhere_emulator.authentication import IncomingRequest
+from rolesanywhere_emulator.config import EmulatorConfig, StsSettings
+from rolesanywhere_emulator.service import CreateSessionService
 
 UNSIGNED = IncomingRequest("POST", "/sessions", "", [("Host", "localhost")], b"{}")
 

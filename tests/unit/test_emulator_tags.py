@@ -9,8 +9,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from rolesanywhere_sidecar.emulator.policy import PolicyDenied, certificate_context, check_trust_policy
-from rolesanywhere_sidecar.emulator.tags import principal_tags, source_identity
+from rolesanywhere_emulator.policy import PolicyDenied, certificate_context, check_trust_policy
+from rolesanywhere_emulator.tags import principal_tags, source_identity
 
 NOW = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
 KEY = ec.generate_private_key(ec.SECP256R1())

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 from localcluster import pki
-from rolesanywhere_sidecar.emulator.trust import UntrustedCertificate, check_anchor_certificate, verify_path
+from rolesanywhere_emulator.trust import UntrustedCertificate, check_anchor_certificate, verify_path
 
 NOW = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
 DAY = dt.timedelta(days=1)

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from rolesanywhere_devkit.sidecar import reset_sidecar_logging
 from rolesanywhere_sidecar import cli
-from support.sidecar import reset_sidecar_logging
 
 ARGS = [
     "--certificate", "/nonexistent/tls.crt",

@@ -7,9 +7,9 @@ import io
 import json
 
 import pytest
+from rolesanywhere_devkit.sidecar import reset_sidecar_logging
 from rolesanywhere_sidecar.logs import REDACTED, Redactor, configure, get_logger
 from rolesanywhere_sidecar.metrics import LATENCY_BUCKETS, Metrics
-from support.sidecar import reset_sidecar_logging
 
 
 @pytest.fixture

@@ -14,8 +14,11 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-REPO = Path(__file__).resolve().parents[1]
+from rolesanywhere_devkit import REPO
+
 PYPROJECT = REPO / "pyproject.toml"
+#: The dev kit's (hack/pyproject.toml): the tests' and the demo's tools, never in the image.
+DEVKIT_PYPROJECT = REPO / "hack" / "pyproject.toml"
 LOCK = REPO / "requirements.lock"
 
 

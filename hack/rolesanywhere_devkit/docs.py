@@ -1,7 +1,7 @@
 """Generate README.md's reference tables from their one source each, or check that they match.
 
-    python hack/docs.py          rewrite the generated blocks in README.md
-    python hack/docs.py --check  exit 1, naming the block, when README.md has drifted
+    make docs                                  rewrite the generated blocks in README.md
+    python -m rolesanywhere_devkit.docs --check  exit 1, naming the block, when README.md has drifted
 
 Sources: the CRD (crds/rolesanywherebindings.rolesanywhere.dev.yaml, each field's description), the
 annotations and labels (rolesanywhere_operator/constants.py, each name's `#:` comment), the chart
@@ -15,11 +15,11 @@ import argparse
 import re
 import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+from rolesanywhere_devkit import REPO
+
 README = REPO / "README.md"
 CRD = REPO / "crds" / "rolesanywherebindings.rolesanywhere.dev.yaml"
 VALUES = REPO / "charts" / "rolesanywhere-operator" / "values.yaml"
@@ -203,13 +203,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.check:
             drifted = drifted_blocks(readme)
             if drifted:
-                print(f"README.md is out of date in: {', '.join(drifted)}; run `python hack/docs.py`",
+                print(f"README.md is out of date in: {', '.join(drifted)}; run `make docs`",
                       file=sys.stderr)
                 return 1
             return 0
         rendered = render(readme)
     except MissingDocumentation as error:
-        print(f"hack/docs.py: {error}", file=sys.stderr)
+        print(f"rolesanywhere_devkit.docs: {error}", file=sys.stderr)
         return 1
     tmp = README.with_suffix(".md.tmp")
     tmp.write_text(rendered)

@@ -5,7 +5,7 @@ renders (rbac.yaml) to the chart's service account and hands the operator a toke
 every test also proves the operator works with what the chart grants (Secrets: only where
 `grant_secret_read` bound the chart's secret-reader role, as secretAccess.namespaces would).
 
-The webhook's serving certificate comes from hack/localcluster/pki.py (SAN 127.0.0.1); the operator
+The webhook's serving certificate comes from localcluster.pki (SAN 127.0.0.1); the operator
 registers its MutatingWebhookConfiguration (by URL, with that CA) under a name unique to the run, and
 the harness deletes it on stop, so a stopped operator never blocks pod creation for other tests.
 """
@@ -22,14 +22,12 @@ import sys
 import uuid
 from pathlib import Path
 
-import pytest
 from localcluster import pki
-from localcluster.controlplane import wait_for
 from localcluster.podrunner import write_atomic_directory
 
-from support.processes import terminate
+from rolesanywhere_devkit import REPO
+from rolesanywhere_devkit.processes import free_port, terminate, wait_for
 
-REPO = Path(__file__).resolve().parents[2]
 CRD = REPO / "crds" / "rolesanywherebindings.rolesanywhere.dev.yaml"
 #: The ValidatingAdmissionPolicy (and its binding) the chart installs next to the CRD.
 CRD_POLICY = REPO / "crds" / "rolesanywherebindings.rolesanywhere.dev.policy.yaml"
@@ -106,7 +104,7 @@ def install_crd(cluster) -> None:
     )
 
 
-#: The operators running now, so a failing test's report can show what each was doing (conftest.py).
+#: The operators running now, so a failing test's report can show what each was doing (pytest_plugin.py).
 RUNNING: set[OperatorProcess] = set()
 
 
@@ -125,7 +123,7 @@ class OperatorProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.log_path = workdir / "operator.log"
         self.webhook_configuration = f"rolesanywhere-test-{uuid.uuid4().hex[:8]}"
-        self.port = _free_port()
+        self.port = free_port()
         # Off unless a test asks: most tests' bindings name no endpoint, and the regional one is not to be called.
         self.extra_args = (f"--verify-credentials={str(verify_credentials).lower()}", *extra_args)
         self._write_webhook_pki()
@@ -230,20 +228,6 @@ class OperatorProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-
-@pytest.fixture(scope="module")
-def operator(cluster, tmp_path_factory):
-    """The operator, running for the tests of one module."""
-    process = OperatorProcess(cluster, tmp_path_factory.mktemp("operator")).start()
-    yield process
-    process.stop()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --- Manifests ----------------------------------------------------------------------------------------

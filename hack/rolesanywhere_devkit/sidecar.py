@@ -13,8 +13,9 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from localcluster.controlplane import wait_for
 from rolesanywhere_sidecar.logs import LOGGER_NAME
+
+from rolesanywhere_devkit.processes import wait_for
 
 SIDECAR = str(Path(sys.executable).with_name("rolesanywhere-sidecar"))
 

@@ -1,6 +1,6 @@
 """Real stand-ins for AWS in tests: a moto server with IAM authentication on, and the Roles Anywhere emulator.
 
-Fixtures (register them with `pytest_plugins = ["support.awsfakes"]` or import them):
+Fixtures (register them with `pytest_plugins = ["rolesanywhere_devkit.aws"]` or import them):
   moto_server      session: a moto server; `.admin` keys for setup, `.create_role(...)`, `.client(...)`
   rolesanywhere_ca session: a root CA and an intermediate CA for workload certificates
   emulator_factory session: start_emulator(**options) -> EmulatorProcess; all are stopped at the end
@@ -37,12 +37,11 @@ from urllib.parse import parse_qs
 
 import boto3
 import httpx
-import pytest
 import yaml
 from botocore.config import Config
 from localcluster import pki
 
-from support.processes import terminate
+from rolesanywhere_devkit.processes import terminate
 
 ACCOUNT_ID = "123456789012"  # moto's default account
 REGION = "us-east-1"
@@ -76,18 +75,6 @@ class AwsKeys:
 
     def env(self) -> dict[str, str]:
         return {"AWS_ACCESS_KEY_ID": self.access_key_id, "AWS_SECRET_ACCESS_KEY": self.secret_access_key}
-
-
-def wait_until(condition, *, timeout: float, what: str, interval: float = 0.05):
-    """Poll `condition` until it returns something truthy; fail the test after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}", pytrace=False)
-        time.sleep(interval)
 
 
 class _Process:
@@ -252,16 +239,32 @@ class EmulatorProcess:
     """`rolesanywhere-emulator` running from a generated config; `.url` to call it, debug helpers below."""
 
     def __init__(
-        self, config_path: Path, env: dict[str, str] | None = None, tls: tuple[Path, Path] | None = None
+        self,
+        config_path: Path,
+        env: dict[str, str] | None = None,
+        tls: tuple[Path, Path] | None = None,
+        *,
+        port: int = 0,
     ):
+        """`port`: 0 for a free one; an earlier emulator's, to start it again where its clients call."""
         executable = Path(sys.executable).parent / "rolesanywhere-emulator"
-        args = [str(executable), "--config", str(config_path), "--port", "0", "--log-level", "INFO"]
+        args = [str(executable), "--config", str(config_path), "--port", str(port), "--log-level", "INFO"]
         if tls:
             args += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
         self.config_path = config_path
         self._process = _Process(args, {**os.environ, **(env or {})}, "rolesanywhere-emulator")
         match = self._process.wait_for_line(re.compile(r"listening on (https?://\S+)"), STARTUP_TIMEOUT)
         self.url = match.group(1)
+
+    @classmethod
+    def from_document(
+        cls, document: dict, directory: Path, tls: tuple[Path, Path] | None = None
+    ) -> EmulatorProcess:
+        """Write `document` (see emulator_config) to directory/emulator.yaml and start an emulator on it."""
+        directory.mkdir(parents=True, exist_ok=True)
+        config_path = directory / "emulator.yaml"
+        config_path.write_text(yaml.safe_dump(document, sort_keys=False))
+        return cls(config_path, tls=tls)
 
     @property
     def output(self) -> list[str]:
@@ -383,7 +386,7 @@ def emulator_config(
     profiles: list[dict],
     credential_lifetime_seconds: int | None = None,
 ) -> dict:
-    """A configuration document (see rolesanywhere_sidecar.emulator.config) calling `moto` as the emulator user."""
+    """A configuration document (see rolesanywhere_emulator.config) calling `moto` as the emulator user."""
     document = {
         "sts": {
             "endpoint": moto.endpoint,
@@ -396,53 +399,3 @@ def emulator_config(
     if credential_lifetime_seconds is not None:
         document["testing"] = {"credentialLifetimeSeconds": credential_lifetime_seconds}
     return document
-
-
-@pytest.fixture(scope="session")
-def moto_server():
-    server = MotoServer()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def rolesanywhere_ca(tmp_path_factory) -> CertificateAuthorities:
-    return make_authorities(tmp_path_factory.mktemp("rolesanywhere-ca"))
-
-
-@pytest.fixture(scope="session")
-def emulator_factory(tmp_path_factory):
-    """start_emulator(document: dict, tls=None) -> EmulatorProcess, stopped at the end of the session."""
-    started: list[EmulatorProcess] = []
-
-    def start_emulator(document: dict, tls: tuple[Path, Path] | None = None) -> EmulatorProcess:
-        directory = tmp_path_factory.mktemp("emulator")
-        config_path = directory / "emulator.yaml"
-        config_path.write_text(yaml.safe_dump(document, sort_keys=False))
-        process = EmulatorProcess(config_path, tls=tls)
-        started.append(process)
-        return process
-
-    yield start_emulator
-    for process in started:
-        process.stop()
-
-
-@pytest.fixture(scope="session")
-def rolesanywhere(moto_server, rolesanywhere_ca, emulator_factory) -> RolesAnywhere:
-    role_arn = moto_server.create_role(f"s3-read-only-{uuid.uuid4().hex[:8]}", S3_READ_ONLY_POLICY)
-    trust_anchor_arn, profile_arn = arn("trust-anchor"), arn("profile")
-    document = emulator_config(
-        moto_server,
-        trust_anchors=[{"arn": trust_anchor_arn, "caBundle": str(rolesanywhere_ca.bundle_path)}],
-        profiles=[{"arn": profile_arn, "roleArns": [role_arn], "durationSeconds": 3600}],
-    )
-    return RolesAnywhere(
-        moto=moto_server,
-        emulator=emulator_factory(document),
-        authorities=rolesanywhere_ca,
-        trust_anchor_arn=trust_anchor_arn,
-        profile_arn=profile_arn,
-        role_arn=role_arn,
-        document=document,
-    )

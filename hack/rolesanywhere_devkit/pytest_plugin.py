@@ -1,0 +1,157 @@
+"""The shared pytest fixtures of every test tier, registered through the `pytest11` entry point of the
+dev kit (hack/pyproject.toml), so no conftest imports them.
+
+  tools_bin        session: the pinned binaries (hack/tools.sh builds them on first use)
+  cluster          session: a local control plane in .run/test-cluster, or the cluster of
+                   ROLESANYWHERE_TEST_KUBECONFIG (which must already run cert-manager)
+  namespace        a fresh namespace, deleted (without waiting) after the test
+  moto_server      session: a moto server; `.admin` keys for setup, `.create_role(...)`, `.client(...)`
+  rolesanywhere_ca session: a root CA and an intermediate CA for workload certificates
+  emulator_factory session: start_emulator(document, tls=None) -> EmulatorProcess; all stopped at the end
+  rolesanywhere    session: a running emulator trusting rolesanywhere_ca, with one profile allowing an
+                   S3 read-only role; `.issue(...)` mints workload certificates, `.write(...)` writes them
+  operator         module: the operator, out of cluster, its webhook on 127.0.0.1
+
+A failed test's report also carries each running operator's stacks and log tail.
+
+Only pytest is imported here: the harnesses (and boto3, moto, the cluster) load when a test asks for a
+fixture, so the unit tests run where only the runtime dependencies and pytest are installed.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+#: Run the integration tests against this kubeconfig instead of starting a local control plane.
+TEST_KUBECONFIG_ENV = "ROLESANYWHERE_TEST_KUBECONFIG"
+
+
+@pytest.fixture(scope="session")
+def tools_bin() -> Path:
+    from localcluster import ToolsUnavailable
+    from localcluster import tools_bin as find_tools_bin
+
+    try:
+        return find_tools_bin()
+    except ToolsUnavailable as error:
+        pytest.fail(f"the pinned binaries are unavailable: {error}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def cluster(tools_bin: Path):
+    from localcluster import REPO_ROOT, cert_manager_crds
+    from localcluster.controlplane import ControlPlane
+
+    from rolesanywhere_devkit.cluster import Cluster
+
+    external = os.environ.get(TEST_KUBECONFIG_ENV)
+    if external:
+        yield Cluster(Path(external), tools_bin)
+        return
+    plane = ControlPlane(REPO_ROOT / ".run" / "test-cluster", tools_bin, audit=True)
+    plane.start(cert_manager_crds=cert_manager_crds())
+    try:
+        yield Cluster(plane.kubeconfig, tools_bin, plane)
+    finally:
+        plane.stop()
+
+
+@pytest.fixture
+def namespace(cluster, request) -> str:
+    """A fresh namespace, deleted (without waiting) after the test."""
+    from rolesanywhere_devkit.processes import wait_for
+
+    stem = "".join(c if c.isalnum() else "-" for c in request.node.name.lower())[:40].strip("-")
+    name = f"{stem}-{uuid.uuid4().hex[:6]}"
+    cluster.kubectl("create", "namespace", name)
+    # Pods cannot be created before the service-account controller made "default".
+    wait_for(
+        lambda: cluster.kubectl("get", "serviceaccount", "default", "-n", name, check=False).returncode == 0,
+        timeout=60,
+        what=f"the default service account in {name}",
+    )
+    yield name
+    cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    from rolesanywhere_devkit.aws import MotoServer
+
+    server = MotoServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def rolesanywhere_ca(tmp_path_factory):
+    from rolesanywhere_devkit.aws import make_authorities
+
+    return make_authorities(tmp_path_factory.mktemp("rolesanywhere-ca"))
+
+
+@pytest.fixture(scope="session")
+def emulator_factory(tmp_path_factory):
+    """start_emulator(document: dict, tls=None) -> EmulatorProcess, stopped at the end of the session."""
+    from rolesanywhere_devkit.aws import EmulatorProcess
+
+    started: list[EmulatorProcess] = []
+
+    def start_emulator(document: dict, tls: tuple[Path, Path] | None = None) -> EmulatorProcess:
+        process = EmulatorProcess.from_document(document, tmp_path_factory.mktemp("emulator"), tls=tls)
+        started.append(process)
+        return process
+
+    yield start_emulator
+    for process in started:
+        process.stop()
+
+
+@pytest.fixture(scope="session")
+def rolesanywhere(moto_server, rolesanywhere_ca, emulator_factory):
+    from rolesanywhere_devkit.aws import S3_READ_ONLY_POLICY, RolesAnywhere, arn, emulator_config
+
+    role_arn = moto_server.create_role(f"s3-read-only-{uuid.uuid4().hex[:8]}", S3_READ_ONLY_POLICY)
+    trust_anchor_arn, profile_arn = arn("trust-anchor"), arn("profile")
+    document = emulator_config(
+        moto_server,
+        trust_anchors=[{"arn": trust_anchor_arn, "caBundle": str(rolesanywhere_ca.bundle_path)}],
+        profiles=[{"arn": profile_arn, "roleArns": [role_arn], "durationSeconds": 3600}],
+    )
+    return RolesAnywhere(
+        moto=moto_server,
+        emulator=emulator_factory(document),
+        authorities=rolesanywhere_ca,
+        trust_anchor_arn=trust_anchor_arn,
+        profile_arn=profile_arn,
+        role_arn=role_arn,
+        document=document,
+    )
+
+
+@pytest.fixture(scope="module")
+def operator(cluster, tmp_path_factory):
+    """The operator, running for the tests of one module."""
+    from rolesanywhere_devkit.operator import OperatorProcess
+
+    process = OperatorProcess(cluster, tmp_path_factory.mktemp("operator")).start()
+    yield process
+    process.stop()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test's report carries each running operator's stacks and log tail: a stalled operator
+    (waiting on what?) is diagnosed from the failure itself, even on CI."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" and report.failed:
+        harness = sys.modules.get("rolesanywhere_devkit.operator")  # loaded only if a test started one
+        for process in list(harness.RUNNING if harness else ()):
+            report.sections.append((f"operator {process.log_path.parent.name}: stacks", process.stacks()))
+            report.sections.append((f"operator {process.log_path.parent.name}: log tail", process.log()[-6000:]))
