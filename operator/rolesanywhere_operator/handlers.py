@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 import kopf
-from rolesanywhere_sidecar.protocol.ratelimit import TokenBucket
+from rolesanywhere_protocol.ratelimit import TokenBucket
 
 from . import constants as c
 from .binding_cache import BindingCache

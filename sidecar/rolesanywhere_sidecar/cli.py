@@ -101,7 +101,8 @@ def check(settings: Settings, stdout: TextIO, stderr: TextIO) -> int:
 
 
 def credential_process(settings: Settings, stdout: TextIO, stderr: TextIO) -> int:
-    from .protocol import ConfigError
+    from rolesanywhere_protocol import ConfigError
+
     from .refresher import CertificateFilesMissing, FetchFailed
     from .session import SessionFetcher
 

@@ -18,8 +18,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from localcluster import pki
-from rolesanywhere_sidecar.emulator.authentication import IncomingRequest, authenticate
-from rolesanywhere_sidecar.protocol import (
+from rolesanywhere_protocol import (
     ConfigError,
     CreateSessionClient,
     LocalCredentialError,
@@ -27,8 +26,9 @@ from rolesanywhere_sidecar.protocol import (
     ServiceError,
     SessionRequest,
 )
-from rolesanywhere_sidecar.protocol.client import BACKOFF_BASE_SECONDS
-from rolesanywhere_sidecar.protocol.identity import X509Identity
+from rolesanywhere_protocol.client import BACKOFF_BASE_SECONDS
+from rolesanywhere_protocol.identity import X509Identity
+from rolesanywhere_sidecar.emulator.authentication import IncomingRequest, authenticate
 
 TRUST_ANCHOR = "arn:aws:rolesanywhere:eu-west-1:123456789012:trust-anchor/ta-1"
 PROFILE = "arn:aws:rolesanywhere:eu-west-1:123456789012:profile/p-1"

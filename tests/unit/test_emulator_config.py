@@ -10,9 +10,9 @@ import pytest
 import yaml
 from cryptography.hazmat.primitives import serialization
 from localcluster import pki
+from rolesanywhere_protocol import ConfigError
 from rolesanywhere_sidecar.emulator.cli import main
 from rolesanywhere_sidecar.emulator.config import load_config
-from rolesanywhere_sidecar.protocol import ConfigError
 
 ANCHOR = "arn:aws:rolesanywhere:eu-central-1:123456789012:trust-anchor/ta-1"
 PROFILE = "arn:aws:rolesanywhere:eu-central-1:123456789012:profile/p-1"

@@ -9,9 +9,9 @@ import json
 
 import pytest
 from botocore.credentials import ContainerProvider
+from rolesanywhere_protocol.credentials import Credentials
 from rolesanywhere_sidecar.logs import Redactor, configure
 from rolesanywhere_sidecar.metrics import Metrics
-from rolesanywhere_sidecar.protocol.credentials import Credentials
 from rolesanywhere_sidecar.server import CredentialsServer, CredentialStore
 from support.sidecar import reset_sidecar_logging
 

@@ -16,9 +16,8 @@ import logging
 from dataclasses import dataclass
 
 from cryptography import x509
-
-from ..protocol.arns import SERVICE
-from ..protocol.signing import (
+from rolesanywhere_protocol.arns import SERVICE
+from rolesanywhere_protocol.signing import (
     HEADER_AUTHORIZATION,
     HEADER_DATE,
     HEADER_X509,
@@ -35,6 +34,7 @@ from ..protocol.signing import (
     string_to_sign,
     verify,
 )
+
 from .errors import INVALID_SIGNATURE, UNTRUSTED_CERTIFICATE, access_denied
 from .trust import MAX_INTERMEDIATES
 

@@ -16,15 +16,15 @@ from urllib.parse import unquote, urlencode, urlsplit
 from xml.etree import ElementTree
 
 import httpx
-
-from ..protocol.credentials import parse_expiration
-from ..protocol.signing import (
+from rolesanywhere_protocol.credentials import parse_expiration
+from rolesanywhere_protocol.signing import (
     canonical_request,
     credential_scope,
     format_amz_date,
     names_to_sign,
     string_to_sign,
 )
+
 from .config import StsSettings
 
 HMAC_ALGORITHM = "AWS4-HMAC-SHA256"

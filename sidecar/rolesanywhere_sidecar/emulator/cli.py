@@ -13,7 +13,8 @@ import signal
 import sys
 from pathlib import Path
 
-from ..protocol.errors import ConfigError
+from rolesanywhere_protocol.errors import ConfigError
+
 from .config import load_config
 from .server import EmulatorServer
 

@@ -18,11 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cryptography import x509
+from rolesanywhere_protocol.arns import parse_arn
+from rolesanywhere_protocol.credentials import format_expiration
+from rolesanywhere_protocol.ratelimit import TokenBucket
+from rolesanywhere_protocol.signing import HEADER_X509, decode_certificates
 
-from ..protocol.arns import parse_arn
-from ..protocol.credentials import format_expiration
-from ..protocol.ratelimit import TokenBucket
-from ..protocol.signing import HEADER_X509, decode_certificates
 from .authentication import IncomingRequest, authenticate
 from .aws import AwsCallError, AwsClient
 from .config import EmulatorConfig, Profile, TrustAnchor
