@@ -10,9 +10,9 @@ import json
 import pytest
 from botocore.credentials import ContainerProvider
 from rolesanywhere_protocol.credentials import Credentials
+from rolesanywhere_sidecar.endpoint import CredentialsServer, CredentialStore
 from rolesanywhere_sidecar.logs import Redactor, configure
 from rolesanywhere_sidecar.metrics import Metrics
-from rolesanywhere_sidecar.server import CredentialsServer, CredentialStore
 from support.sidecar import reset_sidecar_logging
 
 TOKEN = "s3cr3t-endpoint-token"
