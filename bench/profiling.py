@@ -96,7 +96,7 @@ def _package(path: str) -> str:
         return path.split("site-packages/", 1)[1].split("/", 1)[0]
     if "/lib/python3" in path:
         return "stdlib " + path.split("/lib/python3", 1)[1].split("/", 2)[1].removesuffix(".py")
-    for ours in ("rolesanywhere_operator", "rolesanywhere_sidecar"):
+    for ours in ("rolesanywhere_operator", "rolesanywhere_sidecar", "rolesanywhere_protocol"):
         if ours in path:
             return ours
     return Path(path).name

@@ -18,9 +18,9 @@ import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from rolesanywhere_protocol import Credentials
+from rolesanywhere_protocol.ratelimit import TokenBucket
 from rolesanywhere_sidecar import refresher
-from rolesanywhere_sidecar.protocol import Credentials
-from rolesanywhere_sidecar.protocol.ratelimit import TokenBucket
 from rolesanywhere_sidecar.refresher import (
     BACKOFF_CAP_SECONDS,
     THROTTLED_BACKOFF_CAP_SECONDS,

@@ -133,6 +133,8 @@ for stat in tracemalloc.take_snapshot().statistics("filename"):
         group = "code objects of imported modules"
     elif "rolesanywhere_sidecar" in name:
         group = "rolesanywhere_sidecar"
+    elif "rolesanywhere_protocol" in name:
+        group = "rolesanywhere_protocol"
     else:
         group = "other"
     by[group] += stat.size

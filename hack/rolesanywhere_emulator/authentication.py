@@ -16,8 +16,8 @@ import logging
 from dataclasses import dataclass
 
 from cryptography import x509
-from rolesanywhere_sidecar.protocol.arns import SERVICE
-from rolesanywhere_sidecar.protocol.signing import (
+from rolesanywhere_protocol.arns import SERVICE
+from rolesanywhere_protocol.signing import (
     HEADER_AUTHORIZATION,
     HEADER_DATE,
     HEADER_X509,

@@ -16,8 +16,8 @@ from urllib.parse import unquote, urlencode, urlsplit
 from xml.etree import ElementTree
 
 import httpx
-from rolesanywhere_sidecar.protocol.credentials import parse_expiration
-from rolesanywhere_sidecar.protocol.signing import (
+from rolesanywhere_protocol.credentials import parse_expiration
+from rolesanywhere_protocol.signing import (
     canonical_request,
     credential_scope,
     format_amz_date,

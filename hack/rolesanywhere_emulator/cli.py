@@ -13,7 +13,7 @@ import signal
 import sys
 from pathlib import Path
 
-from rolesanywhere_sidecar.protocol.errors import ConfigError
+from rolesanywhere_protocol.errors import ConfigError
 
 from .config import load_config
 from .server import EmulatorServer

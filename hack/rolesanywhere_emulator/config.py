@@ -47,14 +47,14 @@ from pathlib import Path
 
 import yaml
 from cryptography import x509
-from rolesanywhere_sidecar.protocol.arns import (
+from rolesanywhere_protocol.arns import (
     Arn,
     parse_arn,
     parse_profile_arn,
     parse_role_arn,
     parse_trust_anchor_arn,
 )
-from rolesanywhere_sidecar.protocol.errors import ConfigError
+from rolesanywhere_protocol.errors import ConfigError
 
 from .revocation import crl_issuer, load_crl
 from .trust import UntrustedCertificate, check_anchor_certificate

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 
-from rolesanywhere_sidecar.protocol.signing import query_pairs
+from rolesanywhere_protocol.signing import query_pairs
 
 from .authentication import IncomingRequest
 from .errors import validation

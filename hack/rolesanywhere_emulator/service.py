@@ -18,10 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cryptography import x509
-from rolesanywhere_sidecar.protocol.arns import parse_arn
-from rolesanywhere_sidecar.protocol.credentials import format_expiration
-from rolesanywhere_sidecar.protocol.ratelimit import TokenBucket
-from rolesanywhere_sidecar.protocol.signing import HEADER_X509, decode_certificates
+from rolesanywhere_protocol.arns import parse_arn
+from rolesanywhere_protocol.credentials import format_expiration
+from rolesanywhere_protocol.ratelimit import TokenBucket
+from rolesanywhere_protocol.signing import HEADER_X509, decode_certificates
 
 from .authentication import IncomingRequest, authenticate
 from .aws import AwsCallError, AwsClient

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import kopf
-from rolesanywhere_sidecar.protocol.ratelimit import TokenBucket
+from rolesanywhere_protocol.ratelimit import TokenBucket
 
 from . import constants as c
 from .binding_cache import BindingCache
@@ -219,6 +219,8 @@ async def close(memo: kopf.Memo, **_: Any) -> None:
 async def reconcile_binding(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     try:
         await memo.reconciler.reconcile(body)
+    except InvalidBindingError as error:
+        raise kopf.PermanentError(str(error)) from error
     except ApiError as error:
         raise kopf.TemporaryError(str(error), delay=RETRY_DELAY) from error
 
@@ -241,6 +243,8 @@ async def opted_in_pod_changed(type: str | None, namespace: str, body: kopf.Body
 async def _refresh(memo: kopf.Memo, namespace: str, name: str) -> None:
     try:
         await memo.reconciler.refresh(namespace, name)
+    except InvalidBindingError as error:
+        raise kopf.PermanentError(str(error)) from error
     except ApiError as error:
         raise kopf.TemporaryError(str(error), delay=RETRY_DELAY) from error
 

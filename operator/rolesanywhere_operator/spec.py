@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-import kopf
-
 from . import constants as c
 
 # The ARN patterns of the CRD (crds/rolesanywherebindings.rolesanywhere.dev.yaml); a unit test keeps them equal.
@@ -150,10 +148,11 @@ def key_problem(value: object) -> str | None:
     return None
 
 
-class InvalidBindingError(kopf.PermanentError):
+class InvalidBindingError(Exception):
     """A binding's spec is invalid; the message names the field and what is expected.
 
-    Permanent: retrying cannot help until someone edits the binding.
+    Permanent: retrying cannot help until someone edits the binding. One that reaches a kopf handler
+    leaves it as kopf.PermanentError (handlers.py), so kopf does not retry it.
     """
 
 

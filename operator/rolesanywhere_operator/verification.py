@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rolesanywhere_sidecar.protocol import (
+from rolesanywhere_protocol import (
     ConfigError,
     CreateSessionClient,
     LocalCredentialError,
@@ -29,8 +29,8 @@ from rolesanywhere_sidecar.protocol import (
     ServiceError,
     SessionRequest,
 )
-from rolesanywhere_sidecar.protocol.identity import identity_from_pem
-from rolesanywhere_sidecar.protocol.ratelimit import TokenBucket
+from rolesanywhere_protocol.identity import identity_from_pem
+from rolesanywhere_protocol.ratelimit import TokenBucket
 
 from . import constants as c
 from .spec import Binding

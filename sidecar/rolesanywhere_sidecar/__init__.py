@@ -1,1 +1,1 @@
-"""Credentials sidecar and IAM Roles Anywhere protocol (SigV4-X509 signing, CreateSession)."""
+"""The credentials sidecar: `serve`, `credential-process` and `check`, over rolesanywhere_protocol."""

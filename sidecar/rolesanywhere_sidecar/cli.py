@@ -1,7 +1,7 @@
 """`rolesanywhere-sidecar`: credential-process, serve [--once], check.
 
-Heavy modules (the protocol, the HTTP server) are imported inside the subcommand that needs them,
-so `check`, run by the kubelet as a probe, starts fast.
+Heavy modules (rolesanywhere_protocol, the endpoint's HTTP server) are imported inside the subcommand
+that needs them, so `check`, run by the kubelet as a probe, starts fast.
 """
 
 from __future__ import annotations
@@ -101,9 +101,10 @@ def check(settings: Settings, stdout: TextIO, stderr: TextIO) -> int:
 
 
 def credential_process(settings: Settings, stdout: TextIO, stderr: TextIO) -> int:
-    from .protocol import ConfigError
+    from rolesanywhere_protocol import ConfigError
+
+    from .fetch import SessionFetcher
     from .refresher import CertificateFilesMissing, FetchFailed
-    from .session import SessionFetcher
 
     try:
         fetcher = SessionFetcher(settings, max_attempts=3)
@@ -130,7 +131,7 @@ def serve(settings: Settings, redactor: Redactor) -> int:
     signal.signal(signal.SIGTERM, _stop_on_signal)
     signal.signal(signal.SIGINT, _stop_on_signal)
     try:
-        from .serving import run
+        from .serve import run
 
         return run(settings, redactor)
     except Stopping as stopping:

@@ -114,7 +114,7 @@ class OutputFiles:
 
     def read_credentials(self, role_arn: str):
         """The credentials a previous run of this pod's sidecar left, or None when there are none usable."""
-        from .protocol.credentials import Credentials
+        from rolesanywhere_protocol.credentials import Credentials
 
         try:
             document = json.loads((self.credentials_directory / CREDENTIALS_JSON).read_text())

@@ -23,9 +23,9 @@ from cryptography.x509.oid import NameOID
 from iam_rolesanywhere_session import IAMRolesAnywhereSession
 from localcluster import pki
 from rolesanywhere_devkit.aws import S3_READ_ONLY_POLICY, AwsKeys, arn, emulator_config, utc_now
-from rolesanywhere_sidecar.protocol import CreateSessionClient, ServiceError, SessionRequest, signing
-from rolesanywhere_sidecar.protocol.credentials import parse_expiration
-from rolesanywhere_sidecar.protocol.identity import X509Identity
+from rolesanywhere_protocol import CreateSessionClient, ServiceError, SessionRequest, signing
+from rolesanywhere_protocol.credentials import parse_expiration
+from rolesanywhere_protocol.identity import X509Identity
 
 KEY_KINDS = ["rsa2048", "ec-p256", "ec-p384"]
 S3_FULL_POLICY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}

@@ -19,7 +19,7 @@ import pytest
 from localcluster import pki
 from rolesanywhere_devkit.processes import free_port
 from rolesanywhere_emulator.authentication import IncomingRequest, authenticate
-from rolesanywhere_sidecar.protocol import (
+from rolesanywhere_protocol import (
     ConfigError,
     CreateSessionClient,
     LocalCredentialError,
@@ -27,8 +27,8 @@ from rolesanywhere_sidecar.protocol import (
     ServiceError,
     SessionRequest,
 )
-from rolesanywhere_sidecar.protocol.client import BACKOFF_BASE_SECONDS
-from rolesanywhere_sidecar.protocol.identity import X509Identity
+from rolesanywhere_protocol.client import BACKOFF_BASE_SECONDS
+from rolesanywhere_protocol.identity import X509Identity
 
 TRUST_ANCHOR = "arn:aws:rolesanywhere:eu-west-1:123456789012:trust-anchor/ta-1"
 PROFILE = "arn:aws:rolesanywhere:eu-west-1:123456789012:profile/p-1"

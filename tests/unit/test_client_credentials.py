@@ -6,9 +6,9 @@ import configparser
 import datetime as dt
 
 import pytest
-from rolesanywhere_sidecar.protocol import ConfigError, Credentials, ServiceError, parse_arn
-from rolesanywhere_sidecar.protocol.arns import endpoint_for, partition_of
-from rolesanywhere_sidecar.protocol.credentials import credentials_from_response, parse_expiration
+from rolesanywhere_protocol import ConfigError, Credentials, ServiceError, parse_arn
+from rolesanywhere_protocol.arns import endpoint_for, partition_of
+from rolesanywhere_protocol.credentials import credentials_from_response, parse_expiration
 
 CREDENTIALS = Credentials(
     access_key_id="ASIAEXAMPLE",

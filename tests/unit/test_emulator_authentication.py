@@ -10,8 +10,8 @@ import pytest
 from localcluster import pki
 from rolesanywhere_emulator.authentication import IncomingRequest, authenticate
 from rolesanywhere_emulator.errors import ApiError
-from rolesanywhere_sidecar.protocol import signing
-from rolesanywhere_sidecar.protocol.identity import X509Identity
+from rolesanywhere_protocol import signing
+from rolesanywhere_protocol.identity import X509Identity
 
 NOW = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
 URL = "https://rolesanywhere.us-east-1.amazonaws.com/sessions"

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from localcluster import pki
 from rolesanywhere_emulator.cli import main
 from rolesanywhere_emulator.config import load_config
-from rolesanywhere_sidecar.protocol import ConfigError
+from rolesanywhere_protocol import ConfigError
 
 ANCHOR = "arn:aws:rolesanywhere:eu-central-1:123456789012:trust-anchor/ta-1"
 PROFILE = "arn:aws:rolesanywhere:eu-central-1:123456789012:profile/p-1"

@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.hazmat.primitives.serialization import pkcs12
 from localcluster import pki
-from rolesanywhere_sidecar.protocol import LocalCredentialError, check_validity, load_identity
+from rolesanywhere_protocol import LocalCredentialError, check_validity, load_identity
 
 NOW = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
 PASSPHRASE = b"correct horse battery staple"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import kopf
 import pytest
 import yaml
 from rolesanywhere_operator import constants as c
+from rolesanywhere_operator import handlers
 from rolesanywhere_operator import spec as spec_module
 from rolesanywhere_operator.spec import (
     CABundle,
@@ -214,7 +216,26 @@ def test_invalid_specs_name_the_field(path, value, message):
         parse_binding(edit(path, value))
     assert str(raised.value).startswith("binding shop/s3-reader: ")
     assert message in str(raised.value)
-    assert isinstance(raised.value, kopf.PermanentError)
+
+
+class _Refusing:
+    """A reconciler whose every call meets an invalid spec."""
+
+    async def reconcile(self, body):
+        raise InvalidBindingError("binding shop/s3-reader: spec is missing")
+
+    async def refresh(self, namespace, name):
+        raise InvalidBindingError("binding shop/s3-reader: spec is missing")
+
+
+@pytest.mark.parametrize("call", [
+    lambda memo: handlers.reconcile_binding(body=binding(), memo=memo),
+    lambda memo: handlers.certificate_changed(namespace="shop", labels={c.BINDING_LABEL: "s3-reader"}, memo=memo),
+], ids=["binding", "certificate"])
+def test_an_invalid_spec_that_reaches_a_kopf_handler_is_permanent(call):
+    """Retrying cannot help until someone edits the binding, so kopf is told not to."""
+    with pytest.raises(kopf.PermanentError, match="spec is missing"):
+        asyncio.run(call(kopf.Memo(reconciler=_Refusing())))
 
 
 def test_crd_patterns_equal_the_operators():

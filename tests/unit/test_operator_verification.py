@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 from rolesanywhere_operator import verification as v
 from rolesanywhere_operator.spec import parse_binding
-from rolesanywhere_sidecar.protocol import (
+from rolesanywhere_protocol import (
     ConfigError,
     LocalCredentialError,
     RoleSessionNameRefused,

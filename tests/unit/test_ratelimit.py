@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from rolesanywhere_sidecar.protocol.ratelimit import TokenBucket
+from rolesanywhere_protocol.ratelimit import TokenBucket
 
 
 def test_a_burst_then_the_rate():

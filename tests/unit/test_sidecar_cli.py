@@ -75,7 +75,7 @@ def loaded_modules(statement: str) -> set[str]:
 
 
 def test_the_sidecar_never_imports_kopf_or_the_kubernetes_client():
-    modules = loaded_modules("import rolesanywhere_sidecar.cli, rolesanywhere_sidecar.serving")
+    modules = loaded_modules("import rolesanywhere_sidecar.cli, rolesanywhere_sidecar.serve")
     assert not modules & {"kopf", "kubernetes", "rolesanywhere_operator"}
 
 

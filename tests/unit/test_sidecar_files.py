@@ -10,6 +10,7 @@ import stat
 from pathlib import Path
 
 import pytest
+from rolesanywhere_protocol.credentials import Credentials
 from rolesanywhere_sidecar import files
 from rolesanywhere_sidecar.files import (
     OutputFiles,
@@ -19,7 +20,6 @@ from rolesanywhere_sidecar.files import (
     remove_leftover_temporaries,
     write_atomically,
 )
-from rolesanywhere_sidecar.protocol.credentials import Credentials
 
 NOW = dt.datetime(2030, 1, 1, 12, 0, tzinfo=dt.UTC)
 

@@ -19,7 +19,7 @@ WRITER = """
 import datetime as dt, sys
 from pathlib import Path
 from rolesanywhere_sidecar.files import OutputFiles
-from rolesanywhere_sidecar.protocol.credentials import Credentials
+from rolesanywhere_protocol.credentials import Credentials
 output = OutputFiles(Path(sys.argv[1]), profile_name="app")
 output.prepare()
 generation = int(sys.argv[2])  # each writer counts on from its own start

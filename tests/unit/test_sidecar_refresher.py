@@ -10,9 +10,9 @@ import threading
 from pathlib import Path
 
 import pytest
+from rolesanywhere_protocol.credentials import Credentials
 from rolesanywhere_sidecar import refresher as refresher_module
 from rolesanywhere_sidecar.logs import LOGGER_NAME
-from rolesanywhere_sidecar.protocol.credentials import Credentials
 from rolesanywhere_sidecar.refresher import (
     BACKOFF_CAP_SECONDS,
     CERTIFICATE_POLL_SECONDS,

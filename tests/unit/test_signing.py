@@ -10,8 +10,8 @@ import pytest
 from botocore.awsrequest import AWSRequest
 from cryptography.hazmat.primitives.asymmetric import ec
 from localcluster import pki
-from rolesanywhere_sidecar.protocol import signing
-from rolesanywhere_sidecar.protocol.identity import X509Identity
+from rolesanywhere_protocol import signing
+from rolesanywhere_protocol.identity import X509Identity
 
 NOW = dt.datetime(2024, 5, 1, 12, 30, 45, tzinfo=dt.UTC)
 URL = "https://rolesanywhere.us-east-1.amazonaws.com/sessions"

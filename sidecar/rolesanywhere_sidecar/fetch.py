@@ -13,8 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .metrics import Metrics
-from .protocol import (
+from rolesanywhere_protocol import (
     ConfigError,
     CreateSessionClient,
     Credentials,
@@ -26,7 +25,9 @@ from .protocol import (
     X509Identity,
     load_identity,
 )
-from .protocol.client import utc_now
+from rolesanywhere_protocol.client import utc_now
+
+from .metrics import Metrics
 from .refresher import CertificateFilesMissing, FetchFailed
 from .settings import Settings
 

@@ -10,13 +10,14 @@ import random
 import secrets
 import threading
 
+from rolesanywhere_protocol import ConfigError
+
+from .endpoint import CredentialsServer, CredentialStore
+from .fetch import SessionFetcher, utc_now
 from .files import OutputFiles
 from .logs import Redactor, get_logger
 from .metrics import Metrics
-from .protocol import ConfigError
 from .refresher import Refresher
-from .server import CredentialsServer, CredentialStore
-from .session import SessionFetcher, utc_now
 from .settings import Settings
 
 log = get_logger("main")

@@ -10,10 +10,10 @@ import json
 import pytest
 from botocore.credentials import ContainerProvider
 from rolesanywhere_devkit.sidecar import reset_sidecar_logging
+from rolesanywhere_protocol.credentials import Credentials
+from rolesanywhere_sidecar.endpoint import CredentialsServer, CredentialStore
 from rolesanywhere_sidecar.logs import Redactor, configure
 from rolesanywhere_sidecar.metrics import Metrics
-from rolesanywhere_sidecar.protocol.credentials import Credentials
-from rolesanywhere_sidecar.server import CredentialsServer, CredentialStore
 
 TOKEN = "s3cr3t-endpoint-token"
 

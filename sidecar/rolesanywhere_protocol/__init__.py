@@ -1,7 +1,8 @@
 """IAM Roles Anywhere client protocol: X.509 identities, SigV4-X509 signing and the CreateSession call.
 
-This package stands alone: it imports nothing from the sidecar, the operator or the emulator,
-so each of them (and users' own code) can build on it.
+This package stands alone: it imports nothing from the sidecar, the operator or the emulator, nor
+kopf, the Kubernetes client or aiohttp, so each of them (and users' own code) can build on it
+(tests/unit/test_layers.py holds it to that).
 """
 
 from .arns import Arn, endpoint_for, parse_arn
