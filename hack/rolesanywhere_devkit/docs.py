@@ -170,7 +170,14 @@ def sidecar_settings_table() -> str:
     return settings.reference_markdown()
 
 
+def reasons_table() -> str:
+    from rolesanywhere_operator import reasons
+
+    return reasons.reference_markdown()
+
+
 GENERATORS: dict[str, Callable[[], str]] = {
+    "reasons": reasons_table,
     "crd-fields": crd_fields_table,
     "annotations": annotations_table,
     "chart-values": values_table,

@@ -1,27 +1,16 @@
 """A binding's status and the Events a person must act on, computed from what was observed (pure).
 
-Conditions:
-
-- CertificateReady: the certificate the sidecars present exists, is complete and is valid now. Reasons:
-  Issued (cert-manager issued it), SecretValid (secretRef), CertificatePending (cert-manager is working
-  on it), IssuerNotFound, ClusterIssuerNotAllowed, CertificateRefused (the API server refused the
-  Certificate: cert-manager's webhook or a cluster policy; the message is the server's), CertificateFailed, SecretMissing, SecretKeysMissing,
-  CertificateInvalid, CertificateExpired, CertificateNotYetValid, InvalidSpec; Unknown: SecretNotReadable
-  (a secretRef Secret the operator may not read: pods still get it, the operator cannot check it).
-- CredentialsVerified: whether Roles Anywhere accepted a CreateSession the operator made with the
-  certificate (verification.py). True: Accepted. False: RoleSessionNameNotAccepted,
-  CreateSessionRefused (the service's message says why: untrusted certificate, role not in the profile,
-  disabled profile, revoked certificate, trust policy), CertificateUnusable. Unknown:
-  EndpointUnreachable, VerificationPending, WaitingForCertificate, VerificationDisabled, SecretNotReadable
-  (the call signs with the binding's key, in its Secret, which the operator may not read there).
+Conditions: CertificateReady (the certificate the sidecars present exists, is complete and is valid now),
+CredentialsVerified (whether Roles Anywhere accepted a CreateSession the operator made with it;
+verification.py) and Ready (the binding can give pods credentials: it mirrors the reason of a False
+CertificateReady or CredentialsVerified). Each reason, the conditions that carry it and its meaning are
+declared in reasons.py.
 
 The operator reads no Secret to know the certificate of an issuerRef binding: cert-manager's Certificate
 (conditions) and the CertificateRequest of its current revision (the issued certificate, no key) say it.
-- Ready: the binding can give pods credentials; mirrors the reason of CertificateReady, or of a False
-  CredentialsVerified, when it cannot.
 
-A Warning Event is posted when Ready moves to a reason in `ACTIONABLE` (once per transition, not on every
-refresh), and a Normal Event when it becomes True.
+A Warning Event is posted when Ready moves to a reason in `reasons.ACTIONABLE` (once per transition, not
+on every refresh), and a Normal Event when it becomes True.
 """
 
 from __future__ import annotations
@@ -36,30 +25,10 @@ from typing import Any
 from cryptography import x509
 
 from . import constants as c
-from . import verification
+from .reasons import ACTIONABLE, Reason
 from .spec import Binding, IssuedCertificate, SecretCertificate
 from .verification import Verification
 
-#: Reasons a person must act on (fix the issuer, the Secret, the spec, or renew the certificate).
-ACTIONABLE = frozenset(
-    {
-        "IssuerNotFound",
-        "CertificateFailed",
-        "SecretMissing",
-        "SecretKeysMissing",
-        "CertificateInvalid",
-        "CertificateExpired",
-        "CertificateNotYetValid",
-        "InvalidSpec",
-        "ClusterIssuerNotAllowed",
-        "CertificateRefused",
-        verification.SESSION_NAME_NOT_ACCEPTED,
-        verification.REFUSED,
-        verification.CERTIFICATE_UNUSABLE,
-    }
-)
-#: The operator may not read the binding's Secret (no Role grants it in that namespace).
-SECRET_NOT_READABLE = "SecretNotReadable"
 #: How a cluster admin lets the operator read a namespace's Secrets; README explains the trade.
 SECRET_ACCESS_HINT = (
     "to allow it, list the namespace in the chart's secretAccess.namespaces (a RoleBinding to the operator's "
@@ -149,7 +118,7 @@ def compute_status(
     else:
         unchecked = f" (not checked: {verdict.message})" if verdict.status == "Unknown" else ""
         ready = _Verdict(
-            "True", "Ready",
+            "True", Reason.READY,
             f"pods annotated {c.BINDING_ANNOTATION}={binding.name} get credentials for {binding.role_arn}{unchecked}",
         )
     verdicts = {
@@ -172,28 +141,28 @@ def _credentials_verdict(observed: Observed, certificate: CertificateInfo | None
     """CredentialsVerified, for the certificate the sidecars present now (None: not usable yet)."""
     if not observed.verification_enabled:
         return _Verdict(
-            "Unknown", "VerificationDisabled",
+            "Unknown", Reason.VERIFICATION_DISABLED,
             "the operator makes no CreateSession for this binding (spec.verifyCredentials or the operator's "
             "--verify-credentials is off)",
         )
     if not observed.secret_readable:
         return _Verdict(
-            "Unknown", SECRET_NOT_READABLE,
+            "Unknown", Reason.SECRET_NOT_READABLE,
             f"the CreateSession is signed with the binding's key, and the operator may not read its Secret; "
             f"{SECRET_ACCESS_HINT}, or set spec.verifyCredentials: false",
         )
     if certificate is None:
-        return _Verdict("Unknown", "WaitingForCertificate", "verified once the certificate is ready")
+        return _Verdict("Unknown", Reason.WAITING_FOR_CERTIFICATE, "verified once the certificate is ready")
     record = observed.verification
     # An unknown serial (the Certificate's request is gone) takes the record's: the call read it from the Secret.
     serial = certificate.serial_number or (record.serial_number if record else "")
     if record is None or (record.serial_number, record.generation) != (serial, observed.generation):
         return _Verdict(
-            "Unknown", "VerificationPending", f"a CreateSession with certificate serial {certificate.serial_number} is due"
+            "Unknown", Reason.VERIFICATION_PENDING, f"a CreateSession with certificate serial {certificate.serial_number} is due"
         )
     if record.accepted:
         return _Verdict("True", record.reason, record.message)
-    if record.reason == verification.UNREACHABLE:
+    if record.reason == Reason.ENDPOINT_UNREACHABLE:
         return _Verdict("Unknown", record.reason, record.message)
     return _Verdict("False", record.reason, record.message)
 
@@ -202,8 +171,8 @@ def invalid_spec_status(
     message: str, generation: int, previous: Mapping[str, Any] | None, now: dt.datetime
 ) -> tuple[dict[str, Any], list[Event]]:
     """The status of a binding whose spec the operator cannot use."""
-    ready = _Verdict("False", "InvalidSpec", message)
-    unknown = _Verdict("Unknown", "InvalidSpec", "the spec must be fixed first")
+    ready = _Verdict("False", Reason.INVALID_SPEC, message)
+    unknown = _Verdict("Unknown", Reason.INVALID_SPEC, "the spec must be fixed first")
     status = {
         "observedGeneration": generation,
         "conditions": _conditions(
@@ -253,13 +222,13 @@ def _check_issued(
         facts = (observed.certificate or {}).get("status") or {}
         if facts.get("notBefore") and facts.get("notAfter"):
             info = CertificateInfo("", "", _parse_time(facts["notBefore"]), _parse_time(facts["notAfter"]))
-            return info, _validity(info, f"the certificate of Certificate {name}", "Issued", now)
-        return None, _Verdict("False", "CertificatePending", f"Certificate {name} has no issued certificate yet")
+            return info, _validity(info, f"the certificate of Certificate {name}", Reason.ISSUED, now)
+        return None, _Verdict("False", Reason.CERTIFICATE_PENDING, f"Certificate {name} has no issued certificate yet")
     try:
         info = parse_certificate(observed.issued_pem)
     except ValueError as error:
-        return None, _Verdict("False", "CertificateInvalid", f"Certificate {name} issued no PEM certificate: {error}")
-    return info, _validity(info, f"the certificate issued for Certificate {name}", "Issued", now)
+        return None, _Verdict("False", Reason.CERTIFICATE_INVALID, f"Certificate {name} issued no PEM certificate: {error}")
+    return info, _validity(info, f"the certificate issued for Certificate {name}", Reason.ISSUED, now)
 
 
 def _check_secret(binding: Binding, observed: Observed, now: dt.datetime) -> tuple[CertificateInfo | None, _Verdict]:
@@ -267,11 +236,11 @@ def _check_secret(binding: Binding, observed: Observed, now: dt.datetime) -> tup
     name, secret = binding.secret_name, observed.secret
     if not observed.secret_readable:
         return None, _Verdict(
-            "Unknown", SECRET_NOT_READABLE,
+            "Unknown", Reason.SECRET_NOT_READABLE,
             f"the operator may not read Secret {name} in namespace {binding.namespace}; {SECRET_ACCESS_HINT}",
         )
     if secret is None:
-        return None, _Verdict("False", "SecretMissing", f"Secret {name} does not exist in namespace {binding.namespace}")
+        return None, _Verdict("False", Reason.SECRET_MISSING, f"Secret {name} does not exist in namespace {binding.namespace}")
     data = secret.get("data") or {}
     required = [c.TLS_CERT_KEY, c.TLS_KEY_KEY]
     if isinstance(binding.certificate, SecretCertificate):
@@ -279,24 +248,24 @@ def _check_secret(binding: Binding, observed: Observed, now: dt.datetime) -> tup
     missing = [key for key in required if not data.get(key)]
     if missing:
         return None, _Verdict(
-            "False", "SecretKeysMissing", f"Secret {name} lacks the key(s) {', '.join(missing)}; expected {', '.join(required)}"
+            "False", Reason.SECRET_KEYS_MISSING, f"Secret {name} lacks the key(s) {', '.join(missing)}; expected {', '.join(required)}"
         )
     try:
         info = parse_certificate(base64.b64decode(data[c.TLS_CERT_KEY]))
     except (ValueError, binascii.Error) as error:
         return None, _Verdict(
-            "False", "CertificateInvalid", f"Secret {name} key {c.TLS_CERT_KEY} is not a PEM certificate: {error}"
+            "False", Reason.CERTIFICATE_INVALID, f"Secret {name} key {c.TLS_CERT_KEY} is not a PEM certificate: {error}"
         )
-    return info, _validity(info, f"the certificate in Secret {name}", "SecretValid", now)
+    return info, _validity(info, f"the certificate in Secret {name}", Reason.SECRET_VALID, now)
 
 
 def _validity(info: CertificateInfo, what: str, valid_reason: str, now: dt.datetime) -> _Verdict:
     """True (with `valid_reason`) while `now` is within the certificate's validity."""
     serial = f" (serial {info.serial_number})" if info.serial_number else ""
     if now >= info.not_after:
-        return _Verdict("False", "CertificateExpired", f"{what}{serial} expired at {_timestamp(info.not_after)}")
+        return _Verdict("False", Reason.CERTIFICATE_EXPIRED, f"{what}{serial} expired at {_timestamp(info.not_after)}")
     if now < info.not_before:
-        return _Verdict("False", "CertificateNotYetValid", f"{what}{serial} is valid from {_timestamp(info.not_before)}")
+        return _Verdict("False", Reason.CERTIFICATE_NOT_YET_VALID, f"{what}{serial} is valid from {_timestamp(info.not_before)}")
     described = ", ".join(x for x in (info.serial_number and f"serial {info.serial_number}", info.subject) if x)
     return _Verdict("True", valid_reason, f"{described + ', ' if described else ''}valid until {_timestamp(info.not_after)}")
 
@@ -311,24 +280,24 @@ def _issued_verdict(binding: Binding, observed: Observed, issued: _Verdict) -> _
     certificate_name = c.certificate_name(binding.name)
     if observed.cluster_issuer_refused:
         return _Verdict(
-            "False", "ClusterIssuerNotAllowed",
+            "False", Reason.CLUSTER_ISSUER_NOT_ALLOWED,
             f"ClusterIssuer {issuer.name} is not one the operator lets bindings use (--allowed-cluster-issuers, "
             "chart value clusterIssuers.allowed); use a namespaced Issuer or ask a cluster admin to allow it",
         )
     if observed.certificate_refused:
         return _Verdict(
-            "False", "CertificateRefused",
+            "False", Reason.CERTIFICATE_REFUSED,
             f"the API server refused Certificate {certificate_name}: {observed.certificate_refused}; change the "
             "binding's spec.certificate",
         )
     if observed.issuer_found is False:
         where = "" if issuer.kind == "ClusterIssuer" else f" in namespace {binding.namespace}"
         return _Verdict(
-            "False", "IssuerNotFound",
+            "False", Reason.ISSUER_NOT_FOUND,
             f"{issuer.kind} {issuer.name}{where} does not exist; create it or fix spec.certificate.issuerRef",
         )
     if observed.certificate is None:
-        return _Verdict("False", "CertificatePending", f"Certificate {certificate_name} is being created")
+        return _Verdict("False", Reason.CERTIFICATE_PENDING, f"Certificate {certificate_name} is being created")
     conditions = {
         cond.get("type"): cond for cond in (observed.certificate.get("status") or {}).get("conditions") or []
     }
@@ -337,12 +306,12 @@ def _issued_verdict(binding: Binding, observed: Observed, issued: _Verdict) -> _
         return issued
     if issuing.get("status") == "False" and issuing.get("reason") == "Failed":
         return _Verdict(
-            "False", "CertificateFailed", f"Certificate {certificate_name}: {issuing.get('message', 'issuance failed')}"
+            "False", Reason.CERTIFICATE_FAILED, f"Certificate {certificate_name}: {issuing.get('message', 'issuance failed')}"
         )
     if ready.get("status") == "True":
         return issued  # cert-manager says Ready, but what it issued is not valid now (or its request is gone)
     message = ready.get("message") or "waiting for cert-manager"
-    return _Verdict("False", "CertificatePending", f"Certificate {certificate_name}: {message}")
+    return _Verdict("False", Reason.CERTIFICATE_PENDING, f"Certificate {certificate_name}: {message}")
 
 
 def _conditions(
@@ -373,7 +342,7 @@ def _events(previous: Mapping[str, Any] | None, ready: _Verdict) -> list[Event]:
     if (old.get("status"), old.get("reason")) == (ready.status, ready.reason):
         return []
     if ready.status == "True":
-        return [Event("Normal", "Ready", ready.message)]
+        return [Event("Normal", Reason.READY, ready.message)]
     if ready.reason in ACTIONABLE:
         return [Event("Warning", ready.reason, ready.message)]
     return []

@@ -33,14 +33,8 @@ from rolesanywhere_protocol.identity import identity_from_pem
 from rolesanywhere_protocol.ratelimit import TokenBucket
 
 from . import constants as c
+from .reasons import Reason
 from .spec import Binding
-
-#: Reasons of the CredentialsVerified condition, with what each means.
-ACCEPTED = "Accepted"  # CreateSession returned credentials
-SESSION_NAME_NOT_ACCEPTED = "RoleSessionNameNotAccepted"  # refused for the session name alone
-REFUSED = "CreateSessionRefused"  # the service refused it (trust anchor, profile, role, trust policy, CRL)
-CERTIFICATE_UNUSABLE = "CertificateUnusable"  # the Secret's certificate or key cannot sign a request
-UNREACHABLE = "EndpointUnreachable"  # no answer, throttled, or a server error: nothing known yet
 
 #: A call that could not reach the service is made again after this long (or the interval, if shorter).
 UNREACHABLE_RETRY_SECONDS = 300.0
@@ -95,7 +89,7 @@ def due(
     if recorded is None or (recorded.serial_number, recorded.generation) != (serial_number, generation):
         return True
     age = (now - recorded.time).total_seconds()
-    if recorded.reason == UNREACHABLE:
+    if recorded.reason == Reason.ENDPOINT_UNREACHABLE:
         return age >= min(interval, UNREACHABLE_RETRY_SECONDS)
     return age >= interval
 
@@ -127,15 +121,15 @@ def outcome(
         return Verification(serial_number, generation, now, accepted, reason, message)
 
     if error is None:
-        return record(True, ACCEPTED, f"CreateSession with certificate serial {serial_number} returned credentials "
+        return record(True, Reason.ACCEPTED, f"CreateSession with certificate serial {serial_number} returned credentials "
                                       f"for {role_arn}")
     if isinstance(error, RoleSessionNameRefused):
-        return record(False, SESSION_NAME_NOT_ACCEPTED, str(error))
+        return record(False, Reason.SESSION_NAME_NOT_ACCEPTED, str(error))
     if isinstance(error, ServiceError) and not error.retryable:
-        return record(False, REFUSED, str(error))
+        return record(False, Reason.CREATE_SESSION_REFUSED, str(error))
     if isinstance(error, LocalCredentialError | ConfigError):
-        return record(False, CERTIFICATE_UNUSABLE, str(error))
-    return record(False, UNREACHABLE, str(error))
+        return record(False, Reason.CERTIFICATE_UNUSABLE, str(error))
+    return record(False, Reason.ENDPOINT_UNREACHABLE, str(error))
 
 
 @dataclass(frozen=True)

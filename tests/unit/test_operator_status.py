@@ -347,3 +347,17 @@ def test_a_certificate_the_api_server_refused_shows_the_servers_message():
     assert (ready["status"], ready["reason"]) == ("False", "CertificateRefused")
     assert "admission webhook denied the request: no" in ready["message"]
     assert [e.reason for e in events] == ["CertificateRefused"]
+
+
+def test_every_reason_is_declared_once_with_its_meaning_and_status_uses_only_declared_ones():
+    import ast
+    from pathlib import Path
+
+    from rolesanywhere_operator import reasons
+
+    assert set(reasons.ABOUT) == set(reasons.Reason), "each Reason needs its About (conditions, meaning)"
+    source = Path(reasons.__file__).with_name("status.py")
+    for node in ast.walk(ast.parse(source.read_text())):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "_Verdict" and len(node.args) >= 2:
+            assert not isinstance(node.args[1], ast.Constant), (
+                f"status.py:{node.lineno}: a condition reason must be a reasons.Reason member, not a string")

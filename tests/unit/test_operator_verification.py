@@ -6,6 +6,7 @@ import datetime as dt
 
 import pytest
 from rolesanywhere_operator import verification as v
+from rolesanywhere_operator.reasons import Reason
 from rolesanywhere_operator.spec import parse_binding
 from rolesanywhere_protocol import (
     ConfigError,
@@ -32,8 +33,8 @@ def binding(**spec):
     })  # fmt: skip
 
 
-def record(reason: str = v.ACCEPTED, *, age: float = 0, serial: str = "ab", generation: int = 3) -> v.Verification:
-    return v.Verification(serial, generation, NOW - dt.timedelta(seconds=age), reason == v.ACCEPTED, reason, "m")
+def record(reason: str = Reason.ACCEPTED, *, age: float = 0, serial: str = "ab", generation: int = 3) -> v.Verification:
+    return v.Verification(serial, generation, NOW - dt.timedelta(seconds=age), reason == Reason.ACCEPTED, reason, "m")
 
 
 @pytest.mark.parametrize(
@@ -43,10 +44,10 @@ def record(reason: str = v.ACCEPTED, *, age: float = 0, serial: str = "ab", gene
         (record(serial="cd"), True),  # a renewal: a new serial
         (record(generation=2), True),  # the spec changed
         (record(age=HOUR - 1), False),  # verified within the interval
-        (record(v.REFUSED, age=HOUR - 1), False),  # a refusal is not retried before the interval either
+        (record(Reason.CREATE_SESSION_REFUSED, age=HOUR - 1), False),  # a refusal is not retried before the interval either
         (record(age=HOUR), True),  # the interval passed: AWS's side may have changed
-        (record(v.UNREACHABLE, age=v.UNREACHABLE_RETRY_SECONDS - 1), False),
-        (record(v.UNREACHABLE, age=v.UNREACHABLE_RETRY_SECONDS), True),  # unreachable is retried sooner
+        (record(Reason.ENDPOINT_UNREACHABLE, age=v.UNREACHABLE_RETRY_SECONDS - 1), False),
+        (record(Reason.ENDPOINT_UNREACHABLE, age=v.UNREACHABLE_RETRY_SECONDS), True),  # unreachable is retried sooner
     ],
 )
 def test_a_call_is_due_once_per_certificate_spec_and_interval(recorded, expected):
@@ -54,7 +55,7 @@ def test_a_call_is_due_once_per_certificate_spec_and_interval(recorded, expected
 
 
 def test_the_record_round_trips_through_the_status():
-    kept = record(v.REFUSED, age=5)
+    kept = record(Reason.CREATE_SESSION_REFUSED, age=5)
     assert v.Verification.from_status(kept.to_status()) == kept
     assert v.Verification.from_status({"serialNumber": "ab"}) is None
     assert v.Verification.from_status(None) is None
@@ -75,15 +76,15 @@ def refused(status: int, retryable: bool = False) -> ServiceError:
 @pytest.mark.parametrize(
     "error, accepted, reason",
     [
-        (None, True, v.ACCEPTED),
+        (None, True, Reason.ACCEPTED),
         (RoleSessionNameRefused(refused(403), session_name="batch", profile_arn=PROFILE), False,
-         v.SESSION_NAME_NOT_ACCEPTED),
-        (refused(403), False, v.REFUSED),
-        (refused(400), False, v.REFUSED),
-        (refused(429, retryable=True), False, v.UNREACHABLE),
-        (refused(0, retryable=True), False, v.UNREACHABLE),
-        (LocalCredentialError("private key in Secret shop/x key tls.key does not match"), False, v.CERTIFICATE_UNUSABLE),
-        (ConfigError("cannot use CA bundle"), False, v.CERTIFICATE_UNUSABLE),
+         Reason.SESSION_NAME_NOT_ACCEPTED),
+        (refused(403), False, Reason.CREATE_SESSION_REFUSED),
+        (refused(400), False, Reason.CREATE_SESSION_REFUSED),
+        (refused(429, retryable=True), False, Reason.ENDPOINT_UNREACHABLE),
+        (refused(0, retryable=True), False, Reason.ENDPOINT_UNREACHABLE),
+        (LocalCredentialError("private key in Secret shop/x key tls.key does not match"), False, Reason.CERTIFICATE_UNUSABLE),
+        (ConfigError("cannot use CA bundle"), False, Reason.CERTIFICATE_UNUSABLE),
     ],
 )
 def test_each_outcome_has_its_reason_and_the_services_own_message(error, accepted, reason):
