@@ -15,6 +15,7 @@ Everything else here is written by the operator.
 
 from __future__ import annotations
 
+from rolesanywhere_sidecar.contract import CREDENTIALS_FILE, CREDENTIALS_PATH, TOKEN_FILE  # noqa: F401
 from rolesanywhere_sidecar.settings import FIELDS as _SIDECAR_FIELDS
 from rolesanywhere_sidecar.settings import env_of as _sidecar_env_of
 
@@ -163,8 +164,6 @@ SIDECAR_EXECUTABLE = "rolesanywhere-sidecar"
 CREDENTIALS_MOUNT_PATH = str(SIDECAR_DEFAULTS["output_dir"])
 #: Loopback port of the sidecar's credentials endpoint.
 SIDECAR_PORT = int(SIDECAR_DEFAULTS["port"])  # type: ignore[arg-type]
-#: Path of the credentials endpoint on the sidecar.
-CREDENTIALS_PATH = "/v1/credentials"
 
 # --- Env vars the app containers get ------------------------------------------------------------------
 
@@ -178,9 +177,6 @@ AWS_DEFAULT_REGION = "AWS_DEFAULT_REGION"
 #: credentials endpoint or the credentials file: the webhook warns about each.
 OVERRIDING_ENV = ("AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE")
 
-#: Files the sidecar writes into CREDENTIALS_MOUNT_PATH.
-TOKEN_FILE = "token"
-CREDENTIALS_FILE = "credentials"
 
 # --- Binding spec defaults (mirrored by the CRD's OpenAPI defaults) -----------------------------------
 

@@ -18,13 +18,13 @@ import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from .contract import CREDENTIALS_PATH
 from .files import MIN_VALIDITY
 from .logs import get_logger
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import Metrics
 
 LISTEN_HOST = "127.0.0.1"
-CREDENTIALS_PATH = "/v1/credentials"
 REQUEST_TIMEOUT_SECONDS = 10  # a client that stalls mid-request loses its connection
 
 log = get_logger("server")

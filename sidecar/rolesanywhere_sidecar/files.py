@@ -24,9 +24,10 @@ import os
 import tempfile
 from pathlib import Path
 
-CREDENTIALS_INI = "credentials"
-CREDENTIALS_JSON = "credentials.json"
-TOKEN = "token"
+from .contract import CREDENTIALS_FILE as CREDENTIALS_INI
+from .contract import CREDENTIALS_JSON_FILE as CREDENTIALS_JSON
+from .contract import TOKEN_FILE as TOKEN
+
 # Credentials count as usable (for /readyz and `check`) only while valid at least this much longer.
 MIN_VALIDITY = dt.timedelta(seconds=60)
 _TEMPORARY_SUFFIX = ".tmp"

@@ -140,6 +140,9 @@ RULES = [
          applies=(SIDECAR,), forbidden=(OPERATOR, "kopf", "kubernetes")),
     Rule("operator", f"only the operator's {_KOPF} import kopf; its other modules are pure",
          applies=(OPERATOR,), forbidden=("kopf",), exempt=tuple(KOPF_MODULES)),
+    Rule("operator-sidecar", "the operator relies on the sidecar only through its contract and settings "
+         "(rolesanywhere_sidecar.contract, rolesanywhere_sidecar.settings)",
+         applies=(OPERATOR,), forbidden=(SIDECAR,), allowed=(f"{SIDECAR}.contract", f"{SIDECAR}.settings")),
     Rule("emulator", "the emulator is a test double built on the protocol alone: it imports neither "
          "the sidecar nor the operator, nor kopf or the Kubernetes client",
          applies=(EMULATOR,), forbidden=(SIDECAR, OPERATOR, "kopf", "kubernetes"), allowed=(EMULATOR,)),
