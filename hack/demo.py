@@ -169,12 +169,12 @@ def create_private_ca(demo: Demo) -> None:
 
 
 def reset_namespace(demo: Demo) -> None:
-    """Start from an empty demo namespace (the operator must run: it removes its finalizer from bindings)."""
+    """Start from an empty demo namespace (bindings carry no finalizer: it goes whether or not the operator runs)."""
     assert demo.plane is not None
     if demo.plane.kubectl("get", "namespace", NAMESPACE, check=False).returncode == 0:
         demo.console.doing(f"deleting namespace {NAMESPACE} left by an earlier run")
-        # Bindings first, while the operator runs to release their finalizer, so the namespace controller
-        # finds nothing left to wait for on its first round.
+        # Bindings first, so the garbage collector is already removing their Certificates when the namespace
+        # controller starts on the rest.
         demo.kubectl("delete", "rolesanywherebindings", "--all", "-n", NAMESPACE, f"--timeout={TIMEOUT}s")
         demo.kubectl("delete", "namespace", NAMESPACE, "--wait=false")
         wait_for(lambda: demo.plane.kubectl("get", "namespace", NAMESPACE, check=False).returncode != 0,
