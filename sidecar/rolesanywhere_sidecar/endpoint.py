@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 import json
+import sys
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -85,6 +86,15 @@ class CredentialsServer(ThreadingHTTPServer):
     def stop(self) -> None:
         self.shutdown()
         self.server_close()
+
+    def handle_error(self, request: object, client_address: tuple[str, int]) -> None:
+        """A request that failed (most often a client gone mid-response) is one JSON log line; socketserver's
+        default prints a traceback to stderr, which breaks the one-JSON-object-per-line log."""
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError):
+            log.debug("client went away", extra={"client": client_address[0], "error": type(error).__name__})
+            return
+        log.warning("request failed", extra={"client": client_address[0], "error": repr(error)})
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -166,3 +166,17 @@ def test_without_a_token_the_endpoint_hands_out_no_credentials_but_still_answers
         assert get(instance, "/readyz")[0] == 200
     finally:
         instance.stop()
+
+
+@pytest.mark.parametrize("error", [ConnectionResetError(104, "reset"), BrokenPipeError(32, "pipe"), ValueError("bad")])
+def test_a_failed_request_is_a_log_line_not_a_traceback_on_stderr(server, capsys, caplog, error):
+    # socketserver's default handle_error prints a traceback to stderr, which broke the sidecar's
+    # one-JSON-object-per-line log when a client went away mid-response.
+    caplog.set_level("DEBUG", logger="rolesanywhere_sidecar")
+    try:
+        raise error
+    except (ConnectionError, ValueError):
+        server.handle_error(None, ("127.0.0.1", 40000))
+    assert capsys.readouterr().err == ""
+    (record,) = [r for r in caplog.records if r.name.endswith(".server")]
+    assert record.levelname == ("WARNING" if isinstance(error, ValueError) else "DEBUG")
