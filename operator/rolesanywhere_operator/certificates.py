@@ -73,7 +73,7 @@ def build_certificate(binding: Binding) -> dict[str, Any]:
     if certificate.renew_before:
         spec["renewBefore"] = certificate.renew_before
     return {
-        "apiVersion": f"{c.CERT_MANAGER_GROUP}/{c.CERT_MANAGER_VERSION}",
+        "apiVersion": c.CERT_MANAGER_API_VERSION,
         "kind": "Certificate",
         "metadata": {
             "name": c.certificate_name(binding.name),

@@ -24,6 +24,8 @@ from rolesanywhere_sidecar.settings import env_of as _sidecar_env_of
 GROUP = "rolesanywhere.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
+#: How Kubernetes writes a time (metav1.Time: RFC 3339, UTC, whole seconds); status and Events use it.
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 KIND = "RolesAnywhereBinding"
 PLURAL = "rolesanywherebindings"
 
@@ -95,6 +97,8 @@ KOPF_PEERING_GROUP = "kopf.dev"
 
 CERT_MANAGER_GROUP = "cert-manager.io"
 CERT_MANAGER_VERSION = "v1"
+#: apiVersion of cert-manager's resources.
+CERT_MANAGER_API_VERSION = f"{CERT_MANAGER_GROUP}/{CERT_MANAGER_VERSION}"
 CERTIFICATES = "certificates"
 CERTIFICATE_REQUESTS = "certificaterequests"
 #: Annotation cert-manager puts on each CertificateRequest: the Certificate it is for.

@@ -202,7 +202,7 @@ class Kube:
     async def post_event(self, involved: Mapping[str, Any], type: str, reason: str, message: str) -> None:
         """A core/v1 Event about `involved` (an object's body), as kubectl describe shows them."""
         metadata = involved.get("metadata") or {}
-        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = dt.datetime.now(dt.UTC).strftime(c.TIME_FORMAT)
         await self.request("POST", path("v1", "events", metadata.get("namespace")), body={
             "apiVersion": "v1", "kind": "Event",
             "metadata": {"generateName": f"{metadata.get('name', 'object')}.", "namespace": metadata.get("namespace")},

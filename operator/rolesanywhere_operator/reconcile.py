@@ -95,11 +95,7 @@ class Reconciler:
         kopf's retries; False then."""
         key = (binding.namespace, binding.name)
         try:
-            await self.kube.apply(
-                path(f"{c.CERT_MANAGER_GROUP}/{c.CERT_MANAGER_VERSION}", c.CERTIFICATES, binding.namespace,
-                     c.certificate_name(binding.name)),
-                build_certificate(binding),
-            )
+            await self.kube.apply(_certificate_path(binding), build_certificate(binding))
         except ApiError as error:
             if error.status not in REFUSED_STATUSES:
                 raise
@@ -190,10 +186,7 @@ class Reconciler:
             return Observed(generation=generation, secret=secret, secret_readable=readable, pods=pods, missed=missed)
         if not self._may_issue(binding):
             return Observed(generation=generation, cluster_issuer_refused=True, pods=pods, missed=missed)
-        certificate = await self.kube.get(
-            path(f"{c.CERT_MANAGER_GROUP}/{c.CERT_MANAGER_VERSION}", c.CERTIFICATES, ns, c.certificate_name(binding.name)),
-            namespace=ns,
-        )
+        certificate = await self.kube.get(_certificate_path(binding), namespace=ns)
         return Observed(
             generation=generation, certificate=certificate, issuer_found=await self._issuer_found(binding, certificate),
             issued_pem=await self._issued_pem(binding, certificate), certificate_refused=self._refusal(binding, generation),
@@ -211,7 +204,7 @@ class Reconciler:
         if facts.get("revision") is None and not facts.get("notAfter"):
             return None
         requests = await self.kube.list(
-            path(f"{c.CERT_MANAGER_GROUP}/{c.CERT_MANAGER_VERSION}", c.CERTIFICATE_REQUESTS, binding.namespace),
+            path(c.CERT_MANAGER_API_VERSION, c.CERTIFICATE_REQUESTS, binding.namespace),
             label_selector=f"{c.BINDING_LABEL}={binding.name}",
         )
         issued: dict[int, bytes] = {}
@@ -229,7 +222,7 @@ class Reconciler:
             return issued.get(int(facts["revision"])) or None
         for revision in sorted(issued, reverse=True):
             info = parse_certificate_or_none(issued[revision])
-            if info is not None and info.not_after.strftime("%Y-%m-%dT%H:%M:%SZ") == facts["notAfter"]:
+            if info is not None and info.not_after.strftime(c.TIME_FORMAT) == facts["notAfter"]:
                 return issued[revision]
         return None
 
@@ -314,13 +307,16 @@ class Reconciler:
         )
         if ready:
             return None
-        api_version = f"{c.CERT_MANAGER_GROUP}/{c.CERT_MANAGER_VERSION}"
         if issuer.kind == "ClusterIssuer":
-            found = await self.kube.get(path(api_version, "clusterissuers", None, issuer.name))
+            found = await self.kube.get(path(c.CERT_MANAGER_API_VERSION, "clusterissuers", None, issuer.name))
         else:
-            found = await self.kube.get(path(api_version, "issuers", binding.namespace, issuer.name),
+            found = await self.kube.get(path(c.CERT_MANAGER_API_VERSION, "issuers", binding.namespace, issuer.name),
                                        namespace=binding.namespace)
         return found is not None
+
+
+def _certificate_path(binding: Binding) -> str:
+    return path(c.CERT_MANAGER_API_VERSION, c.CERTIFICATES, binding.namespace, c.certificate_name(binding.name))
 
 
 def parse_certificate_or_none(pem: bytes | None) -> CertificateInfo | None:

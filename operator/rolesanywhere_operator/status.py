@@ -271,7 +271,7 @@ def _validity(info: CertificateInfo, what: str, valid_reason: str, now: dt.datet
 
 
 def _parse_time(text: str) -> dt.datetime:
-    return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+    return dt.datetime.strptime(text, c.TIME_FORMAT).replace(tzinfo=dt.UTC)
 
 
 def _issued_verdict(binding: Binding, observed: Observed, issued: _Verdict) -> _Verdict:
@@ -349,4 +349,4 @@ def _events(previous: Mapping[str, Any] | None, ready: _Verdict) -> list[Event]:
 
 
 def _timestamp(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(dt.UTC).strftime(c.TIME_FORMAT)

@@ -57,7 +57,7 @@ class Verification:
         return {
             "serialNumber": self.serial_number,
             "generation": self.generation,
-            "time": self.time.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "time": self.time.astimezone(dt.UTC).strftime(c.TIME_FORMAT),
             "accepted": self.accepted,
             "reason": self.reason,
             "message": self.message,
