@@ -126,7 +126,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: lo
     )
     served: dict[str, Any] = {}
 
-    async def register(client_config: dict[str, Any]) -> None:
+    async def apply_configuration(client_config: dict[str, Any]) -> None:
         served["client_config"] = client_config
         configuration = build_webhook_configuration(
             ours.webhook_configuration,
@@ -136,6 +136,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: lo
             owner=owner,
         )
         await kube.apply(configuration_path, configuration)
+
+    async def register(client_config: dict[str, Any]) -> None:
+        await apply_configuration(client_config)
         logger.info("webhook configuration %s points at %s", ours.webhook_configuration,
                     client_config.get("url") or client_config.get("service"))
 
@@ -148,7 +151,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: lo
                 continue
             try:
                 missing = await kube.get(configuration_path) is None
-                await register(served["client_config"])
+                await apply_configuration(served["client_config"])  # quietly: unchanged, it changes nothing
             except ApiError as error:
                 logger.warning("cannot keep webhook configuration %s: %s", ours.webhook_configuration, error)
                 continue
