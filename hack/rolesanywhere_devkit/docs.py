@@ -161,13 +161,13 @@ def _leaf_keys(tree: dict, prefix: str = "") -> Iterator[str]:
 def operator_settings_table() -> str:
     from rolesanywhere_operator import settings
 
-    return settings.reference_markdown()
+    return settings.SETTINGS.reference_markdown()
 
 
 def sidecar_settings_table() -> str:
     from rolesanywhere_sidecar import settings
 
-    return settings.reference_markdown()
+    return settings.SETTINGS.reference_markdown()
 
 
 def reasons_table() -> str:

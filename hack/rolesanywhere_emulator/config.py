@@ -55,11 +55,12 @@ from rolesanywhere_protocol.arns import (
     parse_trust_anchor_arn,
 )
 from rolesanywhere_protocol.errors import ConfigError
+from rolesanywhere_protocol.limits import SESSION_DURATION_DEFAULT, SESSION_DURATION_MAX, SESSION_DURATION_MIN
 
 from .revocation import crl_issuer, load_crl
 from .trust import UntrustedCertificate, check_anchor_certificate
 
-DEFAULT_PROFILE_DURATION_SECONDS = 3600
+DEFAULT_PROFILE_DURATION_SECONDS = SESSION_DURATION_DEFAULT
 DEFAULT_STS_REGION = "us-east-1"
 #: STS AssumeRole's limits on what a profile passes on: Policy (plain text) and PolicyArns.
 MAX_SESSION_POLICY_CHARS = 2048
@@ -262,9 +263,10 @@ def _profile(item: object, where: str) -> Profile:
     for i, role in enumerate(roles):
         _parse(parse_role_arn, role, f"{where}.roleArns[{i}]")
     duration = entry.get("durationSeconds", DEFAULT_PROFILE_DURATION_SECONDS)
-    if not isinstance(duration, int) or not 900 <= duration <= 43200:
+    if not isinstance(duration, int) or not SESSION_DURATION_MIN <= duration <= SESSION_DURATION_MAX:
         raise ConfigError(
-            f"{where}.durationSeconds must be a whole number from 900 to 43200, got {duration!r}"
+            f"{where}.durationSeconds must be a whole number from {SESSION_DURATION_MIN} to "
+            f"{SESSION_DURATION_MAX}, got {duration!r}"
         )
     return Profile(
         arn=arn,

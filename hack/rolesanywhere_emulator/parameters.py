@@ -6,16 +6,21 @@ from __future__ import annotations
 import json
 import re
 
+from rolesanywhere_protocol.limits import (
+    ROLE_SESSION_NAME_MAX,
+    ROLE_SESSION_NAME_MIN,
+    ROLE_SESSION_NAME_PATTERN,
+    SESSION_DURATION_MAX,
+    SESSION_DURATION_MIN,
+)
 from rolesanywhere_protocol.signing import query_pairs
 
 from .authentication import IncomingRequest
 from .errors import validation
 
-MIN_DURATION_SECONDS = 900
-MAX_DURATION_SECONDS = 43200
-#: STS's RoleSessionName: 2 to 64 characters of [\w+=,.@-] (letters, digits, _ and +=,.@-).
-ROLE_SESSION_NAME_PATTERN = r"[\w+=,.@-]*"
-ROLE_SESSION_NAME_LENGTH = (2, 64)
+#: How the service's validation message writes STS's RoleSessionName characters (what it checks is
+#: rolesanywhere_protocol.limits.ROLE_SESSION_NAME_PATTERN).
+ROLE_SESSION_NAME_MESSAGE_PATTERN = r"[\w+=,.@-]*"
 ARN_PARAMETERS = ("profileArn", "roleArn", "trustAnchorArn")
 
 
@@ -48,27 +53,27 @@ def session_parameters(request: IncomingRequest) -> dict:
         problems.append(
             f"Value '{duration}' at 'durationSeconds' failed to satisfy constraint: Member must be a number"
         )
-    elif duration < MIN_DURATION_SECONDS:
+    elif duration < SESSION_DURATION_MIN:
         problems.append(
             f"Value '{duration}' at 'durationSeconds' failed to satisfy constraint: "
-            f"Member must have value greater than or equal to {MIN_DURATION_SECONDS}"
+            f"Member must have value greater than or equal to {SESSION_DURATION_MIN}"
         )
-    elif duration > MAX_DURATION_SECONDS:
+    elif duration > SESSION_DURATION_MAX:
         problems.append(
             f"Value '{duration}' at 'durationSeconds' failed to satisfy constraint: "
-            f"Member must have value less than or equal to {MAX_DURATION_SECONDS}"
+            f"Member must have value less than or equal to {SESSION_DURATION_MAX}"
         )
     name = document.get("roleSessionName")
-    shortest, longest = ROLE_SESSION_NAME_LENGTH
+    shortest, longest = ROLE_SESSION_NAME_MIN, ROLE_SESSION_NAME_MAX
     if name is not None and (not isinstance(name, str) or not shortest <= len(name) <= longest):
         problems.append(
             f"Value '{name}' at 'roleSessionName' failed to satisfy constraint: "
             f"Member must have length between {shortest} and {longest}"
         )
-    elif name is not None and not re.fullmatch(ROLE_SESSION_NAME_PATTERN, name, re.ASCII):
+    elif name is not None and not re.fullmatch(ROLE_SESSION_NAME_PATTERN, name):
         problems.append(
             f"Value '{name}' at 'roleSessionName' failed to satisfy constraint: "
-            f"Member must satisfy regular expression pattern: {ROLE_SESSION_NAME_PATTERN}"
+            f"Member must satisfy regular expression pattern: {ROLE_SESSION_NAME_MESSAGE_PATTERN}"
         )
     if problems:
         count = len(problems)

@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="rolesanywhere-operator",
         description="Kubernetes operator giving pods AWS credentials through IAM Roles Anywhere.",
     )
-    settings_module.add_arguments(parser)
+    settings_module.SETTINGS.add_arguments(parser)
     return parser
 
 

@@ -16,8 +16,7 @@ Everything else here is written by the operator.
 from __future__ import annotations
 
 from rolesanywhere_sidecar.contract import CREDENTIALS_FILE, CREDENTIALS_PATH, TOKEN_FILE  # noqa: F401
-from rolesanywhere_sidecar.settings import FIELDS as _SIDECAR_FIELDS
-from rolesanywhere_sidecar.settings import env_of as _sidecar_env_of
+from rolesanywhere_sidecar.settings import Settings as _SidecarSettings
 
 # --- The RolesAnywhereBinding API ------------------------------------------------------------------
 
@@ -156,18 +155,14 @@ NATIVE_SIDECAR_MIN_VERSION = (1, 29)
 
 # --- The sidecar's contract (declared in rolesanywhere_sidecar.settings) ------------------------------
 
-#: Environment variable of every sidecar setting, by setting name; a KeyError here means the
-#: sidecar renamed a setting the operator relies on.
-SIDECAR_ENV: dict[str, str] = {f.name: _sidecar_env_of(f) for f in _SIDECAR_FIELDS}
-#: The sidecar's defaults, by setting name.
-SIDECAR_DEFAULTS: dict[str, object] = {f.name: f.default for f in _SIDECAR_FIELDS}
+_SIDECAR_DEFAULTS = _SidecarSettings()
 
 #: The sidecar's executable in its image.
 SIDECAR_EXECUTABLE = "rolesanywhere-sidecar"
 #: Directory shared by the sidecar and the app containers (the sidecar's default output directory).
-CREDENTIALS_MOUNT_PATH = str(SIDECAR_DEFAULTS["output_dir"])
+CREDENTIALS_MOUNT_PATH = str(_SIDECAR_DEFAULTS.output_dir)
 #: Loopback port of the sidecar's credentials endpoint.
-SIDECAR_PORT = int(SIDECAR_DEFAULTS["port"])  # type: ignore[arg-type]
+SIDECAR_PORT = _SIDECAR_DEFAULTS.port
 
 # --- Env vars the app containers get ------------------------------------------------------------------
 
@@ -184,9 +179,6 @@ OVERRIDING_ENV = ("AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FI
 
 # --- Binding spec defaults (mirrored by the CRD's OpenAPI defaults) -----------------------------------
 
-DEFAULT_SESSION_DURATION = 3600
-MIN_SESSION_DURATION = 900
-MAX_SESSION_DURATION = 43200
 #: spec.delivery (the default): the app's SDKs use the sidecar's loopback endpoint, and the credentials
 #: files are in the shared volume too, for tools and scripts that only read files.
 DELIVERY_ENDPOINT = "Endpoint"

@@ -36,8 +36,12 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from rolesanywhere_sidecar.settings import SETTINGS as SIDECAR
+from rolesanywhere_sidecar.settings import Settings as SidecarSettings
 
 from . import constants as c
 from .settings import Settings
@@ -250,50 +254,57 @@ def build_volumes(binding: Binding, settings: Settings) -> list[dict[str, Any]]:
     return volumes
 
 
-def build_sidecar_env(binding: Binding, settings: Settings) -> list[dict[str, Any]]:
-    """The sidecar's settings as env vars (named by rolesanywhere_sidecar.settings)."""
-    cert_dir = c.CERTIFICATE_MOUNT_PATH
-    values: list[tuple[str, str]] = [
-        ("certificate", f"{cert_dir}/{c.TLS_CERT_KEY}"),
-        ("private_key", f"{cert_dir}/{c.TLS_KEY_KEY}"),
-    ]
-    if isinstance(binding.certificate, SecretCertificate):
-        if binding.certificate.intermediates_key:
-            values.append(("intermediates", f"{cert_dir}/{binding.certificate.intermediates_key}"))
-        if binding.certificate.passphrase_key:
-            values.append(("private_key_passphrase_file", f"{cert_dir}/{binding.certificate.passphrase_key}"))
-    values += [
-        ("trust_anchor_arn", binding.trust_anchor_arn),
-        ("profile_arn", binding.profile_arn),
-        ("role_arn", binding.role_arn),
-        ("region", binding.trust_anchor_region),
-        ("session_duration", str(binding.session_duration)),
-    ]
-    endpoint = binding.sidecar.endpoint or settings.default_endpoint
-    if endpoint:
-        values.append(("endpoint", endpoint))
+#: Sidecar settings written into every injected pod even where they are the sidecar's defaults: the app
+#: containers' env and mounts depend on them, so a sidecar image with other defaults cannot break the pod.
+PINNED_SIDECAR_SETTINGS = ("output_dir", "port", "session_duration")
+
+
+def build_sidecar_settings(binding: Binding, settings: Settings) -> SidecarSettings:
+    """What the injected sidecar is to do, as its own typed settings (rendered to its env by the caller).
+
+    A pod-named role session name is not among them: the kubelet fills it in (build_sidecar_env)."""
+    cert_dir = Path(c.CERTIFICATE_MOUNT_PATH)
+    secret = binding.certificate if isinstance(binding.certificate, SecretCertificate) else None
     bundle = _ca_bundle(binding, settings)
-    if bundle is not None:
-        values.append(("ca_bundle", f"{c.CA_BUNDLE_MOUNT_PATH}/{bundle[1]}"))
+    endpoint = binding.sidecar.endpoint or settings.default_endpoint
+    session_name = binding.role_session_name
+    return SidecarSettings(
+        certificate=cert_dir / c.TLS_CERT_KEY,
+        private_key=cert_dir / c.TLS_KEY_KEY,
+        intermediates=cert_dir / secret.intermediates_key if secret and secret.intermediates_key else None,
+        private_key_passphrase_file=cert_dir / secret.passphrase_key if secret and secret.passphrase_key else None,
+        trust_anchor_arn=binding.trust_anchor_arn,
+        profile_arn=binding.profile_arn,
+        role_arn=binding.role_arn,
+        region=binding.trust_anchor_region,
+        endpoint=endpoint.rstrip("/") if endpoint else None,
+        session_duration=binding.session_duration,
+        role_session_name=(
+            session_name.name if session_name is not None and session_name.source == c.SESSION_NAME_FIXED else None
+        ),
+        ca_bundle=Path(c.CA_BUNDLE_MOUNT_PATH) / bundle[1] if bundle is not None else None,
+        with_proxy=bool(binding.sidecar.https_proxy or settings.default_https_proxy),
+        output_dir=Path(c.CREDENTIALS_MOUNT_PATH),
+        credentials_dir=(
+            Path(c.SIDECAR_CREDENTIALS_MOUNT_PATH) if binding.delivery == c.DELIVERY_ENDPOINT_ONLY else None
+        ),
+        no_credentials_endpoint=binding.delivery == c.DELIVERY_FILE_ONLY,
+        port=c.SIDECAR_PORT,
+    )
+
+
+def build_sidecar_env(binding: Binding, settings: Settings) -> list[dict[str, Any]]:
+    """The sidecar's env: its settings (rendered as rolesanywhere_sidecar.settings reads them), then what
+    only the kubelet or the proxy's users know."""
+    rendered = SIDECAR.render_env(build_sidecar_settings(binding, settings), command="serve",
+                                  always=PINNED_SIDECAR_SETTINGS)
+    env: list[dict[str, Any]] = [{"name": name, "value": value} for name, value in rendered.items()]
+    session_name = binding.role_session_name
+    if session_name is not None and session_name.source == c.SESSION_NAME_FROM_POD:
+        # The pod's own name: unknown at admission for generateName pods, so the kubelet fills it in.
+        env.append({"name": SIDECAR.env("role_session_name"), "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}})
     https_proxy = binding.sidecar.https_proxy or settings.default_https_proxy
     no_proxy = binding.sidecar.no_proxy or settings.default_no_proxy
-    if https_proxy:
-        values.append(("with_proxy", "true"))
-    values += [("output_dir", c.CREDENTIALS_MOUNT_PATH), ("port", str(c.SIDECAR_PORT))]
-    if binding.delivery == c.DELIVERY_ENDPOINT_ONLY:
-        values.append(("credentials_dir", c.SIDECAR_CREDENTIALS_MOUNT_PATH))
-    elif binding.delivery == c.DELIVERY_FILE_ONLY:
-        values.append(("no_credentials_endpoint", "true"))
-
-    env: list[dict[str, Any]] = [{"name": c.SIDECAR_ENV[key], "value": value} for key, value in values]
-    session_name = binding.role_session_name
-    if session_name is not None and session_name.source == c.SESSION_NAME_FIXED:
-        env.append({"name": c.SIDECAR_ENV["role_session_name"], "value": session_name.name})
-    elif session_name is not None:
-        # The pod's own name: unknown at admission for generateName pods, so the kubelet fills it in.
-        env.append(
-            {"name": c.SIDECAR_ENV["role_session_name"], "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
-        )
     if https_proxy:
         env.append({"name": "HTTPS_PROXY", "value": https_proxy})
         if no_proxy:

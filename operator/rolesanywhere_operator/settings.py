@@ -7,14 +7,25 @@ Precedence for what a pod's sidecar gets: the binding's spec.sidecar > these ope
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import json
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from rolesanywhere_settings import (
+    Declaration,
+    SettingsError,
+    choice,
+    optional_text,
+    port,
+    seconds,
+    setting,
+    switch,
+    text,
+)
+
+from .constants import DEFAULT_CA_BUNDLE_KEY
 from .spec import (
     NAMESPACE_MAX_LENGTH,
     NAMESPACE_PATTERN,
@@ -24,105 +35,55 @@ from .spec import (
     resources_problem,
 )
 
+__all__ = ["SETTINGS", "Settings", "SettingsError", "resolve"]
+
 ENV_PREFIX = "ROLESANYWHERE_OPERATOR_"
 
 
-class SettingsError(ValueError):
-    """A setting has a bad value; the message names the flag and the environment variable."""
-
-
-def _text(text: str) -> str:
-    if not text.strip():
-        raise ValueError("expected a non-empty string")
-    return text.strip()
-
-
-def _optional_text(text: str) -> str | None:
-    return text.strip() or None
-
-
-def _port(text: str) -> int:
+def _resources(value: str) -> str:
     try:
-        value = int(text)
+        parsed = json.loads(value)
     except ValueError:
-        raise ValueError(f"expected a port number from 0 to 65535, got {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise ValueError(f"expected a port number from 0 to 65535, got {value}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"expected a number of seconds, got {text!r}") from None
-    if value <= 0:
-        raise ValueError(f"expected a positive number of seconds, got {value}")
-    return value
-
-
-def _switch(text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"expected true or false, got {text!r}")
-
-
-def _choice(*choices: str) -> Callable[[str], str]:
-    def parse(text: str) -> str:
-        if text not in choices:
-            raise ValueError(f"expected one of {', '.join(choices)}, got {text!r}")
-        return text
-
-    return parse
-
-
-def _resources(text: str) -> str:
-    try:
-        value = json.loads(text)
-    except ValueError:
-        raise ValueError(f'expected JSON like {{"requests": {{"cpu": "10m"}}}}, got {text!r}') from None
-    problem = resources_problem(value)
+        raise ValueError(f'expected JSON like {{"requests": {{"cpu": "10m"}}}}, got {value!r}') from None
+    problem = resources_problem(parsed)
     if problem:
         field, why = problem
-        raise ValueError(f"{field}: {why}" if field else f"expected a JSON object with requests and/or limits, got {text!r}")
-    return json.dumps(value, sort_keys=True)
+        raise ValueError(f"{field}: {why}" if field else f"expected a JSON object with requests and/or limits, got {value!r}")
+    return json.dumps(parsed, sort_keys=True)
 
 
-def _proxy(text: str) -> str | None:
-    if not text.strip():
+def _proxy(value: str) -> str | None:
+    if not value.strip():
         return None
-    problem = proxy_problem(text.strip())
+    problem = proxy_problem(value.strip())
     if problem:
         raise ValueError(problem)
-    return text.strip()
+    return value.strip()
 
 
-def _config_map_key(text: str) -> tuple[str, str] | None:
-    if not text.strip():
+def _config_map_key(value: str) -> tuple[str, str] | None:
+    if not value.strip():
         return None
-    name, _, key = text.strip().partition("/")
+    name, _, key = value.strip().partition("/")
     if not name:
-        raise ValueError(f"expected CONFIGMAP or CONFIGMAP/KEY, got {text!r}")
-    key = key or "ca.crt"
+        raise ValueError(f"expected CONFIGMAP or CONFIGMAP/KEY, got {value!r}")
+    key = key or DEFAULT_CA_BUNDLE_KEY
     problem = name_problem(name) or key_problem(key)
     if problem:
         raise ValueError(f"expected CONFIGMAP or CONFIGMAP/KEY: {problem}")
     return (name, key)
 
 
-def _namespaces(text: str) -> tuple[str, ...] | None:
-    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+def _namespaces(value: str) -> tuple[str, ...] | None:
+    names = tuple(dict.fromkeys(n.strip() for n in value.split(",") if n.strip()))
     for name in names:
         if not re.fullmatch(NAMESPACE_PATTERN, name) or len(name) > NAMESPACE_MAX_LENGTH:
             raise ValueError(f"expected comma-separated namespace names, got {name!r}")
     return names or None
 
 
-def _cluster_issuers(text: str) -> tuple[str, ...] | None:
-    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+def _cluster_issuers(value: str) -> tuple[str, ...] | None:
+    names = tuple(dict.fromkeys(n.strip() for n in value.split(",") if n.strip()))
     for name in names:
         problem = None if name == ANY_CLUSTER_ISSUER else name_problem(name)
         if problem:
@@ -134,11 +95,6 @@ def _cluster_issuers(text: str) -> tuple[str, ...] | None:
 ANY_CLUSTER_ISSUER = "*"
 
 
-def setting(default: object, meaning: str, parse: Callable[[str], object]):
-    """Declare one setting: its default, a one-line meaning and how to parse its text form."""
-    return field(default=default, metadata={"meaning": meaning, "parse": parse})
-
-
 DEFAULT_SIDECAR_RESOURCES = '{"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "64Mi"}}'
 
 
@@ -146,10 +102,10 @@ DEFAULT_SIDECAR_RESOURCES = '{"requests": {"cpu": "10m", "memory": "32Mi"}, "lim
 class Settings:
     # --- The injected sidecar ---
     sidecar_image: str = setting(
-        "rolesanywhere-sidecar:0.1.0", "image of the injected credentials sidecar", _text
+        "rolesanywhere-sidecar:0.1.0", "image of the injected credentials sidecar", text
     )
     sidecar_image_pull_policy: str = setting(
-        "IfNotPresent", "imagePullPolicy of the sidecar", _choice("Always", "IfNotPresent", "Never")
+        "IfNotPresent", "imagePullPolicy of the sidecar", choice("Always", "IfNotPresent", "Never")
     )
     sidecar_resources: str = setting(
         DEFAULT_SIDECAR_RESOURCES, "sidecar resources as JSON, unless the binding sets spec.sidecar.resources",
@@ -157,37 +113,37 @@ class Settings:
     )
     default_endpoint: str | None = setting(
         None, "CreateSession endpoint URL for bindings that set none (default the regional endpoint)",
-        _optional_text,
+        optional_text,
     )
     default_ca_bundle: tuple[str, str] | None = setting(
         None, "CONFIGMAP[/KEY] in the pod's namespace trusted for the endpoint, for bindings that set none",
-        _config_map_key,
+        _config_map_key, render=lambda bundle: "/".join(bundle),
     )
     default_https_proxy: str | None = setting(
         None, "HTTPS proxy for the sidecar, for bindings that set none (no user:password@ in it)", _proxy
     )
-    default_no_proxy: str | None = setting(None, "NO_PROXY for the sidecar, for bindings that set none", _optional_text)
+    default_no_proxy: str | None = setting(None, "NO_PROXY for the sidecar, for bindings that set none", optional_text)
     # --- The admission webhook ---
-    webhook_listen_address: str = setting("0.0.0.0", "address the webhook server listens on", _text)
-    webhook_port: int = setting(9443, "port of the webhook server (0 picks a free port)", _port)
+    webhook_listen_address: str = setting("0.0.0.0", "address the webhook server listens on", text)
+    webhook_port: int = setting(9443, "port of the webhook server (0 picks a free port)", port)
     webhook_host: str | None = setting(
         None, "host name or IP in the webhook URL registered with the API server (out-of-cluster runs)",
-        _optional_text,
+        optional_text,
     )
     webhook_service: str | None = setting(
         None, "NAMESPACE/NAME of the Service in front of the webhook (in-cluster runs; overrides the URL)",
-        _optional_text,
+        optional_text,
     )
-    webhook_cert_file: str | None = setting(None, "PEM serving certificate of the webhook (reloaded on change)", _optional_text)
-    webhook_key_file: str | None = setting(None, "PEM private key of the webhook's serving certificate", _optional_text)
+    webhook_cert_file: str | None = setting(None, "PEM serving certificate of the webhook (reloaded on change)", optional_text)
+    webhook_key_file: str | None = setting(None, "PEM private key of the webhook's serving certificate", optional_text)
     webhook_ca_file: str | None = setting(
-        None, "PEM CA bundle the API server trusts for the webhook; written into the webhook configuration", _optional_text
+        None, "PEM CA bundle the API server trusts for the webhook; written into the webhook configuration", optional_text
     )
     webhook_reload_interval: float = setting(
-        10.0, "seconds between checks of the serving certificate files for a renewal (then reloaded)", _seconds
+        10.0, "seconds between checks of the serving certificate files for a renewal (then reloaded)", seconds
     )
     webhook_configuration: str = setting(
-        "rolesanywhere-operator", "name of the MutatingWebhookConfiguration the operator keeps", _text
+        "rolesanywhere-operator", "name of the MutatingWebhookConfiguration the operator keeps", text
     )
     # Fail: a pod that asked for a role never starts silently without credentials, and a pod naming a
     # missing binding is always refused. Only pods labelled rolesanywhere.dev/inject=true are sent to the
@@ -195,13 +151,13 @@ class Settings:
     # own) is still created, and Fail cannot deadlock the cluster.
     webhook_failure_policy: str = setting(
         "Fail", "failurePolicy of the pod webhook: Fail (no pod starts without its credentials) or Ignore",
-        _choice("Fail", "Ignore"),
+        choice("Fail", "Ignore"),
     )
     webhook_owner_cluster_role: str | None = setting(
         None,
         "ClusterRole made the owner of the webhook configuration, so deleting it (helm uninstall) removes "
         "the configuration too",
-        _optional_text,
+        optional_text,
     )
     webhook_excluded_namespaces: tuple[str, ...] | None = setting(
         None,
@@ -210,11 +166,11 @@ class Settings:
         _namespaces,
     )
     operator_namespace: str | None = setting(
-        None, "namespace the operator runs in; the webhook never touches it", _optional_text
+        None, "namespace the operator runs in; the webhook never touches it", optional_text
     )
     # --- Reconciliation ---
     resync_interval: float = setting(
-        60.0, "seconds between full status refreshes of each binding (events refresh sooner)", _seconds
+        60.0, "seconds between full status refreshes of each binding (events refresh sooner)", seconds
     )
     # A ClusterIssuer signs for every namespace: a binding creator who may use it mints certificates from
     # that CA. So none is usable unless a cluster admin names it here.
@@ -229,25 +185,24 @@ class Settings:
         True,
         "check each binding's certificate with one real CreateSession after every issuance, renewal and spec "
         "change (CredentialsVerified condition); off where the operator may not reach the endpoint",
-        _switch,
+        switch,
     )
     verify_interval: float = setting(
-        3600.0, "seconds after which a binding's verification is repeated though nothing changed here", _seconds
+        3600.0, "seconds after which a binding's verification is repeated though nothing changed here", seconds
     )
-    verify_rate: float = setting(1.0, "verification calls per second, at most, across all bindings", _seconds)
+    verify_rate: float = setting(1.0, "verification calls per second, at most, across all bindings", seconds)
     # --- Process ---
     peering: str | None = setting(
         None,
         "name of the ClusterKopfPeering through which replicas agree that one reconciles at a time "
         "(created if missing); unset runs standalone",
-        _optional_text,
+        optional_text,
     )
     liveness_endpoint: str | None = setting(
-        None, "URL the liveness probe endpoint listens on, e.g. http://0.0.0.0:8080/healthz", _optional_text
+        None, "URL the liveness probe endpoint listens on, e.g. http://0.0.0.0:8080/healthz", optional_text
     )
-    log_format: str = setting("full", "log line format: plain, full or json", _choice("plain", "full", "json"))
-    log_level: str = setting("info", "lowest level logged: debug, info or warning", _choice("debug", "info", "warning"))
-
+    log_format: str = setting("full", "log line format: plain, full or json", choice("plain", "full", "json"))
+    log_level: str = setting("info", "lowest level logged: debug, info or warning", choice("debug", "info", "warning"))
 
     def cluster_issuer_allowed(self, name: str) -> bool:
         allowed = self.allowed_cluster_issuers or ()
@@ -258,53 +213,13 @@ class Settings:
         return json.loads(self.sidecar_resources)
 
 
-FIELDS: tuple[dataclasses.Field, ...] = dataclasses.fields(Settings)
-
-
-def flag_of(f: dataclasses.Field) -> str:
-    return "--" + f.name.replace("_", "-")
-
-
-def env_of(f: dataclasses.Field) -> str:
-    return ENV_PREFIX + f.name.upper()
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add one flag per setting; unset flags stay absent so the environment and the defaults apply."""
-    for f in FIELDS:
-        parser.add_argument(
-            flag_of(f),
-            dest=f.name,
-            metavar=f.name.upper(),
-            default=argparse.SUPPRESS,
-            help=f"{f.metadata['meaning']} [env {env_of(f)}; default {f.default}]",
-        )
+#: The operator's settings: flags, environment, parsing and the reference table.
+SETTINGS: Declaration[Settings] = Declaration(Settings, ENV_PREFIX)
 
 
 def resolve(flags: Mapping[str, object], environ: Mapping[str, str]) -> Settings:
     """Settings from parsed flags (text), the environment and the defaults; SettingsError names the source."""
-    values: dict[str, object] = {}
-    for f in FIELDS:
-        if f.name in flags:
-            raw, source = flags[f.name], flag_of(f)
-        elif env_of(f) in environ:
-            raw, source = environ[env_of(f)], env_of(f)
-        else:
-            continue
-        try:
-            values[f.name] = f.metadata["parse"](str(raw))
-        except ValueError as error:
-            raise SettingsError(f"bad {source}: {error}") from None
-    settings = Settings(**values)
+    settings = SETTINGS.resolve(flags, environ)
     if (settings.webhook_cert_file is None) != (settings.webhook_key_file is None):
         raise SettingsError("--webhook-cert-file and --webhook-key-file must be given together")
     return settings
-
-
-def reference_markdown() -> str:
-    """The settings table operator/README.md carries: flag, environment variable, default, meaning."""
-    rows = ["| Flag | Environment variable | Default | Meaning |", "| --- | --- | --- | --- |"]
-    for f in FIELDS:
-        default = "" if f.default is None else f"`{f.default}`"
-        rows.append(f"| `{flag_of(f)}` | `{env_of(f)}` | {default} | {f.metadata['meaning']} |")
-    return "\n".join(rows) + "\n"

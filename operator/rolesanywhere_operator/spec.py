@@ -13,17 +13,18 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from . import constants as c
+from rolesanywhere_protocol.limits import (
+    PROFILE_ARN_PATTERN,
+    REGION_PATTERN,
+    ROLE_ARN_PATTERN,
+    ROLE_SESSION_NAME_PATTERN,
+    SESSION_DURATION_DEFAULT,
+    SESSION_DURATION_MAX,
+    SESSION_DURATION_MIN,
+    TRUST_ANCHOR_ARN_PATTERN,
+)
 
-# The ARN patterns of the CRD (crds/rolesanywherebindings.rolesanywhere.dev.yaml); a unit test keeps them equal.
-_PARTITION = r"(aws|aws-cn|aws-us-gov)"
-_REGION = r"[a-z]{2}(-gov)?-[a-z]+-[0-9]+"
-_UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-TRUST_ANCHOR_ARN_PATTERN = rf"^arn:{_PARTITION}:rolesanywhere:{_REGION}:[0-9]{{12}}:trust-anchor/{_UUID}$"
-PROFILE_ARN_PATTERN = rf"^arn:{_PARTITION}:rolesanywhere:{_REGION}:[0-9]{{12}}:profile/{_UUID}$"
-ROLE_ARN_PATTERN = rf"^arn:{_PARTITION}:iam::[0-9]{{12}}:role/[A-Za-z0-9+=,.@_/-]+$"
-REGION_PATTERN = rf"^{_REGION}$"
-ROLE_SESSION_NAME_PATTERN = r"^[A-Za-z0-9+=,.@_-]{2,64}$"
+from . import constants as c
 
 # The name and key patterns of the CRD; a unit test keeps them equal. Checked before a name is used in an
 # API path or a key as a file name, so nothing the user writes can reach outside the binding's namespace.
@@ -261,13 +262,13 @@ def parse_binding(body: Mapping[str, Any]) -> Binding:
     region = spec.get("region")
     if region is not None:
         region = _matching(spec, "region", REGION_PATTERN, where, "an AWS region such as eu-west-1")
-    duration = spec.get("sessionDuration", c.DEFAULT_SESSION_DURATION)
+    duration = spec.get("sessionDuration", SESSION_DURATION_DEFAULT)
     if isinstance(duration, bool) or not isinstance(duration, int) or not (
-        c.MIN_SESSION_DURATION <= duration <= c.MAX_SESSION_DURATION
+        SESSION_DURATION_MIN <= duration <= SESSION_DURATION_MAX
     ):
         raise InvalidBindingError(
-            f"{where}.sessionDuration: expected seconds from {c.MIN_SESSION_DURATION} to "
-            f"{c.MAX_SESSION_DURATION}, got {duration!r}"
+            f"{where}.sessionDuration: expected seconds from {SESSION_DURATION_MIN} to "
+            f"{SESSION_DURATION_MAX}, got {duration!r}"
         )
     delivery = spec.get("delivery", c.DELIVERY_ENDPOINT)
     delivery = c.DELIVERY_ALIASES.get(delivery, delivery) if isinstance(delivery, str) else delivery

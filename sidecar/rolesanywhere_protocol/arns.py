@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from .errors import ConfigError
+from .limits import PARTITIONS, REGION_PATTERN
 
 #: The service name used in ARNs, endpoint host names and the signature's credential scope.
 SERVICE = "rolesanywhere"
@@ -14,7 +15,7 @@ SERVICE = "rolesanywhere"
 PARTITION_DNS_SUFFIX = {"aws": "amazonaws.com", "aws-cn": "amazonaws.com.cn", "aws-us-gov": "amazonaws.com"}
 
 _ARN = re.compile(
-    r"^arn:(?P<partition>aws|aws-cn|aws-us-gov):(?P<service>[a-z0-9-]+):(?P<region>[a-z0-9-]*)"
+    rf"^arn:(?P<partition>{'|'.join(PARTITIONS)}):(?P<service>[a-z0-9-]+):(?P<region>[a-z0-9-]*)"
     r":(?P<account>\d{12}|):(?P<resource>.+)$"
 )
 #: Regions with a FIPS 140 endpoint for Roles Anywhere (as the AWS endpoint data lists them).
@@ -22,7 +23,7 @@ FIPS_REGIONS = frozenset(
     {"us-east-1", "us-east-2", "us-west-1", "us-west-2", "us-gov-east-1", "us-gov-west-1"}
 )
 
-_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
+_REGION = re.compile(REGION_PATTERN)
 
 
 @dataclass(frozen=True)

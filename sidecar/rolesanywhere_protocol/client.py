@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import logging
 import random
+import re
 import ssl
 import time
 from collections.abc import Callable
@@ -25,13 +26,17 @@ from .arns import check_same_region, endpoint_for, parse_profile_arn, parse_role
 from .credentials import Credentials, credentials_from_response
 from .errors import ConfigError, RoleSessionNameRefused, ServiceError
 from .identity import X509Identity, check_validity
+from .limits import (
+    ROLE_SESSION_NAME_MAX,
+    ROLE_SESSION_NAME_MIN,
+    ROLE_SESSION_NAME_PATTERN,
+    SESSION_DURATION_DEFAULT,
+    SESSION_DURATION_MAX,
+    SESSION_DURATION_MIN,
+)
 from .signing import HEADER_CONTENT_TYPE, sign_request
 
 log = logging.getLogger(__name__)
-
-#: Session lengths CreateSession accepts, in seconds; the profile may lower the maximum.
-MIN_DURATION_SECONDS = 900
-MAX_DURATION_SECONDS = 43200
 
 #: Content type of the request body (the one iam-rolesanywhere-session sends).
 CONTENT_TYPE = "application/x-amz-json-1.0"
@@ -59,7 +64,7 @@ class SessionRequest:
     trust_anchor_arn: str
     profile_arn: str
     role_arn: str
-    duration_seconds: int = 3600
+    duration_seconds: int = SESSION_DURATION_DEFAULT
     role_session_name: str | None = None
 
     def region(self) -> str:
@@ -68,14 +73,17 @@ class SessionRequest:
         profile = parse_profile_arn(self.profile_arn)
         parse_role_arn(self.role_arn)
         if not isinstance(self.duration_seconds, int) or not (
-            MIN_DURATION_SECONDS <= self.duration_seconds <= MAX_DURATION_SECONDS
+            SESSION_DURATION_MIN <= self.duration_seconds <= SESSION_DURATION_MAX
         ):
             raise ConfigError(
                 f"session duration {self.duration_seconds!r} is out of range: expected whole seconds from "
-                f"{MIN_DURATION_SECONDS} to {MAX_DURATION_SECONDS}"
+                f"{SESSION_DURATION_MIN} to {SESSION_DURATION_MAX}"
             )
-        if self.role_session_name is not None and not (2 <= len(self.role_session_name) <= 64):
-            raise ConfigError(f"role session name {self.role_session_name!r} must be 2 to 64 characters long")
+        if self.role_session_name is not None and not re.fullmatch(ROLE_SESSION_NAME_PATTERN, self.role_session_name):
+            raise ConfigError(
+                f"role session name {self.role_session_name!r} is not one STS takes: expected "
+                f"{ROLE_SESSION_NAME_MIN} to {ROLE_SESSION_NAME_MAX} of the characters A-Z a-z 0-9 + = , . @ _ -"
+            )
         return check_same_region(trust_anchor, profile)
 
     def body(self) -> bytes:

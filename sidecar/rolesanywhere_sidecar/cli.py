@@ -15,11 +15,10 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import TextIO
 
-from . import settings as settings_module
 from .files import CREDENTIALS_JSON, MIN_VALIDITY, UnusableCredentialsFile, check_credentials_file
 from .hardening import make_undumpable
 from .logs import Redactor, configure, get_logger
-from .settings import Settings, SettingsError
+from .settings import SETTINGS, Settings, SettingsError
 
 PROG = "rolesanywhere-sidecar"
 COMMANDS = {
@@ -58,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, meaning in COMMANDS.items():
         sub = commands.add_parser(name, help=meaning, description=meaning)
-        settings_module.add_arguments(sub, name)
+        SETTINGS.add_arguments(sub, name)
     return parser
 
 
@@ -74,7 +73,7 @@ def main(
     args = vars(build_parser().parse_args(argv))
     command = args.pop("command")
     try:
-        settings = settings_module.resolve(command, args, environ)
+        settings = SETTINGS.resolve(args, environ, command)
     except SettingsError as error:
         print(f"{PROG} {command}: {error}", file=stderr)
         return 2

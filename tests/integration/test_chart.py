@@ -224,7 +224,7 @@ def test_one_replica_gets_no_disruption_budget_that_would_block_every_drain(helm
 def test_the_operator_settings_the_chart_sets_exist():
     from rolesanywhere_operator import settings
 
-    known = {settings.env_of(f) for f in settings.FIELDS}
+    known = {settings.SETTINGS.env(f.name) for f in settings.SETTINGS.fields}
     template = (CHART / "templates" / "deployment.yaml").read_text()
     used = {word for word in template.replace("{", " ").replace("}", " ").replace(",", " ").split()
             if word.startswith("ROLESANYWHERE_OPERATOR_")}

@@ -339,7 +339,7 @@ def test_expired_certificate_fails_before_any_request(service, identity):
             SessionRequest(TRUST_ANCHOR, PROFILE.replace("eu-west-1", "us-east-1"), ROLE),
             "trust anchor .* is in eu-west-1 but profile .* is in us-east-1",
         ),
-        (SessionRequest(TRUST_ANCHOR, PROFILE, ROLE, role_session_name="x"), "must be 2 to 64 characters"),
+        (SessionRequest(TRUST_ANCHOR, PROFILE, ROLE, role_session_name="x"), "expected 2 to 64 of the characters"),
     ],
     ids=["duration-low", "duration-high", "bad-arn", "not-a-role", "region-mismatch", "session-name"],
 )

@@ -1,8 +1,8 @@
 """The packages' layers, read from every module's source (ast): which package may import what.
 
-rolesanywhere_protocol <- rolesanywhere_sidecar <- rolesanywhere_operator: the protocol stands alone, the
-sidecar needs no Kubernetes API, and the operator's pure modules (parsing, builders, status) need no kopf,
-so each can be used and tested on its own. Imports are followed through our own modules, so a module
+rolesanywhere_protocol, rolesanywhere_settings <- rolesanywhere_sidecar <- rolesanywhere_operator: the
+protocol and the settings kernel stand alone, the sidecar needs no Kubernetes API, and the operator's pure
+modules (parsing, builders, status) need no kopf, so each can be used and tested on its own. Imports are followed through our own modules, so a module
 that imports one breaking a rule breaks it too, and the message shows the chain. Imports inside functions
 count: a lazy import is still an import.
 """
@@ -23,6 +23,8 @@ REPO = Path(__file__).resolve().parents[2]
 FIND = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
 ROOTS = tuple(REPO / where for where in FIND["where"])
 PROTOCOL, SIDECAR, OPERATOR = "rolesanywhere_protocol", "rolesanywhere_sidecar", "rolesanywhere_operator"
+#: The settings kernel both commands declare their settings on.
+SETTINGS = "rolesanywhere_settings"
 #: The offline CreateSession service the tests and the demo run: a test double, not part of the product.
 EMULATOR = "rolesanywhere_emulator"
 #: Where the dev kit's packages live (the emulator among them): a second distribution, not the product's.
@@ -135,6 +137,10 @@ RULES = [
     Rule("protocol", "the protocol stands alone: it imports neither the sidecar nor the operator, nor kopf, "
          "the Kubernetes client or aiohttp",
          applies=(PROTOCOL,), forbidden=(SIDECAR, OPERATOR, "kopf", "kubernetes", "aiohttp")),
+    Rule("settings", "the settings kernel imports only the standard library (the sidecar's probe imports it "
+         "every second)",
+         applies=(SETTINGS,), forbidden=(PROTOCOL, SIDECAR, OPERATOR, "kopf", "kubernetes", "aiohttp", "httpx",
+                                         "cryptography", "yaml")),
     Rule("sidecar", "the sidecar needs no API access: it imports neither the operator, nor kopf, "
          "nor the Kubernetes client",
          applies=(SIDECAR,), forbidden=(OPERATOR, "kopf", "kubernetes")),
@@ -148,10 +154,10 @@ RULES = [
          applies=(EMULATOR,), forbidden=(SIDECAR, OPERATOR, "kopf", "kubernetes"), allowed=(EMULATOR,)),
     Rule("product", "the product imports no dev tooling (the emulator, pytest, tests/support, "
          "localcluster, bench, moto)",
-         applies=(PROTOCOL, SIDECAR, OPERATOR), forbidden=DEV_TOOLING, exempt=(EMULATOR,)),
+         applies=(PROTOCOL, SETTINGS, SIDECAR, OPERATOR), forbidden=DEV_TOOLING, exempt=(EMULATOR,)),
 ]
 MODULES = {name: module for name, module in read_modules((*ROOTS, DEV_KIT_ROOT)).items()
-           if name.partition(".")[0] in (PROTOCOL, SIDECAR, OPERATOR, EMULATOR)}
+           if name.partition(".")[0] in (PROTOCOL, SETTINGS, SIDECAR, OPERATOR, EMULATOR)}
 
 
 @pytest.mark.parametrize("rule", RULES, ids=lambda rule: rule.name)
@@ -162,7 +168,7 @@ def test_each_layer_imports_only_what_it_may(rule):
 
 def test_the_rules_cover_every_product_package():
     """A new package gets rules of its own; a moved or renamed one takes its rules along."""
-    assert {name.partition(".")[0] for name in MODULES} == {PROTOCOL, SIDECAR, OPERATOR, EMULATOR}
+    assert {name.partition(".")[0] for name in MODULES} == {PROTOCOL, SETTINGS, SIDECAR, OPERATOR, EMULATOR}
     for rule in RULES:
         assert any(rule.holds(name) for name in MODULES), f"no module is held by the rule: {rule.says}"
     assert KOPF_MODULES <= MODULES.keys(), f"not operator modules: {sorted(KOPF_MODULES - MODULES.keys())}"

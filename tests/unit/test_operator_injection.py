@@ -15,12 +15,14 @@ from rolesanywhere_operator import constants as c
 from rolesanywhere_operator.injection import (
     InjectionError,
     build_sidecar,
+    build_sidecar_settings,
     inject_pod,
     should_inject,
     unsupported_server,
 )
 from rolesanywhere_operator.settings import Settings
 from rolesanywhere_operator.spec import parse_binding
+from rolesanywhere_sidecar.settings import SETTINGS as SIDECAR
 
 TESTDATA = Path(__file__).parent / "testdata" / "injection"
 POD_CASES = sorted((TESTDATA / "pods").glob("*.yaml"))
@@ -69,11 +71,20 @@ def test_sidecar_cases(path: Path):
     assert build_sidecar(case["binding"], case["settings"]) == case["expected"]
 
 
+@pytest.mark.parametrize("path", SIDECAR_CASES, ids=[p.stem for p in SIDECAR_CASES])
+def test_the_sidecar_parses_its_rendered_env_back_to_the_settings_the_operator_built(path: Path):
+    case = load_case(path)
+    env = build_sidecar(case["binding"], case["settings"])["env"]
+    rendered = {e["name"]: e["value"] for e in env if e["name"].startswith(SIDECAR.env_prefix) and "value" in e}
+    built = build_sidecar_settings(case["binding"], case["settings"])
+    assert SIDECAR.resolve({}, rendered, "serve") == built
+
+
 def test_every_sidecar_env_var_is_a_sidecar_setting():
     """The operator only sets variables the sidecar declares (plus the standard proxy variables)."""
     case = load_case(TESTDATA / "sidecars" / "secret-ref-and-options.yaml")
     names = {e["name"] for e in build_sidecar(case["binding"], case["settings"])["env"]}
-    assert names - set(c.SIDECAR_ENV.values()) == {"HTTPS_PROXY", "NO_PROXY"}
+    assert names - {SIDECAR.env(f.name) for f in SIDECAR.fields} == {"HTTPS_PROXY", "NO_PROXY"}
 
 
 def annotated(annotations: dict | None = None, containers: list | None = None) -> dict:
@@ -166,8 +177,8 @@ def test_an_endpoint_only_pods_apps_mount_no_credentials_file_and_the_sidecar_wr
     sidecar, *apps = pod["spec"]["initContainers"] + pod["spec"]["containers"]
     assert sidecar["name"] == c.SIDECAR_CONTAINER
     sidecar_env = _env(sidecar)
-    credentials_dir = sidecar_env[c.SIDECAR_ENV["credentials_dir"]]
-    shared_dir = sidecar_env[c.SIDECAR_ENV["output_dir"]]
+    credentials_dir = sidecar_env[SIDECAR.env("credentials_dir")]
+    shared_dir = sidecar_env[SIDECAR.env("output_dir")]
     private_volume = _mounted_at(sidecar, credentials_dir)
     assert private_volume is not None, "the sidecar writes the credentials files into a volume of its own"
     assert _mounted_at(sidecar, shared_dir) == c.CREDENTIALS_VOLUME != private_volume
@@ -186,8 +197,8 @@ def test_the_sidecar_is_told_where_each_delivery_puts_the_files_and_whether_to_s
     binding = yaml.safe_load((TESTDATA / "binding.yaml").read_text())
     binding["spec"]["delivery"] = delivery
     env = _env(build_sidecar(parse_binding(binding), case["settings"]))
-    credentials_dir = env.get(c.SIDECAR_ENV["credentials_dir"])
-    no_endpoint = env.get(c.SIDECAR_ENV["no_credentials_endpoint"])
+    credentials_dir = env.get(SIDECAR.env("credentials_dir"))
+    no_endpoint = env.get(SIDECAR.env("no_credentials_endpoint"))
     assert (credentials_dir, no_endpoint) == {
         "Endpoint": (None, None),
         "EndpointOnly": (c.SIDECAR_CREDENTIALS_MOUNT_PATH, None),

@@ -238,20 +238,6 @@ def test_an_invalid_spec_that_reaches_a_kopf_handler_is_permanent(call):
         asyncio.run(call(kopf.Memo(reconciler=_Refusing())))
 
 
-def test_crd_patterns_equal_the_operators():
-    crd = yaml.safe_load((REPO / "crds" / "rolesanywherebindings.rolesanywhere.dev.yaml").read_text())
-    (version,) = crd["spec"]["versions"]
-    props = version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
-    assert props["trustAnchorArn"]["pattern"] == spec_module.TRUST_ANCHOR_ARN_PATTERN
-    assert props["profileArn"]["pattern"] == spec_module.PROFILE_ARN_PATTERN
-    assert props["roleArn"]["pattern"] == spec_module.ROLE_ARN_PATTERN
-    assert props["region"]["pattern"] == spec_module.REGION_PATTERN
-    session_name = props["roleSessionName"]["properties"]
-    assert session_name["name"]["pattern"] == spec_module.ROLE_SESSION_NAME_PATTERN
-    assert session_name["source"]["enum"] == [c.SESSION_NAME_FROM_POD, c.SESSION_NAME_FIXED]
-    assert (props["sessionDuration"]["minimum"], props["sessionDuration"]["maximum"]) == (900, 43200)
-
-
 @pytest.mark.parametrize("name", ["a", "s3-reader", "ca.example.com", "0", "a" * 253])
 def test_kubernetes_names_are_accepted(name):
     assert spec_module.name_problem(name) is None

@@ -16,8 +16,8 @@ from rolesanywhere_sidecar import cli
 ARGS = [
     "--certificate", "/nonexistent/tls.crt",
     "--private-key", "/nonexistent/tls.key",
-    "--trust-anchor-arn", "arn:aws:rolesanywhere:eu-west-1:123456789012:trust-anchor/ta",
-    "--profile-arn", "arn:aws:rolesanywhere:eu-west-1:123456789012:profile/p",
+    "--trust-anchor-arn", "arn:aws:rolesanywhere:eu-west-1:123456789012:trust-anchor/0123abcd-0123-4567-89ab-0123456789ab",
+    "--profile-arn", "arn:aws:rolesanywhere:eu-west-1:123456789012:profile/0123abcd-0123-4567-89ab-0123456789ab",
     "--role-arn", "arn:aws:iam::123456789012:role/app",
     "--endpoint", "http://127.0.0.1:9",
 ]  # fmt: skip

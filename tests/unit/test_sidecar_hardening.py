@@ -30,9 +30,9 @@ def test_the_serve_command_asks_for_it(monkeypatch):
     monkeypatch.setattr(cli, "serve", lambda settings, redactor: 0)
     environ = {
         "ROLESANYWHERE_CERTIFICATE": "/c", "ROLESANYWHERE_PRIVATE_KEY": "/k",
-        "ROLESANYWHERE_TRUST_ANCHOR_ARN": "arn:aws:rolesanywhere:eu-west-1:1:trust-anchor/x",
-        "ROLESANYWHERE_PROFILE_ARN": "arn:aws:rolesanywhere:eu-west-1:1:profile/x",
-        "ROLESANYWHERE_ROLE_ARN": "arn:aws:iam::1:role/x",
+        "ROLESANYWHERE_TRUST_ANCHOR_ARN": "arn:aws:rolesanywhere:eu-west-1:123456789012:trust-anchor/0123abcd-0123-4567-89ab-0123456789ab",
+        "ROLESANYWHERE_PROFILE_ARN": "arn:aws:rolesanywhere:eu-west-1:123456789012:profile/0123abcd-0123-4567-89ab-0123456789ab",
+        "ROLESANYWHERE_ROLE_ARN": "arn:aws:iam::123456789012:role/x",
     }
     assert cli.main(["serve"], environ=environ) == 0
     assert called == [True]

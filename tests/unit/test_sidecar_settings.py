@@ -3,17 +3,31 @@
 from __future__ import annotations
 
 import io
-import re
 from pathlib import Path
 
 import pytest
-from rolesanywhere_sidecar import cli, settings
-from rolesanywhere_sidecar.settings import FIELDS, SettingsError, env_of, flag_of, resolve
+from rolesanywhere_settings import about_of
+from rolesanywhere_sidecar import cli
+from rolesanywhere_sidecar.settings import SETTINGS, Settings, SettingsError
+
+FIELDS = SETTINGS.fields
+
+
+def flag_of(f):
+    return SETTINGS.flag(f.name)
+
+
+def env_of(f):
+    return SETTINGS.env(f.name)
+
+
+def resolve(command, flags, environ):
+    return SETTINGS.resolve(flags, environ, command)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ARNS = {
-    "ROLESANYWHERE_TRUST_ANCHOR_ARN": "arn:aws:rolesanywhere:eu-west-1:123456789012:trust-anchor/ta",
-    "ROLESANYWHERE_PROFILE_ARN": "arn:aws:rolesanywhere:eu-west-1:123456789012:profile/p",
+    "ROLESANYWHERE_TRUST_ANCHOR_ARN": "arn:aws:rolesanywhere:eu-west-1:123456789012:trust-anchor/0123abcd-0123-4567-89ab-0123456789ab",
+    "ROLESANYWHERE_PROFILE_ARN": "arn:aws:rolesanywhere:eu-west-1:123456789012:profile/0123abcd-0123-4567-89ab-0123456789ab",
     "ROLESANYWHERE_ROLE_ARN": "arn:aws:iam::123456789012:role/app",
     "ROLESANYWHERE_CERTIFICATE": "/certs/tls.crt",
     "ROLESANYWHERE_PRIVATE_KEY": "/certs/tls.key",
@@ -57,8 +71,9 @@ def test_the_brief_flags_exist_with_their_env_vars_and_defaults():
 
 def test_every_setting_has_a_one_line_meaning_and_a_subcommand():
     for f in FIELDS:
-        assert f.metadata["meaning"] and "\n" not in f.metadata["meaning"], f.name
-        assert set(f.metadata["used_by"]) <= set(cli.COMMANDS), f.name
+        about = about_of(f)
+        assert about.meaning and "\n" not in about.meaning, f.name
+        assert about.used_by and set(about.used_by) <= set(cli.COMMANDS), f.name
 
 
 def test_flag_beats_environment_which_beats_default():
@@ -133,16 +148,6 @@ def test_cli_reports_a_bad_setting_with_exit_code_2():
     assert "rolesanywhere-sidecar serve: bad ROLESANYWHERE_PORT" in stderr.getvalue()
 
 
-def test_the_readme_reference_matches_the_declarations():
-    readme = (REPO_ROOT / "sidecar" / "README.md").read_text()
-    match = re.search(r"<!-- settings:begin -->\n(.*?)<!-- settings:end -->", readme, re.DOTALL)
-    assert match, "sidecar/README.md lacks the <!-- settings:begin/end --> markers"
-    assert match.group(1) == settings.reference_markdown(), (
-        "sidecar/README.md is out of date: paste the output of "
-        "`python -c 'from rolesanywhere_sidecar.settings import reference_markdown as r; print(r(), end=\"\")'`"
-    )
-
-
 def test_a_pod_name_longer_than_the_service_allows_keeps_its_start_and_its_distinguishing_end():
     long_pod_name = "nightly-backup-" + "x" * 100 + "-7d4f8b9c6-abcde"
     resolved = resolve("serve", {}, {**ARNS, env_of(_field("role_session_name")): long_pod_name})
@@ -170,3 +175,26 @@ def test_a_role_session_name_with_characters_the_service_refuses_is_an_error():
 
 def _field(name):
     return next(f for f in FIELDS if f.name == name)
+
+
+def test_every_setting_renders_to_an_environment_the_sidecar_parses_back_to_the_same_value():
+    changed = Settings(
+        certificate=Path("/c/tls.crt"), private_key=Path("/c/tls.key"), intermediates=Path("/c/chain.pem"),
+        private_key_passphrase_file=Path("/c/pass"), trust_anchor_arn=ARNS["ROLESANYWHERE_TRUST_ANCHOR_ARN"],
+        profile_arn=ARNS["ROLESANYWHERE_PROFILE_ARN"], role_arn=ARNS["ROLESANYWHERE_ROLE_ARN"], region="eu-west-1",
+        endpoint="https://ra.example", session_duration=900, role_session_name="job-1", ca_bundle=Path("/ca/b"),
+        with_proxy=True, no_verify_ssl=True, output_dir=Path("/out"), credentials_dir=Path("/private"),
+        no_credentials_endpoint=True, profile_name="app", file_mode=0o600, port=9000, refresh_fraction=0.25,
+        once=True, log_format="json", log_level="debug",
+    )
+    unchanged = {f.name for f in FIELDS if getattr(changed, f.name) == f.default}
+    assert not unchanged, f"give these a value other than their default: {unchanged}"
+    environ = SETTINGS.render_env(changed)
+    assert len(environ) == len(FIELDS)
+    assert resolve("serve", {}, environ) == changed
+
+
+def test_rendering_leaves_out_defaults_unless_asked_to_keep_them():
+    defaults = resolve("serve", {}, ARNS)
+    assert SETTINGS.render_env(defaults) == ARNS
+    assert SETTINGS.render_env(defaults, always=["port"]) == {**ARNS, "ROLESANYWHERE_PORT": "9911"}
