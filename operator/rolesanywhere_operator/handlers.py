@@ -15,13 +15,15 @@ import kopf
 from rolesanywhere_protocol.ratelimit import TokenBucket
 
 from . import constants as c
+from .admission import ReadFailed, Refused, admit
 from .binding_cache import BindingCache
-from .injection import InjectionError, inject_pod, should_inject, unsupported_server
+from .injection import unsupported_server
 from .kube import ApiError, Kube, binding_path, path
 from .reconcile import Reconciler
 from .resync import resync_forever
+from .runtime import Runtime, excluded_namespaces
 from .settings import Settings
-from .spec import InvalidBindingError, parse_binding
+from .spec import InvalidBindingError
 from .status import Event
 from .verification import Verifier
 from .webhook import (
@@ -39,9 +41,6 @@ BINDING = (c.GROUP, c.VERSION, c.PLURAL)
 RETRY_DELAY = 5
 #: Verification calls that may be made at once before the rate applies (e.g. at start-up).
 VERIFY_BURST = 5
-#: Seconds the webhook waits for a binding it has not cached, well inside its own timeout (webhook.py), so a
-#: slow API server yields this webhook's error rather than the API server's generic one.
-ADMISSION_READ_TIMEOUT_SECONDS = 5.0
 #: Seconds after which the API server ends each of kopf's watch requests (kopf then starts a new one).
 WATCH_SERVER_TIMEOUT = 120
 
@@ -83,7 +82,49 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 
 @kopf.on.startup(registry=registry)
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logging.Logger, **_: Any) -> None:
+    """Configure kopf, then build the runtime (memo.runtime) and start what runs beside the handlers."""
     ours: Settings = memo.settings
+    _configure_kopf(settings)
+    kube = await Kube.connect()
+    unsupported = unsupported_server(await kube.server_version())  # cli.main said so already, if it could ask
+    if unsupported:
+        await kube.close()
+        raise kopf.PermanentError(unsupported)
+    verifier = (
+        Verifier(interval=ours.verify_interval, limiter=TokenBucket(ours.verify_rate, burst=VERIFY_BURST))
+        if ours.verify_credentials
+        else None
+    )
+    reconciler = Reconciler(kube=kube, post_event=_event_poster(kube, logger), verifier=verifier, settings=ours)
+    excluded = excluded_namespaces(ours)
+    if ours.peering:
+        await _ensure_peering(kube, ours.peering)
+    registration = WebhookRegistration(kube, ours, excluded, await _webhook_owner(kube, ours.webhook_owner_cluster_role),
+                                       logger)
+    bindings = BindingCache(kube, logger)
+    tasks = (
+        asyncio.create_task(bindings.run()),
+        asyncio.create_task(resync_forever(kube, reconciler.refresh, interval=ours.resync_interval,
+                                           peering=ours.peering, priority=memo.priority, logger=logger)),
+        asyncio.create_task(registration.keep(ours.resync_interval)),
+    )
+    memo.runtime = Runtime(settings=ours, kube=kube, reconciler=reconciler, bindings=bindings,
+                           excluded_namespaces=excluded, reported_workloads=ReportedOnce(), tasks=tasks)
+    settings.admission.managed = None
+    settings.admission.server = RegisteringWebhookServer(
+        register=registration.register,
+        service=ours.webhook_service,
+        addr=ours.webhook_listen_address,
+        port=ours.webhook_port or None,
+        host=ours.webhook_host,
+        certfile=ours.webhook_cert_file,
+        pkeyfile=ours.webhook_key_file,
+        cafile=ours.webhook_ca_file,
+        file_check_interval=ours.webhook_reload_interval,
+    )
+
+
+def _configure_kopf(settings: kopf.OperatorSettings) -> None:
     # kopf's bookkeeping goes into annotations under our group: the status belongs to the user.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=c.GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
@@ -99,87 +140,46 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: lo
     # Watch only opted-in pods (injected or missed), with a server-side selector.
     settings.watching.label_selectors["v1", "pods"] = f"{c.INJECT_LABEL}={c.INJECT_LABEL_VALUE}"
 
-    kube = await Kube.connect()
-    memo.kube = kube
-    verifier = (
-        Verifier(interval=ours.verify_interval, limiter=TokenBucket(ours.verify_rate, burst=VERIFY_BURST))
-        if ours.verify_credentials
-        else None
-    )
-    memo.reconciler = Reconciler(kube=kube, post_event=_event_poster(kube, logger), verifier=verifier,
-                                 settings=ours)
-    unsupported = unsupported_server(await kube.server_version())  # cli.main said so already, if it could ask
-    if unsupported:
-        raise kopf.PermanentError(unsupported)
-    memo.excluded_namespaces = (
-        *c.EXCLUDED_NAMESPACES,
-        *([ours.operator_namespace] if ours.operator_namespace else []),
-        *(ours.webhook_excluded_namespaces or ()),
-    )
 
-    if ours.peering:
-        await _ensure_peering(kube, ours.peering)
-    owner = await _webhook_owner(kube, ours.webhook_owner_cluster_role)
+class WebhookRegistration:
+    """Keeps the MutatingWebhookConfiguration pointing at the served webhook: applied when the server
+    (re)starts, and level-triggered after that: a deleted or edited configuration is applied again within
+    one resync interval (without it, opted-in pods would start uninjected)."""
 
-    configuration_path = path(
-        "admissionregistration.k8s.io/v1", "mutatingwebhookconfigurations", None, ours.webhook_configuration
-    )
-    served: dict[str, Any] = {}
+    def __init__(self, kube: Kube, settings: Settings, excluded: tuple[str, ...], owner: dict[str, Any] | None,
+                 logger: logging.Logger) -> None:
+        self._kube, self._settings, self._excluded, self._owner, self._logger = kube, settings, excluded, owner, logger
+        self._path = path("admissionregistration.k8s.io/v1", "mutatingwebhookconfigurations", None,
+                          settings.webhook_configuration)
+        self._client_config: dict[str, Any] | None = None
 
-    async def apply_configuration(client_config: dict[str, Any]) -> None:
-        served["client_config"] = client_config
+    async def _apply(self, client_config: dict[str, Any]) -> None:
+        self._client_config = client_config
         configuration = build_webhook_configuration(
-            ours.webhook_configuration,
-            client_config,
-            failure_policy=ours.webhook_failure_policy,
-            excluded_namespaces=memo.excluded_namespaces,
-            owner=owner,
+            self._settings.webhook_configuration, client_config, failure_policy=self._settings.webhook_failure_policy,
+            excluded_namespaces=self._excluded, owner=self._owner,
         )
-        await kube.apply(configuration_path, configuration)
+        await self._kube.apply(self._path, configuration)
 
-    async def register(client_config: dict[str, Any]) -> None:
-        await apply_configuration(client_config)
-        logger.info("webhook configuration %s points at %s", ours.webhook_configuration,
-                    client_config.get("url") or client_config.get("service"))
+    async def register(self, client_config: dict[str, Any]) -> None:
+        await self._apply(client_config)
+        self._logger.info("webhook configuration %s points at %s", self._settings.webhook_configuration,
+                          client_config.get("url") or client_config.get("service"))
 
-    async def keep_registered() -> None:
-        """Level-triggered: a deleted (or edited) webhook configuration is applied again within one resync
-        interval; without it, opted-in pods would start uninjected."""
+    async def keep(self, interval: float) -> None:
+        name = self._settings.webhook_configuration
         while True:
-            await asyncio.sleep(ours.resync_interval)
-            if "client_config" not in served:
+            await asyncio.sleep(interval)
+            if self._client_config is None:
                 continue
             try:
-                missing = await kube.get(configuration_path) is None
-                await apply_configuration(served["client_config"])  # quietly: unchanged, it changes nothing
+                missing = await self._kube.get(self._path) is None
+                await self._apply(self._client_config)  # quietly: unchanged, it changes nothing
             except ApiError as error:
-                logger.warning("cannot keep webhook configuration %s: %s", ours.webhook_configuration, error)
+                self._logger.warning("cannot keep webhook configuration %s: %s", name, error)
                 continue
             if missing:
-                logger.warning("webhook configuration %s was missing (deleted?); created it again",
-                               ours.webhook_configuration)
-
-    memo.keep_registered = asyncio.create_task(keep_registered())
-    memo.reported_workloads = ReportedOnce()
-    memo.bindings = BindingCache(kube, logger)
-    memo.binding_cache = asyncio.create_task(memo.bindings.run())
-    memo.resync = asyncio.create_task(
-        resync_forever(kube, memo.reconciler.refresh, interval=ours.resync_interval, peering=ours.peering,
-                       priority=memo.priority, logger=logger)
-    )
-
-    settings.admission.managed = None
-    settings.admission.server = RegisteringWebhookServer(
-        register=register,
-        service=ours.webhook_service,
-        addr=ours.webhook_listen_address,
-        port=ours.webhook_port or None,
-        host=ours.webhook_host,
-        certfile=ours.webhook_cert_file,
-        pkeyfile=ours.webhook_key_file,
-        cafile=ours.webhook_ca_file,
-        file_check_interval=ours.webhook_reload_interval,
-    )
+                self._logger.warning("webhook configuration %s was missing (deleted?); created it again", name)
 
 
 async def _ensure_peering(kube: Kube, name: str) -> None:
@@ -204,13 +204,9 @@ async def _webhook_owner(kube: Kube, cluster_role: str | None) -> dict[str, Any]
 
 @kopf.on.cleanup(registry=registry)
 async def close(memo: kopf.Memo, **_: Any) -> None:
-    for task in (getattr(memo, "resync", None), getattr(memo, "binding_cache", None),
-                 getattr(memo, "keep_registered", None)):
-        if task is not None:
-            task.cancel()
-    kube = getattr(memo, "kube", None)
-    if kube is not None:
-        await kube.close()
+    runtime: Runtime | None = getattr(memo, "runtime", None)
+    if runtime is not None:
+        await runtime.close()
 
 
 # --- Bindings ---------------------------------------------------------------------------------------
@@ -221,7 +217,7 @@ async def close(memo: kopf.Memo, **_: Any) -> None:
 @kopf.on.update(*BINDING, registry=registry)
 async def reconcile_binding(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     try:
-        await memo.reconciler.reconcile(body)
+        await memo.runtime.reconciler.reconcile(body)
     except InvalidBindingError as error:
         raise kopf.PermanentError(str(error)) from error
     except ApiError as error:
@@ -239,13 +235,13 @@ async def certificate_changed(namespace: str, labels: kopf.Labels, memo: kopf.Me
 @kopf.on.event("v1", "pods", registry=registry, labels={c.INJECT_LABEL: c.INJECT_LABEL_VALUE})
 async def opted_in_pod_changed(type: str | None, namespace: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """Keep the pod index current; refresh the status of a binding whose pods changed as it counts them."""
-    for pod_namespace, binding in memo.reconciler.pods.update(type, namespace, body):
+    for pod_namespace, binding in memo.runtime.reconciler.pods.update(type, namespace, body):
         await _refresh(memo, pod_namespace, binding)
 
 
 async def _refresh(memo: kopf.Memo, namespace: str, name: str) -> None:
     try:
-        await memo.reconciler.refresh(namespace, name)
+        await memo.runtime.reconciler.refresh(namespace, name)
     except InvalidBindingError as error:
         raise kopf.PermanentError(str(error)) from error
     except ApiError as error:
@@ -259,13 +255,14 @@ async def workload_changed(body: kopf.Body, memo: kopf.Memo, logger: logging.Log
     """A workload whose pod template is not in step with its annotation: the workload webhook missed the
     change (the operator was down; it is Ignore). The operator may not patch workloads, so it says so once
     per generation, with the command that applies it (any update goes through the webhook again)."""
+    runtime: Runtime = memo.runtime
     namespace = body.metadata.namespace or ""
-    if namespace in memo.excluded_namespaces or template_patch(body) is None:
+    if namespace in runtime.excluded_namespaces or template_patch(body) is None:
         return
-    if not memo.reported_workloads.add(body.metadata.uid, body.metadata.get("generation")):
+    if not runtime.reported_workloads.add(body.metadata.uid, body.metadata.get("generation")):
         return
     try:
-        found = await memo.kube.get(path("v1", "namespaces", None, namespace))
+        found = await runtime.kube.get(path("v1", "namespaces", None, namespace))
     except ApiError as error:
         logger.warning("cannot read namespace %s (%s); reporting the workload anyway", namespace, error)
         found = None
@@ -298,49 +295,26 @@ for _group, _version, _plural in WORKLOAD_RESOURCES:
 async def inject(
     body: kopf.Body, patch: kopf.Patch, warnings: list[str], memo: kopf.Memo, logger: logging.Logger, **_: Any
 ) -> None:
-    """Stages: should inject -> resolve the binding -> build -> patch. Errors name the stage."""
-    pod = _raw(body)
-    namespace = body.metadata.namespace or ""
-    try:
-        decision = should_inject(pod, namespace, memo.excluded_namespaces)
-    except InjectionError as error:
-        raise kopf.AdmissionError(str(error), code=400) from error
-    if not decision.inject:
-        warnings.extend(decision.warnings)
-        return
-    assert decision.binding is not None
+    """admission.admit, adapted: a refusal becomes kopf's AdmissionError, the new pod the patch."""
+    runtime: Runtime = memo.runtime
 
-    found, source = memo.bindings.get(namespace, decision.binding), "the watch cache"
-    try:
-        if found is None:  # created a moment ago, or not at all
-            found = await memo.kube.get(binding_path(namespace, decision.binding), namespace=namespace,
-                                        timeout=ADMISSION_READ_TIMEOUT_SECONDS)
-            source = "the API server"
-    except ApiError as error:
-        raise kopf.AdmissionError(
-            f"resolve: cannot read {c.KIND} {decision.binding!r} in namespace {namespace!r}: {error}", code=500
-        ) from error
-    except TimeoutError as error:
-        raise kopf.AdmissionError(
-            f"resolve: the API server did not answer for {c.KIND} {decision.binding!r} in namespace {namespace!r} "
-            f"within {ADMISSION_READ_TIMEOUT_SECONDS:g}s", code=500,
-        ) from error
-    if found is None:
-        raise kopf.AdmissionError(
-            f"resolve: {c.KIND} {decision.binding!r} named by annotation {c.BINDING_ANNOTATION} "
-            f"does not exist in namespace {namespace!r}",
-            code=404,
-        )
-    try:
-        binding = parse_binding(found)
-        injected = inject_pod(pod, binding, memo.settings)
-    except (InvalidBindingError, InjectionError) as error:
-        raise kopf.AdmissionError(f"{error}", code=400) from error
+    async def read(namespace: str, name: str, timeout: float) -> dict[str, Any] | None:
+        try:
+            return await runtime.kube.get(binding_path(namespace, name), namespace=namespace, timeout=timeout)
+        except ApiError as error:
+            raise ReadFailed(str(error)) from error
 
-    new_pod = injected.pod
-    patch.fns.append(lambda target: _replace(target, new_pod))
-    warnings.extend(injected.warnings)
-    logger.info("injected the sidecar for binding %s (read from %s)", binding.name, source)
+    try:
+        admitted = await admit(_raw(body), body.metadata.namespace or "", settings=runtime.settings,
+                               excluded_namespaces=runtime.excluded_namespaces, cached=runtime.bindings.get,
+                               read=read)
+    except Refused as refused:
+        raise kopf.AdmissionError(str(refused), code=refused.code) from refused
+    warnings.extend(admitted.warnings)
+    if admitted.pod is not None:
+        new_pod = admitted.pod
+        patch.fns.append(lambda target: _replace(target, new_pod))
+        logger.info("injected the sidecar for binding %s (read from %s)", admitted.binding, admitted.source)
 
 
 def _raw(body: kopf.Body) -> dict[str, Any]:

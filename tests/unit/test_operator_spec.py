@@ -12,6 +12,8 @@ import yaml
 from rolesanywhere_operator import constants as c
 from rolesanywhere_operator import handlers
 from rolesanywhere_operator import spec as spec_module
+from rolesanywhere_operator.runtime import Runtime
+from rolesanywhere_operator.settings import Settings
 from rolesanywhere_operator.spec import (
     CABundle,
     InvalidBindingError,
@@ -22,6 +24,7 @@ from rolesanywhere_operator.spec import (
     SidecarOptions,
     parse_binding,
 )
+from rolesanywhere_operator.workloads import ReportedOnce
 
 REPO = Path(__file__).resolve().parents[2]
 TRUST_ANCHOR = "arn:aws:rolesanywhere:eu-west-1:111122223333:trust-anchor/11111111-2222-3333-4444-555555555555"
@@ -235,7 +238,8 @@ class _Refusing:
 def test_an_invalid_spec_that_reaches_a_kopf_handler_is_permanent(call):
     """Retrying cannot help until someone edits the binding, so kopf is told not to."""
     with pytest.raises(kopf.PermanentError, match="spec is missing"):
-        asyncio.run(call(kopf.Memo(reconciler=_Refusing())))
+        asyncio.run(call(kopf.Memo(runtime=Runtime(settings=Settings(), kube=None, reconciler=_Refusing(), bindings=None,
+                                                   excluded_namespaces=(), reported_workloads=ReportedOnce()))))
 
 
 @pytest.mark.parametrize("name", ["a", "s3-reader", "ca.example.com", "0", "a" * 253])
