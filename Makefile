@@ -77,5 +77,6 @@ emulator: venv ## Run the Roles Anywhere emulator (ARGS='--config FILE [--port N
 	.venv/bin/rolesanywhere-emulator $(ARGS)
 
 .PHONY: lint
-lint: venv ## ruff over the code and tests
+lint: venv ## ruff over the code and tests, mypy (strict) over the product's packages
 	.venv/bin/ruff check operator sidecar hack tests bench
+	.venv/bin/mypy

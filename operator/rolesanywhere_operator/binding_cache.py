@@ -62,7 +62,7 @@ def apply_event(bindings: dict[Key, dict[str, Any]], event: Mapping[str, Any]) -
 
 
 class BindingCache:
-    def __init__(self, kube: Kube, logger: logging.Logger) -> None:
+    def __init__(self, kube: Kube, logger: logging.Logger | logging.LoggerAdapter[Any]) -> None:
         self.kube = kube
         self.logger = logger
         self.bindings: dict[Key, dict[str, Any]] = {}

@@ -13,6 +13,7 @@ import json
 import os
 import random
 import sys
+from typing import Any
 
 import kopf
 from kubernetes.aio.config.config_exception import ConfigException
@@ -59,7 +60,7 @@ def trust_policy_main(argv: list[str]) -> int:
     return 0
 
 
-async def _read_binding(namespace: str, name: str) -> dict | None:
+async def _read_binding(namespace: str, name: str) -> dict[str, Any] | None:
     kube = await Kube.connect()
     try:
         return await kube.get(binding_path(namespace, name))

@@ -15,6 +15,7 @@ Everything else here is written by the operator.
 
 from __future__ import annotations
 
+# The sidecar's contract, which the pods the operator builds follow, named here with the rest.
 from rolesanywhere_sidecar.contract import CREDENTIALS_FILE, CREDENTIALS_PATH, TOKEN_FILE  # noqa: F401
 from rolesanywhere_sidecar.settings import Settings as _SidecarSettings
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import kopf
 from rolesanywhere_protocol.ratelimit import TokenBucket
@@ -49,7 +49,7 @@ WATCH_SERVER_TIMEOUT = 120
 _posting: set[asyncio.Task[None]] = set()
 
 
-def _event_poster(kube: Kube, logger: logging.Logger) -> Callable[[Any, Event], None]:
+def _event_poster(kube: Kube, logger: kopf.Logger) -> Callable[[Any, Event], None]:
     """Post through kopf inside its handlers; elsewhere (the periodic resync) kopf's event queue does not
     exist in the task's context (kopf.event raises LookupError, which once ended the resync for good), so
     the operator posts the Event itself."""
@@ -81,7 +81,7 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 
 
 @kopf.on.startup(registry=registry)
-async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logging.Logger, **_: Any) -> None:
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     """Configure kopf, then build the runtime (memo.runtime) and start what runs beside the handlers."""
     ours: Settings = memo.settings
     _configure_kopf(settings)
@@ -147,7 +147,7 @@ class WebhookRegistration:
     one resync interval (without it, opted-in pods would start uninjected)."""
 
     def __init__(self, kube: Kube, settings: Settings, excluded: tuple[str, ...], owner: dict[str, Any] | None,
-                 logger: logging.Logger) -> None:
+                 logger: kopf.Logger) -> None:
         self._kube, self._settings, self._excluded, self._owner, self._logger = kube, settings, excluded, owner, logger
         self._path = path("admissionregistration.k8s.io/v1", "mutatingwebhookconfigurations", None,
                           settings.webhook_configuration)
@@ -228,14 +228,16 @@ async def reconcile_binding(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
 # when the certificate changed; the Secret, which holds the key, is never watched.
 @kopf.on.event(c.CERT_MANAGER_GROUP, c.CERT_MANAGER_VERSION, c.CERTIFICATES, registry=registry,
                labels={c.MANAGED_BY_LABEL: c.OPERATOR_NAME, c.BINDING_LABEL: kopf.PRESENT})
-async def certificate_changed(namespace: str, labels: kopf.Labels, memo: kopf.Memo, **_: Any) -> None:
-    await _refresh(memo, namespace, labels[c.BINDING_LABEL])
+async def certificate_changed(namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, **_: Any) -> None:
+    await _refresh(memo, namespace or "", labels[c.BINDING_LABEL])
 
 
 @kopf.on.event("v1", "pods", registry=registry, labels={c.INJECT_LABEL: c.INJECT_LABEL_VALUE})
-async def opted_in_pod_changed(type: str | None, namespace: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def opted_in_pod_changed(
+    type: str | None, namespace: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any
+) -> None:
     """Keep the pod index current; refresh the status of a binding whose pods changed as it counts them."""
-    for pod_namespace, binding in memo.runtime.reconciler.pods.update(type, namespace, body):
+    for pod_namespace, binding in memo.runtime.reconciler.pods.update(type, namespace or "", body):
         await _refresh(memo, pod_namespace, binding)
 
 
@@ -251,7 +253,7 @@ async def _refresh(memo: kopf.Memo, namespace: str, name: str) -> None:
 # --- Workloads --------------------------------------------------------------------------------------
 
 
-async def workload_changed(body: kopf.Body, memo: kopf.Memo, logger: logging.Logger, **_: Any) -> None:
+async def workload_changed(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     """A workload whose pod template is not in step with its annotation: the workload webhook missed the
     change (the operator was down; it is Ignore). The operator may not patch workloads, so it says so once
     per generation, with the command that applies it (any update goes through the webhook again)."""
@@ -293,7 +295,7 @@ for _group, _version, _plural in WORKLOAD_RESOURCES:
 
 @kopf.on.mutate("v1", "pods", operations=["CREATE"], id=INJECT_HANDLER_ID, registry=registry)
 async def inject(
-    body: kopf.Body, patch: kopf.Patch, warnings: list[str], memo: kopf.Memo, logger: logging.Logger, **_: Any
+    body: kopf.Body, patch: kopf.Patch, warnings: list[str], memo: kopf.Memo, logger: kopf.Logger, **_: Any
 ) -> None:
     """admission.admit, adapted: a refusal becomes kopf's AdmissionError, the new pod the patch."""
     runtime: Runtime = memo.runtime
@@ -323,7 +325,9 @@ def _raw(body: kopf.Body) -> dict[str, Any]:
     return dict(body)
 
 
-def _replace(target: dict[str, Any], new: dict[str, Any]) -> None:
-    target.clear()
-    target.update(new)
+def _replace(target: kopf.RawBody, new: dict[str, Any]) -> None:
+    # kopf types the body by its well-known keys; the new pod replaces all of them.
+    pod = cast(dict[str, Any], target)
+    pod.clear()
+    pod.update(new)
 

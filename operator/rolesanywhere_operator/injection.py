@@ -389,7 +389,7 @@ def _ca_bundle(binding: Binding, settings: Settings) -> tuple[str, str] | None:
 
 
 def _sidecar_mounts(binding: Binding, settings: Settings) -> list[dict[str, Any]]:
-    mounts = [
+    mounts: list[dict[str, Any]] = [
         {"name": c.CERTIFICATE_VOLUME, "mountPath": c.CERTIFICATE_MOUNT_PATH, "readOnly": True},
         {"name": c.CREDENTIALS_VOLUME, "mountPath": c.CREDENTIALS_MOUNT_PATH},
     ]

@@ -7,11 +7,12 @@ TLS and kubeconfig handling come from kubernetes.aio.
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import json
 import os
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 from kubernetes.aio import client as aio_client
@@ -65,7 +66,7 @@ def in_namespace(found: Any, namespace: str, api_path: str) -> dict[str, Any]:
     if got != namespace:
         raise ApiError("GET", api_path, OUTSIDE_NAMESPACE_STATUS,
                        f"the object read is in namespace {got!r}, not {namespace!r} as asked; refused")
-    return found
+    return cast(dict[str, Any], found)
 
 
 def binding_path(namespace: str, name: str | None = None, subresource: str | None = None) -> str:
@@ -125,6 +126,10 @@ class Kube:
             raise ApiError(method, api_path, response.status, message)
         return json.loads(raw) if raw else None
 
+    async def _object(self, method: str, api_path: str, **request: Any) -> dict[str, Any]:
+        # What a write answers: the object as the API server now holds it.
+        return cast(dict[str, Any], await self.request(method, api_path, **request))
+
     async def get(
         self, api_path: str, *, namespace: str | None = None, timeout: float = REQUEST_TIMEOUT_SECONDS
     ) -> dict[str, Any] | None:
@@ -145,7 +150,7 @@ class Kube:
 
     async def list_with_version(
         self, api_path: str, *, label_selector: str | None = None
-    ) -> tuple[list[dict[str, Any]], str]:
+    ) -> tuple[builtins.list[dict[str, Any]], str]:
         """The items and the list's resourceVersion, from which a watch starts."""
         query = {"labelSelector": label_selector} if label_selector else None
         found = await self.request("GET", api_path, query=query)
@@ -178,7 +183,7 @@ class Kube:
 
     async def apply(self, api_path: str, obj: dict[str, Any]) -> dict[str, Any]:
         """Server-side apply as the operator: the fields it sets are its own, others' stay untouched."""
-        return await self.request(
+        return await self._object(
             "PATCH",
             api_path,
             query={"fieldManager": c.OPERATOR_NAME, "force": "true"},
@@ -187,7 +192,7 @@ class Kube:
         )
 
     async def merge_patch(self, api_path: str, patch: dict[str, Any]) -> dict[str, Any]:
-        return await self.request(
+        return await self._object(
             "PATCH", api_path, query={"fieldManager": c.OPERATOR_NAME}, body=patch,
             content_type="application/merge-patch+json",
         )

@@ -53,7 +53,7 @@ async def resync_forever(
     interval: float,
     peering: str | None,
     priority: int | None,
-    logger: logging.Logger,
+    logger: logging.Logger | logging.LoggerAdapter[Any],
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
 ) -> None:
     """Every `interval` seconds, refresh every binding's status, if this replica leads (or is alone)."""

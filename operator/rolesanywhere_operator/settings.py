@@ -210,7 +210,8 @@ class Settings:
 
     def sidecar_resource_requirements(self) -> dict[str, Any]:
         """The sidecar's default resources as a container's `resources` object."""
-        return json.loads(self.sidecar_resources)
+        requirements: dict[str, Any] = json.loads(self.sidecar_resources)
+        return requirements
 
 
 #: The operator's settings: flags, environment, parsing and the reference table.

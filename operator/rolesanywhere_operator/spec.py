@@ -73,7 +73,9 @@ def quantity(value: object) -> Decimal:
         return Decimal(value)
     if not isinstance(value, str) or not re.fullmatch(QUANTITY_PATTERN, value):
         raise ValueError(f"expected a quantity such as 10m, 64Mi or 1, got {value!r}")
-    number, suffix = re.fullmatch(r"([0-9.]+)(.*)", value).groups()
+    digits = re.match(r"[0-9.]+", value)
+    assert digits is not None  # QUANTITY_PATTERN starts with them
+    number, suffix = digits.group(), value[digits.end():]
     if re.fullmatch(r"[eE][-+]?[0-9.]+", suffix):  # an exponent; "E" alone is exa
         return Decimal(number) * Decimal(10) ** Decimal(suffix[1:])
     return Decimal(number) * _QUANTITY_SUFFIXES[suffix]
@@ -328,7 +330,7 @@ def _role_session_name(value: Any, where: str) -> RoleSessionName | None:
 def _missed_pods(value: Any, where: str) -> str:
     if value not in (c.MISSED_PODS_RECREATE, c.MISSED_PODS_REPORT):
         raise InvalidBindingError(f"{where}: expected {c.MISSED_PODS_RECREATE} or {c.MISSED_PODS_REPORT}, got {value!r}")
-    return value
+    return str(value)
 
 
 def _boolean(spec: Mapping[str, Any], field: str, default: bool, where: str) -> bool:
@@ -340,14 +342,14 @@ def _checked_name(parent: Mapping[str, Any], field: str, where: str) -> str:
     problem = name_problem(parent.get(field))
     if problem:
         raise InvalidBindingError(f"{where}.{field}: {problem}")
-    return parent[field]
+    return str(parent[field])
 
 
 def _checked_key(parent: Mapping[str, Any], field: str, where: str) -> str:
     problem = key_problem(parent.get(field))
     if problem:
         raise InvalidBindingError(f"{where}.{field}: {problem}")
-    return parent[field]
+    return str(parent[field])
 
 
 def _certificate(
@@ -359,6 +361,8 @@ def _certificate(
     if (issuer is None) == (secret is None):
         raise InvalidBindingError(f"{where}: exactly one of issuerRef and secretRef must be set")
     if secret is not None:
+        if not isinstance(secret, Mapping):
+            raise InvalidBindingError(f"{where}.secretRef: expected an object with name, got {secret!r}")
         issuer_only = [k for k in ("commonName", "organizationalUnits", "duration", "renewBefore", "privateKey")
                        if k in certificate]
         if issuer_only:
@@ -374,6 +378,8 @@ def _certificate(
             intermediates_key=secret.get("intermediatesKey"),
             passphrase_key=secret.get("passphraseKey"),
         )
+    if not isinstance(issuer, Mapping):
+        raise InvalidBindingError(f"{where}.issuerRef: expected an object with name, kind and group, got {issuer!r}")
     if not issuer.get("name"):
         raise InvalidBindingError(f"{where}.issuerRef.name: expected the name of a cert-manager issuer")
     _checked_name(issuer, "name", f"{where}.issuerRef")
@@ -461,9 +467,9 @@ def _sidecar(sidecar: Mapping[str, Any], where: str) -> SidecarOptions:
             raise InvalidBindingError(f"{where}.proxy.httpsProxy: {problem}")
     resources = sidecar.get("resources")
     if resources is not None:
-        problem = resources_problem(resources)
-        if problem:
-            field, why = problem
+        resources_refused = resources_problem(resources)
+        if resources_refused:
+            field, why = resources_refused
             raise InvalidBindingError(f"{where}.resources{'.' if field else ''}{field}: {why}")
     return SidecarOptions(
         endpoint=endpoint,

@@ -336,7 +336,7 @@ def _conditions(
 
 
 def _events(previous: Mapping[str, Any] | None, ready: _Verdict) -> list[Event]:
-    old = next(
+    old: Mapping[str, Any] = next(
         (cond for cond in (previous or {}).get("conditions") or [] if cond.get("type") == c.CONDITION_READY), {}
     )
     if (old.get("status"), old.get("reason")) == (ready.status, ready.reason):

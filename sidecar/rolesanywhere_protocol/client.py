@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Self
+from typing import Self, TypedDict
 
 import httpx
 
@@ -55,6 +55,13 @@ RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 
 def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+class _CertificateFields(TypedDict):
+    """What a ServiceError says about the certificate the refused request was signed with."""
+
+    certificate_serial: int
+    certificate_subject: str
 
 
 @dataclass(frozen=True)
@@ -148,7 +155,7 @@ class CreateSessionClient:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def url_for(self, request: SessionRequest) -> str:
@@ -229,7 +236,7 @@ class CreateSessionClient:
             headers={HEADER_CONTENT_TYPE: CONTENT_TYPE},
         )
         headers = {**signed.headers, "User-Agent": USER_AGENT}
-        certificate = {"certificate_serial": identity.serial_number, "certificate_subject": identity.subject}
+        certificate = _CertificateFields(certificate_serial=identity.serial_number, certificate_subject=identity.subject)
         try:
             response = self._http.post(url, content=body, headers=headers)
         except httpx.TransportError as error:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 from .errors import ServiceError
 
@@ -43,7 +44,7 @@ class Credentials:
     def seconds_left(self, now: dt.datetime) -> float:
         return (self.expiration - now).total_seconds()
 
-    def to_process_json(self) -> dict:
+    def to_process_json(self) -> dict[str, Any]:
         """The credential_process output format (Version 1)."""
         return {
             "Version": 1,
@@ -53,7 +54,7 @@ class Credentials:
             "Expiration": format_expiration(self.expiration),
         }
 
-    def to_container_json(self) -> dict:
+    def to_container_json(self) -> dict[str, Any]:
         """The container credentials provider format (AWS_CONTAINER_CREDENTIALS_FULL_URI)."""
         return {
             "AccessKeyId": self.access_key_id,
@@ -74,7 +75,7 @@ class Credentials:
         )
 
     @classmethod
-    def from_process_json(cls, document: dict, role_arn: str = "") -> Credentials:
+    def from_process_json(cls, document: dict[str, Any], role_arn: str = "") -> Credentials:
         """Read back `to_process_json()` output (or aws_signing_helper's); KeyError/ValueError when malformed."""
         return cls(
             access_key_id=document["AccessKeyId"],

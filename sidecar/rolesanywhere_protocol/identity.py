@@ -14,6 +14,7 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import pkcs12 as pkcs12_format
 
 from .errors import LocalCredentialError
@@ -120,12 +121,16 @@ def identity_from_pem(
 
 
 def _identity(
-    leaf: x509.Certificate, chain: list[x509.Certificate], key: PrivateKey, cert_source: object, key_source: object
+    leaf: x509.Certificate,
+    chain: list[x509.Certificate],
+    key: PrivateKeyTypes,
+    cert_source: object,
+    key_source: object,
 ) -> X509Identity:
-    _check_key_type(key, key_source)
-    _check_key_matches(leaf, key, cert_source, key_source)
+    usable_key = _check_key_type(key, key_source)
+    _check_key_matches(leaf, usable_key, cert_source, key_source)
     return X509Identity(
-        certificate=leaf, private_key=key, chain=_without(leaf, chain), source=str(cert_source)
+        certificate=leaf, private_key=usable_key, chain=_without(leaf, chain), source=str(cert_source)
     )
 
 
@@ -193,11 +198,11 @@ def _non_empty(data: bytes, path: object, what: str) -> bytes:
     return data
 
 
-def _load_private_key(path: Path, passphrase: bytes | None) -> PrivateKey:
+def _load_private_key(path: Path, passphrase: bytes | None) -> PrivateKeyTypes:
     return _parse_private_key(_read(path, "private key"), path, passphrase)
 
 
-def _parse_private_key(data: bytes, path: object, passphrase: bytes | None) -> PrivateKey:
+def _parse_private_key(data: bytes, path: object, passphrase: bytes | None) -> PrivateKeyTypes:
     is_pem = b"-----BEGIN" in data
     if is_pem and b"PRIVATE KEY-----" not in data:
         raise LocalCredentialError(
@@ -232,7 +237,9 @@ def _parse_private_key(data: bytes, path: object, passphrase: bytes | None) -> P
         ) from None
 
 
-def _load_pkcs12(path: Path, passphrase: bytes | None):
+def _load_pkcs12(
+    path: Path, passphrase: bytes | None
+) -> tuple[x509.Certificate, PrivateKeyTypes, list[x509.Certificate]]:
     data = _read(path, "PKCS#12 bundle")
     try:
         key, leaf, extra = pkcs12_format.load_key_and_certificates(data, passphrase)
@@ -250,11 +257,11 @@ def _load_pkcs12(path: Path, passphrase: bytes | None):
     return leaf, key, list(extra)
 
 
-def _check_key_type(key: object, path: object) -> None:
+def _check_key_type(key: PrivateKeyTypes, path: object) -> PrivateKey:
     if isinstance(key, rsa.RSAPrivateKey):
-        return
+        return key
     if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name in SUPPORTED_CURVES:
-        return
+        return key
     kind = f"EC {key.curve.name}" if isinstance(key, ec.EllipticCurvePrivateKey) else type(key).__name__
     raise LocalCredentialError(
         f"private key in {path} is a {kind} key: Roles Anywhere accepts RSA keys and EC keys on P-256, P-384, P-521",

@@ -23,9 +23,10 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from .arns import SERVICE
-from .identity import ALGORITHM_ECDSA, ALGORITHM_RSA, X509Identity
+from .identity import ALGORITHM_ECDSA, ALGORITHM_RSA, PrivateKey, X509Identity
 
 AMZ_DATE_FORMAT = "%Y%m%dT%H%M%SZ"
 SCOPE_TERMINATOR = "aws4_request"
@@ -159,7 +160,7 @@ def algorithm_for(key: rsa.RSAPrivateKey | rsa.RSAPublicKey | ec.EllipticCurvePr
     raise ValueError(f"cannot sign with a {type(key).__name__}: expected an RSA or EC key")
 
 
-def sign(private_key, text: str) -> str:
+def sign(private_key: PrivateKey, text: str) -> str:
     """The key's signature over `text` (SHA-256; PKCS#1 v1.5 for RSA, DER ECDSA for EC), lowercase hex."""
     data = text.encode("utf-8")
     if isinstance(private_key, rsa.RSAPrivateKey):
@@ -169,7 +170,7 @@ def sign(private_key, text: str) -> str:
     raise ValueError(f"cannot sign with a {type(private_key).__name__}: expected an RSA or EC key")
 
 
-def verify(public_key, algorithm: str, text: str, signature_hex: str) -> bool:
+def verify(public_key: PublicKeyTypes, algorithm: str, text: str, signature_hex: str) -> bool:
     """Whether `signature_hex` is `public_key`'s signature over `text` under `algorithm`."""
     try:
         signature = bytes.fromhex(signature_hex)

@@ -13,9 +13,11 @@ import os
 import signal
 import sys
 from collections.abc import Mapping, Sequence
+from types import FrameType
 from typing import TextIO
 
-from .files import CREDENTIALS_JSON, MIN_VALIDITY, UnusableCredentialsFile, check_credentials_file
+from .contract import CREDENTIALS_JSON_FILE as CREDENTIALS_JSON
+from .files import MIN_VALIDITY, UnusableCredentialsFile, check_credentials_file
 from .hardening import make_undumpable
 from .logs import Redactor, configure, get_logger
 from .settings import SETTINGS, Settings, SettingsError
@@ -35,13 +37,13 @@ class Stopping(BaseException):
     """Raised in the main thread by SIGTERM/SIGINT; a BaseException so no `except Exception` swallows it."""
 
 
-def _stop_on_signal(signum: int, _frame) -> None:
+def _stop_on_signal(signum: int, _frame: FrameType | None) -> None:
     signal.signal(signal.SIGTERM, _exit_now)
     signal.signal(signal.SIGINT, _exit_now)
     raise Stopping(signal.Signals(signum).name)
 
 
-def _exit_now(signum: int, _frame) -> None:
+def _exit_now(signum: int, _frame: FrameType | None) -> None:
     # A second signal while shutting down terminates at once; the files are complete either way. This
     # stays a Python handler: resetting to SIG_DFL instead races with a signal already on its way, which
     # CPython then reports as an OSError in whatever thread runs, instead of exiting.

@@ -18,12 +18,16 @@ import sys
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
 
 from .contract import CREDENTIALS_PATH
 from .files import MIN_VALIDITY
 from .logs import get_logger
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import Metrics
+
+if TYPE_CHECKING:
+    from rolesanywhere_protocol.credentials import Credentials
 
 LISTEN_HOST = "127.0.0.1"
 REQUEST_TIMEOUT_SECONDS = 10  # a client that stalls mid-request loses its connection
@@ -36,13 +40,13 @@ class CredentialStore:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._credentials = None
+        self._credentials: Credentials | None = None
 
-    def set(self, credentials) -> None:
+    def set(self, credentials: Credentials) -> None:
         with self._lock:
             self._credentials = credentials
 
-    def get(self):
+    def get(self) -> Credentials | None:
         with self._lock:
             return self._credentials
 
@@ -157,7 +161,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _metrics(self) -> None:
         self._send(200, self.server.metrics.render().encode(), METRICS_CONTENT_TYPE)
 
-    def _send_json(self, status: int, document: dict) -> None:
+    def _send_json(self, status: int, document: dict[str, Any]) -> None:
         self._send(status, json.dumps(document).encode(), "application/json")
 
     def _send_text(self, status: int, text: str) -> None:
@@ -171,11 +175,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args) -> None:
+    def log_message(self, format: str, *args: Any) -> None:
         # Only method, path and status: never headers, where the token travels.
         log.debug(
             "request", extra={"request": self.requestline[:200], "status": args[1] if len(args) > 1 else ""}
         )
 
-    def log_error(self, format: str, *args) -> None:
+    def log_error(self, format: str, *args: Any) -> None:
         log.debug("request error: " + (format % args)[:200])

@@ -34,12 +34,19 @@ from .settings import Settings
 
 def session_request(settings: Settings) -> SessionRequest:
     return SessionRequest(
-        trust_anchor_arn=settings.trust_anchor_arn,
-        profile_arn=settings.profile_arn,
-        role_arn=settings.role_arn,
+        trust_anchor_arn=_given(settings.trust_anchor_arn, "trust_anchor_arn"),
+        profile_arn=_given(settings.profile_arn, "profile_arn"),
+        role_arn=_given(settings.role_arn, "role_arn"),
         duration_seconds=settings.session_duration,
         role_session_name=settings.role_session_name,
     )
+
+
+def _given(value: str | None, name: str) -> str:
+    # The settings kernel already refuses a fetching command without it; this keeps the type honest.
+    if value is None:
+        raise ConfigError(f"{name} is not set: every command that fetches credentials needs it")
+    return value
 
 
 def read_passphrase(path: Path) -> bytes:
@@ -112,7 +119,7 @@ class SessionFetcher:
         }
         return credentials, fields
 
-    def _create_session(self):
+    def _create_session(self) -> tuple[Credentials, X509Identity]:
         s = self.settings
         try:
             passphrase = (

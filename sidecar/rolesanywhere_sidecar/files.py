@@ -23,10 +23,14 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .contract import CREDENTIALS_FILE as CREDENTIALS_INI
 from .contract import CREDENTIALS_JSON_FILE as CREDENTIALS_JSON
 from .contract import TOKEN_FILE as TOKEN
+
+if TYPE_CHECKING:
+    from rolesanywhere_protocol.credentials import Credentials
 
 # Credentials count as usable (for /readyz and `check`) only while valid at least this much longer.
 MIN_VALIDITY = dt.timedelta(seconds=60)
@@ -103,7 +107,7 @@ class OutputFiles:
             leftovers += remove_leftover_temporaries(directory)
         return leftovers
 
-    def write_credentials(self, credentials) -> None:
+    def write_credentials(self, credentials: Credentials) -> None:
         """Write both credentials files from a protocol `Credentials`."""
         process_json = json.dumps(credentials.to_process_json(), indent=2) + "\n"
         write_atomically(self.credentials_directory / CREDENTIALS_JSON, process_json.encode(), mode=self.mode)
@@ -113,7 +117,7 @@ class OutputFiles:
             mode=self.mode,
         )
 
-    def read_credentials(self, role_arn: str):
+    def read_credentials(self, role_arn: str) -> Credentials | None:
         """The credentials a previous run of this pod's sidecar left, or None when there are none usable."""
         from rolesanywhere_protocol.credentials import Credentials
 

@@ -29,9 +29,12 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .logs import get_logger
+
+if TYPE_CHECKING:
+    from rolesanywhere_protocol.credentials import Credentials
 
 JITTER_OF_LIFETIME = 0.10  # plus or minus this fraction of the lifetime
 MIN_REFRESH_SECONDS = 1.0  # floor for sessions that arrive (nearly) expired, e.g. with a skewed clock
@@ -130,7 +133,7 @@ class Refresher:
         self._now = now
         self._rng = rng
         self._refresh_fraction = refresh_fraction
-        self.current = None  # last good credentials
+        self.current: Credentials | None = None  # last good credentials
         self.failures = 0  # consecutive failed attempts
         self._waiting_for: list[Path] | None = None
         self._expiry_reported = False
@@ -178,9 +181,9 @@ class Refresher:
         remaining = self._remaining_seconds()
         delay = backoff_delay(self.failures, remaining_seconds=remaining, rng=self._rng, throttled=throttled)
         extra = {**fields, "attempt": self.failures, "retry_in_seconds": round(delay, 3)}
-        if remaining is None:
+        if self.current is None:
             extra["serving"] = "nothing yet"
-        elif remaining > 0:
+        elif remaining is not None and remaining > 0:
             extra["serving"] = f"last good credentials, valid until {self.current.expiration.isoformat()}"
         else:
             extra["serving"] = (

@@ -10,10 +10,11 @@ import random
 import secrets
 import threading
 
-from rolesanywhere_protocol import ConfigError
+from rolesanywhere_protocol import ConfigError, Credentials
+from rolesanywhere_protocol.client import utc_now
 
 from .endpoint import CredentialsServer, CredentialStore
-from .fetch import SessionFetcher, utc_now
+from .fetch import SessionFetcher, session_request
 from .files import OutputFiles
 from .logs import Redactor, get_logger
 from .metrics import Metrics
@@ -57,12 +58,12 @@ def run(settings: Settings, redactor: Redactor) -> int:
         },
     )
 
-    def serve_credentials(credentials) -> None:
+    def serve_credentials(credentials: Credentials) -> None:
         redactor.add(credentials.secret_access_key, credentials.session_token)
         store.set(credentials)
         metrics.set_credentials_expiration(credentials.expiration)
 
-    def publish(credentials) -> None:
+    def publish(credentials: Credentials) -> None:
         serve_credentials(credentials)
         output.write_credentials(credentials)
 
@@ -76,7 +77,7 @@ def run(settings: Settings, redactor: Redactor) -> int:
         finally:
             fetcher.close()
 
-    previous = output.read_credentials(settings.role_arn)
+    previous = output.read_credentials(session_request(settings).role_arn)
     if previous is not None and previous.expiration > utc_now():
         # A restarted sidecar (same pod, same volume) serves these while it fetches new ones, so
         # clients ride out a restart during a service outage.

@@ -10,6 +10,7 @@ Each field of `Settings` is one setting: its flag is `--<name-with-dashes>`, its
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -66,7 +67,7 @@ def _role_session_name(value: str) -> str:
     return f"{name[:start]}-{name[-ROLE_SESSION_NAME_KEPT_END:]}"
 
 
-def _arn(pattern: str, example: str):
+def _arn(pattern: str, example: str) -> Callable[[str], str]:
     def parse(value: str) -> str:
         if not re.fullmatch(pattern, value.strip()):
             raise ValueError(f"expected an ARN like {example}, got {value!r}")

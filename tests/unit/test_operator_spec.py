@@ -187,6 +187,8 @@ REMOVE = object()
          "spec.certificate.secretRef.intermediatesKey: expected a key"),
         ("certificate", {"secretRef": {"name": "x", "passphraseKey": ".."}},
          "spec.certificate.secretRef.passphraseKey: expected a key"),
+        ("certificate", {"issuerRef": "ca"}, "spec.certificate.issuerRef: expected an object with name, kind and group"),
+        ("certificate", {"secretRef": "tls"}, "spec.certificate.secretRef: expected an object with name, got 'tls'"),
         ("certificate.issuerRef", {"name": "../../victim/issuers/ca"}, "spec.certificate.issuerRef.name: expected a Kubernetes name"),
         ("certificate.issuerRef", {"name": "a" * 254}, "spec.certificate.issuerRef.name: expected a Kubernetes name of at most 253"),
         ("sidecar", {"caBundle": {"configMapName": "Corp_CA"}}, "spec.sidecar.caBundle.configMapName: expected a Kubernetes name"),
