@@ -131,23 +131,23 @@ def duration_seconds(text: str) -> float:
 
 def name_problem(value: object, *, max_length: int = NAME_MAX_LENGTH) -> str | None:
     """Why `value` is not a Kubernetes object name of at most `max_length` characters; None when it is."""
-    if not isinstance(value, str) or not value:
-        return f"expected a Kubernetes name, got {value!r}"
-    if len(value) > max_length:
-        return f"expected a Kubernetes name of at most {max_length} characters, got {len(value)}"
-    if not re.fullmatch(NAME_PATTERN, value):
-        return f"expected a Kubernetes name (lower-case letters, digits, '-' and '.'), got {value!r}"
-    return None
+    return _text_problem(value, "a Kubernetes name", max_length, NAME_PATTERN, "lower-case letters, digits, '-' and '.'")
 
 
 def key_problem(value: object) -> str | None:
     """Why `value` is not a ConfigMap or Secret key; None when it is."""
+    return _text_problem(
+        value, "a key", KEY_MAX_LENGTH, KEY_PATTERN, "letters, digits, '-', '_' and '.'; not '.', '..' or '..'-prefixed"
+    )
+
+
+def _text_problem(value: object, what: str, max_length: int, pattern: str, alphabet: str) -> str | None:
     if not isinstance(value, str) or not value:
-        return f"expected a ConfigMap or Secret key, got {value!r}"
-    if len(value) > KEY_MAX_LENGTH:
-        return f"expected a key of at most {KEY_MAX_LENGTH} characters, got {len(value)}"
-    if not re.fullmatch(KEY_PATTERN, value):
-        return f"expected a key of letters, digits, '-', '_' and '.' (not '.', '..' or '..'-prefixed), got {value!r}"
+        return f"expected {what}, got {value!r}"
+    if len(value) > max_length:
+        return f"expected {what} of at most {max_length} characters, got {len(value)}"
+    if not re.fullmatch(pattern, value):
+        return f"expected {what} ({alphabet}), got {value!r}"
     return None
 
 
