@@ -170,6 +170,19 @@ def sidecar_settings_table() -> str:
     return settings.SETTINGS.reference_markdown()
 
 
+def app_env_table() -> str:
+    from rolesanywhere_operator import constants
+    from rolesanywhere_operator.injection import app_env_fields
+
+    fields = app_env_fields(region="REGION")
+    rows = ["| Variable | Value | With `spec.delivery` | Group | Meaning |", "| --- | --- | --- | --- | --- |"]
+    for variable in constants.APP_ENV:
+        deliveries = ", ".join(f"`{d}`" for d in variable.deliveries)
+        rows.append(f"| `{variable.name}` | `{variable.value.format(**fields)}` | {deliveries} | {variable.group} "
+                    f"| {_cell(variable.meaning)} |")
+    return "\n".join(rows) + "\n"
+
+
 def reasons_table() -> str:
     from rolesanywhere_operator import reasons
 
@@ -180,6 +193,7 @@ GENERATORS: dict[str, Callable[[], str]] = {
     "reasons": reasons_table,
     "crd-fields": crd_fields_table,
     "annotations": annotations_table,
+    "app-env": app_env_table,
     "chart-values": values_table,
     "operator-settings": operator_settings_table,
     "sidecar-settings": sidecar_settings_table,

@@ -15,6 +15,8 @@ Everything else here is written by the operator.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 # The sidecar's contract, which the pods the operator builds follow, named here with the rest.
 from rolesanywhere_sidecar.contract import CREDENTIALS_FILE, CREDENTIALS_PATH, TOKEN_FILE  # noqa: F401
 from rolesanywhere_sidecar.settings import Settings as _SidecarSettings
@@ -165,14 +167,6 @@ CREDENTIALS_MOUNT_PATH = str(_SIDECAR_DEFAULTS.output_dir)
 #: Loopback port of the sidecar's credentials endpoint.
 SIDECAR_PORT = _SIDECAR_DEFAULTS.port
 
-# --- Env vars the app containers get ------------------------------------------------------------------
-
-AWS_CONTAINER_CREDENTIALS_FULL_URI = "AWS_CONTAINER_CREDENTIALS_FULL_URI"
-AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE = "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"
-AWS_SHARED_CREDENTIALS_FILE = "AWS_SHARED_CREDENTIALS_FILE"
-AWS_REGION = "AWS_REGION"
-AWS_DEFAULT_REGION = "AWS_DEFAULT_REGION"
-
 #: Variables an app container may set that the AWS SDKs' credential chains use before the container
 #: credentials endpoint or the credentials file: the webhook warns about each.
 OVERRIDING_ENV = ("AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE")
@@ -193,6 +187,45 @@ DELIVERY_FILE_ONLY = "FileOnly"
 DELIVERY_FILE = "File"
 DELIVERIES = (DELIVERY_ENDPOINT, DELIVERY_ENDPOINT_ONLY, DELIVERY_FILE_ONLY)
 DELIVERY_ALIASES = {DELIVERY_FILE: DELIVERY_FILE_ONLY}
+
+
+# --- Env vars the app containers get ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AppEnvVar:
+    """A variable every app container gets, unless it sets a variable of the same group itself."""
+
+    name: str
+    #: Containers that set one variable of a group keep their own for the whole group (their own region is
+    #: never paired with another default region, their own credentials URI with the sidecar's token).
+    group: str
+    #: The spec.delivery values that get it.
+    deliveries: tuple[str, ...]
+    #: A str.format template over port, credentials_path, mount, token_file, credentials_file and region
+    #: (injection.build_app_env fills them in).
+    value: str
+    meaning: str
+
+
+#: The group whose variables point at credentials; the webhook warns when a container keeps its own.
+APP_ENV_CREDENTIALS = "credentials"
+_WITH_ENDPOINT = (DELIVERY_ENDPOINT, DELIVERY_ENDPOINT_ONLY)
+
+#: What the app containers get, in this order (README's table is generated from it).
+APP_ENV = (
+    AppEnvVar("AWS_CONTAINER_CREDENTIALS_FULL_URI", APP_ENV_CREDENTIALS, _WITH_ENDPOINT,
+              "http://127.0.0.1:{port}{credentials_path}",
+              "the sidecar's loopback credentials endpoint, which the SDKs fetch from and refresh from by themselves"),
+    AppEnvVar("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", APP_ENV_CREDENTIALS, _WITH_ENDPOINT, "{mount}/{token_file}",
+              "the token the endpoint asks for, which the SDKs read at every fetch"),
+    AppEnvVar("AWS_SHARED_CREDENTIALS_FILE", APP_ENV_CREDENTIALS, (DELIVERY_FILE_ONLY,), "{mount}/{credentials_file}",
+              "the credentials file the sidecar keeps fresh"),
+    AppEnvVar("AWS_REGION", "region", DELIVERIES, "{region}",
+              "spec.region, or the trust anchor's region"),
+    AppEnvVar("AWS_DEFAULT_REGION", "region", DELIVERIES, "{region}",
+              "the same, for the AWS CLI v1 and older SDKs"),
+)
 DEFAULT_PRIVATE_KEY_ALGORITHM = "ECDSA"
 #: Key size per private key algorithm (ECDSA P-256, RSA 2048).
 PRIVATE_KEY_SIZES = {"ECDSA": 256, "RSA": 2048}

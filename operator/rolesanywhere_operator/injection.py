@@ -339,19 +339,27 @@ def build_sidecar(binding: Binding, settings: Settings) -> dict[str, Any]:
     return copy.deepcopy(container)
 
 
+def app_env_fields(region: str) -> dict[str, object]:
+    """What the templates of constants.APP_ENV are filled in with."""
+    return {
+        "port": c.SIDECAR_PORT,
+        "credentials_path": c.CREDENTIALS_PATH,
+        "mount": c.CREDENTIALS_MOUNT_PATH,
+        "token_file": c.TOKEN_FILE,
+        "credentials_file": c.CREDENTIALS_FILE,
+        "region": region,
+    }
+
+
 def build_app_env(binding: Binding) -> list[list[dict[str, str]]]:
-    """What every app container gets, in groups: a container that sets any variable of a group keeps its
-    own setting for the whole group (its AWS_REGION is never paired with another AWS_DEFAULT_REGION, its
-    own credentials URI with the sidecar's token)."""
-    if binding.delivery == c.DELIVERY_FILE_ONLY:
-        credentials = [(c.AWS_SHARED_CREDENTIALS_FILE, f"{c.CREDENTIALS_MOUNT_PATH}/{c.CREDENTIALS_FILE}")]
-    else:
-        credentials = [
-            (c.AWS_CONTAINER_CREDENTIALS_FULL_URI, f"http://127.0.0.1:{c.SIDECAR_PORT}{c.CREDENTIALS_PATH}"),
-            (c.AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE, f"{c.CREDENTIALS_MOUNT_PATH}/{c.TOKEN_FILE}"),
-        ]
-    region = [(c.AWS_REGION, binding.app_region), (c.AWS_DEFAULT_REGION, binding.app_region)]
-    return [[{"name": name, "value": value} for name, value in group] for group in (credentials, region)]
+    """What every app container gets (constants.APP_ENV), in groups, the credentials group first."""
+    fields = app_env_fields(binding.app_region)
+    groups: dict[str, list[dict[str, str]]] = {c.APP_ENV_CREDENTIALS: []}
+    for variable in c.APP_ENV:
+        if binding.delivery in variable.deliveries:
+            value = variable.value.format(**fields)
+            groups.setdefault(variable.group, []).append({"name": variable.name, "value": value})
+    return list(groups.values())
 
 
 #: The sidecar's containers pass the `restricted` Pod Security Standard on their own (non-root, no privilege

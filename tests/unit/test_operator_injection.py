@@ -1,8 +1,10 @@
 """The pod injection builders, case by case.
 
 Each file under testdata/injection/pods is one pod: the binding's spec changes, the pod as submitted
-and the pod as injected (or the error). The sidecar container appears there as a placeholder
-($native-sidecar) because its contents are specified once, by the files under testdata/injection/sidecars, so changing a sidecar env var touches one file, not every pod.
+and the pod as injected (or the error). Two things appear there as placeholders, because each is
+specified once elsewhere: the sidecar container ($native-sidecar; the files under
+testdata/injection/sidecars) and the app env ($app-env; testdata/injection/app-env.yaml). So changing
+a sidecar or an app env var touches one file, not every pod.
 """
 
 from __future__ import annotations
@@ -41,12 +43,39 @@ def load_case(path: Path) -> dict:
     return case
 
 
+APP_ENV_PLACEHOLDER = "$app-env"
+
+
+def expected_app_env(binding, without: set[str]) -> list[dict]:
+    groups = yaml.safe_load((TESTDATA / "app-env.yaml").read_text())
+    env = []
+    for group, variables in groups.items():
+        if group not in without:
+            listed = variables if isinstance(variables, list) else variables[binding.delivery]
+            env += [{**v, "value": v["value"].format(region=binding.app_region)} for v in listed]
+    return env
+
+
+def _expand_env(env: list, binding) -> list:
+    expanded = []
+    for item in env:
+        if isinstance(item, str) and item.startswith(APP_ENV_PLACEHOLDER):
+            without = set(item.removeprefix(APP_ENV_PLACEHOLDER).removeprefix(" without").split())
+            expanded += expected_app_env(binding, without)
+        else:
+            expanded.append(item)
+    return expanded
+
+
 def expand_placeholders(pod: dict, case: dict) -> dict:
     built = {"$native-sidecar": build_sidecar(case["binding"], case["settings"])}
     spec = pod["spec"]
     for key in ("containers", "initContainers"):
         if key in spec:
             spec[key] = [built.get(x, x) if isinstance(x, str) else x for x in spec[key]]
+            for container in spec[key]:
+                if "env" in container and container is not built["$native-sidecar"]:
+                    container["env"] = _expand_env(container["env"], case["binding"])
     return pod
 
 
@@ -186,9 +215,9 @@ def test_an_endpoint_only_pods_apps_mount_no_credentials_file_and_the_sidecar_wr
         assert all(m["name"] != private_volume for m in app.get("volumeMounts") or []), app["name"]
         assert _mounted_at(app, f"{credentials_dir}/{c.CREDENTIALS_FILE}") is None
         # The shared volume it does mount receives only the token (the sidecar's output_dir minus the files).
-        token_file = _env(app)[c.AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE]
+        token_file = _env(app)["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"]
         assert _mounted_at(app, token_file) == c.CREDENTIALS_VOLUME
-        assert c.AWS_SHARED_CREDENTIALS_FILE not in _env(app)
+        assert "AWS_SHARED_CREDENTIALS_FILE" not in _env(app)
 
 
 @pytest.mark.parametrize("delivery", ["Endpoint", "EndpointOnly", "FileOnly", "File"])
