@@ -40,6 +40,7 @@ import httpx
 import yaml
 from botocore.config import Config
 from localcluster import pki
+from rolesanywhere_protocol.clock import utc_now
 
 from rolesanywhere_devkit.processes import terminate
 
@@ -345,10 +346,6 @@ class RolesAnywhere:
             chain_path = directory / f"{stem}-chain.pem"
             chain_path.write_bytes(issued.chain_pem)
         return cert_path, key_path, chain_path
-
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 def make_authorities(directory: Path) -> CertificateAuthorities:

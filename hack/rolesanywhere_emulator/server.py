@@ -25,6 +25,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+from rolesanywhere_protocol.clock import utc_now
 
 from .authentication import IncomingRequest
 from .aws import AwsClient
@@ -38,10 +39,6 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 64 * 1024
 #: Timeout for the emulator's own IAM/STS calls, in seconds.
 AWS_CALL_TIMEOUT = 10.0
-
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 class EmulatorServer:

@@ -16,10 +16,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+from rolesanywhere_protocol.clock import Clock, utc_now
 
 from . import constants as c
 from .certificates import build_certificate, certificate_missing, missing_certificate_event
@@ -46,18 +47,13 @@ FORBIDDEN = 403
 REFUSED_STATUSES = frozenset({400, 403, 422})
 
 PostEvent = Callable[[Mapping[str, Any], Event], None]
-Clock = Callable[[], dt.datetime]
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 @dataclass
 class Reconciler:
     kube: Kube
     post_event: PostEvent
-    now: Clock = utcnow
+    now: Clock = utc_now
     #: Makes the verification calls; None when the operator verifies no binding.
     verifier: Verifier | None = None
     settings: Settings = field(default_factory=Settings)

@@ -17,6 +17,8 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from rolesanywhere_protocol.clock import Clock, utc_now
+
 from . import constants as c
 from .kube import ApiError, Kube, path
 
@@ -54,7 +56,7 @@ async def resync_forever(
     peering: str | None,
     priority: int | None,
     logger: logging.Logger | logging.LoggerAdapter[Any],
-    now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    now: Clock = utc_now,
 ) -> None:
     """Every `interval` seconds, refresh every binding's status, if this replica leads (or is alone)."""
     while True:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +29,7 @@ from rolesanywhere_protocol import (
     ServiceError,
     SessionRequest,
 )
+from rolesanywhere_protocol.clock import Clock, utc_now
 from rolesanywhere_protocol.identity import identity_from_pem
 from rolesanywhere_protocol.ratelimit import TokenBucket
 
@@ -147,7 +148,7 @@ class Verifier:
 
     interval: float
     limiter: TokenBucket
-    now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
+    now: Clock = utc_now
 
     async def verify(
         self, binding: Binding, secret_data: Mapping[str, bytes], endpoint: Endpoint, serial_number: str,

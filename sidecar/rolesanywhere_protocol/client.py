@@ -23,6 +23,7 @@ from typing import Self, TypedDict
 import httpx
 
 from .arns import check_same_region, endpoint_for, parse_profile_arn, parse_role_arn, parse_trust_anchor_arn
+from .clock import utc_now
 from .credentials import Credentials, credentials_from_response
 from .errors import ConfigError, RoleSessionNameRefused, ServiceError
 from .identity import X509Identity, check_validity
@@ -46,15 +47,13 @@ USER_AGENT = "rolesanywhere-operator"
 DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 #: Attempts per create_session call (the first one included).
 DEFAULT_MAX_ATTEMPTS = 4
-#: Backoff before retry n (n = 1, 2, ...) is uniform in [0, min(BACKOFF_CAP, BACKOFF_BASE * 2**(n-1))] seconds.
-BACKOFF_BASE_SECONDS = 0.5
-BACKOFF_CAP_SECONDS = 10.0
+#: Within one create_session call, the wait before retry n (n = 1, 2, ...) is uniform in
+#: [0, min(RETRY_CAP, RETRY_BASE * 2**(n-1))] seconds. (The sidecar's refresher backs off between calls
+#: on its own schedule: refresher.BACKOFF_*.)
+RETRY_BASE_SECONDS = 0.5
+RETRY_CAP_SECONDS = 10.0
 
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
-
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 class _CertificateFields(TypedDict):
@@ -276,10 +275,10 @@ class CreateSessionClient:
         )
 
     def _backoff(self, attempt: int, error: ServiceError) -> float:
-        ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (attempt - 1))
+        ceiling = min(RETRY_CAP_SECONDS, RETRY_BASE_SECONDS * 2 ** (attempt - 1))
         delay = self.rng.uniform(0, ceiling)
         if error.retry_after is not None:
-            delay = max(delay, min(error.retry_after, BACKOFF_CAP_SECONDS))
+            delay = max(delay, min(error.retry_after, RETRY_CAP_SECONDS))
         return delay
 
 

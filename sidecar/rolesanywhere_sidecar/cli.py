@@ -7,7 +7,6 @@ that needs them, so `check`, run by the kubelet as a probe, starts fast.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import signal
@@ -15,6 +14,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from types import FrameType
 from typing import TextIO
+
+from rolesanywhere_protocol.clock import utc_now
 
 from .contract import CREDENTIALS_JSON_FILE as CREDENTIALS_JSON
 from .files import MIN_VALIDITY, UnusableCredentialsFile, check_credentials_file
@@ -93,7 +94,7 @@ def main(
 def check(settings: Settings, stdout: TextIO, stderr: TextIO) -> int:
     path = settings.credentials_directory / CREDENTIALS_JSON
     try:
-        expiration = check_credentials_file(path, now=dt.datetime.now(dt.UTC), min_validity=MIN_VALIDITY)
+        expiration = check_credentials_file(path, now=utc_now(), min_validity=MIN_VALIDITY)
     except UnusableCredentialsFile as error:
         print(f"{PROG} check: not ready: {error}", file=stderr)
         return 1

@@ -25,7 +25,7 @@ from rolesanywhere_protocol import (
     X509Identity,
     load_identity,
 )
-from rolesanywhere_protocol.client import utc_now
+from rolesanywhere_protocol.clock import utc_now
 
 from .metrics import Metrics
 from .refresher import CertificateFilesMissing, FetchFailed

@@ -11,7 +11,7 @@ import secrets
 import threading
 
 from rolesanywhere_protocol import ConfigError, Credentials
-from rolesanywhere_protocol.client import utc_now
+from rolesanywhere_protocol.clock import utc_now
 
 from .endpoint import CredentialsServer, CredentialStore
 from .fetch import SessionFetcher, session_request

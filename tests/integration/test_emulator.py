@@ -22,8 +22,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from iam_rolesanywhere_session import IAMRolesAnywhereSession
 from localcluster import pki
-from rolesanywhere_devkit.aws import S3_READ_ONLY_POLICY, AwsKeys, arn, emulator_config, utc_now
+from rolesanywhere_devkit.aws import S3_READ_ONLY_POLICY, AwsKeys, arn, emulator_config
 from rolesanywhere_protocol import CreateSessionClient, ServiceError, SessionRequest, signing
+from rolesanywhere_protocol.clock import utc_now
 from rolesanywhere_protocol.credentials import parse_expiration
 from rolesanywhere_protocol.identity import X509Identity
 

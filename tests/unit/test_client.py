@@ -27,7 +27,7 @@ from rolesanywhere_protocol import (
     ServiceError,
     SessionRequest,
 )
-from rolesanywhere_protocol.client import BACKOFF_BASE_SECONDS
+from rolesanywhere_protocol.client import RETRY_BASE_SECONDS
 from rolesanywhere_protocol.identity import X509Identity
 
 TRUST_ANCHOR = "arn:aws:rolesanywhere:eu-west-1:123456789012:trust-anchor/ta-1"
@@ -223,8 +223,8 @@ def test_retries_throttling_and_server_errors_with_exponential_backoff_and_jitte
     assert len(service.received) == 3
     expected = random.Random(7)
     assert sleep.delays == [
-        expected.uniform(0, BACKOFF_BASE_SECONDS),
-        expected.uniform(0, 2 * BACKOFF_BASE_SECONDS),
+        expected.uniform(0, RETRY_BASE_SECONDS),
+        expected.uniform(0, 2 * RETRY_BASE_SECONDS),
     ]
     # every attempt carries a valid signature of its own
     assert all(authenticate(r, region="eu-west-1", now=utc_now()) for r in service.received)
