@@ -7,7 +7,8 @@ dev kit (hack/pyproject.toml), so no conftest imports them.
   namespace        a fresh namespace, deleted (without waiting) after the test
   moto_server      session: a moto server; `.admin` keys for setup, `.create_role(...)`, `.client(...)`
   rolesanywhere_ca session: a root CA and an intermediate CA for workload certificates
-  emulator_factory session: start_emulator(document, tls=None) -> EmulatorProcess; all stopped at the end
+  emulator_factory session: start_emulator(document, tls=None, host=LOOPBACK) -> EmulatorProcess; all stopped
+                   at the end
   rolesanywhere    session: a running emulator trusting rolesanywhere_ca, with one profile allowing an
                    S3 read-only role; `.issue(...)` mints workload certificates, `.write(...)` writes them
   operator         module: the operator, out of cluster, its webhook on 127.0.0.1
@@ -97,13 +98,14 @@ def rolesanywhere_ca(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def emulator_factory(tmp_path_factory):
-    """start_emulator(document: dict, tls=None) -> EmulatorProcess, stopped at the end of the session."""
-    from rolesanywhere_devkit.aws import EmulatorProcess
+    """start_emulator(document: dict, tls=None, host=LOOPBACK) -> EmulatorProcess, stopped at the end of the
+    session."""
+    from rolesanywhere_devkit.aws import LOOPBACK, EmulatorProcess
 
     started: list[EmulatorProcess] = []
 
-    def start_emulator(document: dict, tls: tuple[Path, Path] | None = None) -> EmulatorProcess:
-        process = EmulatorProcess.from_document(document, tmp_path_factory.mktemp("emulator"), tls=tls)
+    def start_emulator(document: dict, tls: tuple[Path, Path] | None = None, host: str = LOOPBACK) -> EmulatorProcess:
+        process = EmulatorProcess.from_document(document, tmp_path_factory.mktemp("emulator"), tls=tls, host=host)
         started.append(process)
         return process
 
