@@ -190,23 +190,36 @@ def parse_time(value: str) -> dt.datetime:
 # --- The operator, as the chart installs it -------------------------------------------------------------
 
 
+class ChartInstallError(RuntimeError):
+    """`helm install` failed; the message holds helm's error, the operator's pods and their log tails."""
+
+
 def install_operator_chart(cluster: NodeCluster, home: Path, *, values: dict[str, str] | None = None,
                            timeout: int = 240) -> None:
-    """`helm install` of the chart as a user runs it: release OPERATOR_ACCOUNT in OPERATOR_NAMESPACE (the
-    names the dev kit's grant_secret_read binds), the operator image built from the Dockerfile, `--wait`
-    until its replicas are Ready. `values`: more `--set` pairs. On failure, the pods and their logs."""
+    """`helm upgrade --install` of the chart as a user runs it: release OPERATOR_ACCOUNT in OPERATOR_NAMESPACE
+    (the names the dev kit's grant_secret_read binds), the operator image built from the Dockerfile, `--wait`
+    until its replicas are Ready. `values`: more `--set` pairs.
+
+    A release an interrupted helm left pending (Ctrl-C during an install) blocks every later install
+    ("another operation is in progress"): it is uninstalled first."""
     repository, tag = cluster.image("operator").rsplit(":", 1)
     settings = {"image.repository": repository, "image.tag": tag, "image.pullPolicy": "Never", **(values or {})}
     env = {"KUBECONFIG": str(cluster.kubeconfig), "HOME": str(home), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-    result = subprocess.run(
-        [str(cluster.bin_dir / "helm"), "upgrade", "--install", OPERATOR_ACCOUNT, str(CHART), "-n", OPERATOR_NAMESPACE,
-         "--create-namespace", *(f"--set={k}={v}" for k, v in settings.items()), "--wait", f"--timeout={timeout}s"],
-        env=env, capture_output=True, text=True, check=False)
+
+    def helm(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(cluster.bin_dir / "helm"), *args, "-n", OPERATOR_NAMESPACE], env=env,
+                              capture_output=True, text=True, check=False)
+
+    status = helm("status", OPERATOR_ACCOUNT, "-o", "json")
+    if status.returncode == 0 and json.loads(status.stdout)["info"]["status"].startswith("pending"):
+        helm("uninstall", OPERATOR_ACCOUNT, "--wait")
+    result = helm("upgrade", "--install", OPERATOR_ACCOUNT, str(CHART), "--create-namespace",
+                  *(f"--set={k}={v}" for k, v in settings.items()), "--wait", f"--timeout={timeout}s")
     if result.returncode != 0:
         pods = cluster.kubectl("get", "pods", "-n", OPERATOR_NAMESPACE, "-o", "wide", check=False).stdout
         tail = cluster.kubectl("logs", "-n", OPERATOR_NAMESPACE, "-l", OPERATOR_POD_SELECTOR, "--tail=20",
                                check=False).stdout
-        raise AssertionError(f"helm install failed:\n{result.stderr}\n{pods}\n{tail}")
+        raise ChartInstallError(f"helm install failed:\n{result.stderr}\n{pods}\n{tail}")
 
 
 def operator_pods(cluster: Cluster) -> list[dict]:
