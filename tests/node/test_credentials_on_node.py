@@ -12,8 +12,10 @@ import base64
 import configparser
 import json
 import uuid
+from pathlib import Path
 
 import pytest
+from rolesanywhere_devkit.aws import arn
 from rolesanywhere_devkit.nodepods import (
     APP_USER,
     HOST_FOR_PODS,
@@ -42,7 +44,7 @@ from rolesanywhere_devkit.operator import (
 )
 from rolesanywhere_devkit.processes import wait_for
 from rolesanywhere_operator import constants as c
-from rolesanywhere_sidecar.contract import CREDENTIALS_FILE
+from rolesanywhere_sidecar.contract import CREDENTIALS_FILE, CREDENTIALS_JSON_FILE
 
 CERT_MANAGER = True
 BINDING = "s3-reader"
@@ -79,20 +81,28 @@ def app_env(ra) -> dict[str, str]:
     return {"AWS_ENDPOINT_URL": ra.moto.endpoint, "AWS_EC2_METADATA_DISABLED": "true"}
 
 
-def create_binding(cluster, namespace: str, ra, *, emulator=None, name: str = BINDING) -> dict:
+def create_binding(cluster, namespace: str, ra, *, emulator=None, name: str = BINDING, profile_arn: str = "",
+                   verified: str = "True", **spec) -> dict:
     """A CA Issuer of the trusted CA and a binding calling the emulator; its status once CredentialsVerified
-    (the operator, in its pod, made a CreateSession through the node's network)."""
+    is `verified` (the operator, in its pod, made a CreateSession through the node's network)."""
     ca_issuer(cluster, namespace, ra.authorities.root)
     grant_secret_read(cluster, namespace)  # the verification signs with the binding's key
-    arns = {"trust_anchor_arn": ra.trust_anchor_arn, "profile_arn": ra.profile_arn, "role_arn": ra.role_arn}
-    cluster.apply(binding(name, sidecar=sidecar_endpoint((emulator or ra.emulator).url), **arns), namespace)
+    arns = {"trust_anchor_arn": ra.trust_anchor_arn, "profile_arn": profile_arn or ra.profile_arn,
+            "role_arn": ra.role_arn}
+    cluster.apply(binding(name, sidecar=sidecar_endpoint((emulator or ra.emulator).url), **arns, **spec), namespace)
 
-    def verified():
+    def reached():
         status = binding_status(cluster, namespace, name)
-        return status if condition(status, c.CONDITION_CREDENTIALS_VERIFIED).get("status") == "True" else None
+        return status if condition(status, c.CONDITION_CREDENTIALS_VERIFIED).get("status") == verified else None
 
-    return wait_for(verified, timeout=120, what=f"binding {name} to be CredentialsVerified "
-                                                 f"({binding_status(cluster, namespace, name)})")
+    return wait_for(reached, timeout=120, what=f"binding {name} to be CredentialsVerified={verified} "
+                                                f"({binding_status(cluster, namespace, name)})")
+
+
+def start_app(cluster, namespace: str, ra, name: str, *, binding_name: str | None = BINDING) -> dict:
+    """The app's Deployment (annotated with `binding_name`, if any) and its one pod, once created."""
+    cluster.apply(app_deployment(cluster, name, binding=binding_name, command=SLEEP, env=app_env(ra)), namespace)
+    return only_pod(cluster, namespace, f"app={name}")
 
 
 @pytest.fixture(scope="module")
@@ -103,9 +113,7 @@ def s3_app(cluster, operator_chart, node_rolesanywhere, bucket):
     wait_for(lambda: cluster.kubectl("get", "serviceaccount", "default", "-n", namespace, check=False).returncode == 0,
              timeout=60, what=f"the default service account in {namespace}")
     create_binding(cluster, namespace, node_rolesanywhere)
-    cluster.apply(app_deployment(cluster, "s3-app", binding=BINDING, command=SLEEP, env=app_env(node_rolesanywhere)),
-                  namespace)
-    found = only_pod(cluster, namespace, "app=s3-app")
+    found = start_app(cluster, namespace, node_rolesanywhere, "s3-app")
     yield namespace, wait_for_ready(cluster, namespace, found["metadata"]["name"])
     cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
 
@@ -249,3 +257,64 @@ def test_an_injected_pod_runs_in_a_namespace_enforcing_the_restricted_profile(
                               "--image-pull-policy=Never", "--restart=Never", check=False)
     assert refused.returncode != 0 and "violates PodSecurity" in refused.stderr, refused.stderr
 
+
+
+def test_an_unannotated_deployments_app_finds_no_credentials(cluster, namespace, operator_chart, node_rolesanywhere):
+    found = wait_for_ready(cluster, namespace, start_app(cluster, namespace, node_rolesanywhere, "plain",
+                                                         binding_name=None)["metadata"]["name"])
+    assert set(statuses(found)) == {"app"}  # not injected
+    denied = exec_in(cluster, namespace, found["metadata"]["name"], "app", "aws", "s3", "ls", check=False)
+    assert denied.returncode != 0 and "Unable to locate credentials" in denied.stderr
+
+
+def test_the_pods_name_as_session_name_holds_the_pod_back_on_a_default_profile_and_the_log_says_why(
+    cluster, namespace, operator_chart, node_rolesanywhere
+):
+    create_binding(cluster, namespace, node_rolesanywhere, verified="False", roleSessionName={"source": "PodName"})
+    found = start_app(cluster, namespace, node_rolesanywhere, "named-app")
+    name = found["metadata"]["name"]
+
+    def explained():
+        log = cluster.kubectl("logs", "-n", namespace, name, "-c", c.SIDECAR_CONTAINER, check=False).stdout
+        return log if f"role session name '{name}' is why" in log else None
+
+    log = wait_for(explained, timeout=120, what=f"the sidecar of {name} to say why CreateSession is refused")
+    assert "does not accept role session names" in log and "--accept-role-session-name" in log
+    now = cluster.get("pod", name, namespace)
+    assert not statuses(now)[c.SIDECAR_CONTAINER].get("started")  # its startupProbe never passed
+    assert "running" not in statuses(now)["app"]["state"]  # so the app never started
+
+
+def test_a_profile_that_accepts_session_names_shows_the_pods_name(
+    cluster, namespace, operator_chart, node_rolesanywhere, emulator_factory
+):
+    """The kubelet fills the pod's name in (downward API); the session is named after it."""
+    ra = node_rolesanywhere
+    named = arn("profile")
+    profiles = [*ra.document["profiles"], {"arn": named, "roleArns": [ra.role_arn], "acceptRoleSessionName": True}]
+    emulator = emulator_factory({**ra.document, "profiles": profiles}, host=HOST_FOR_PODS)
+    create_binding(cluster, namespace, ra, emulator=emulator, profile_arn=named, roleSessionName={"source": "PodName"})
+    found = wait_for_ready(cluster, namespace, start_app(cluster, namespace, ra, "named-app")["metadata"]["name"])
+    name = found["metadata"]["name"]
+    caller = exec_in(cluster, namespace, name, "app", "aws", "sts", "get-caller-identity", "--query", "Arn",
+                     "--output", "text").stdout.strip()
+    assert caller.endswith(f"/{name}"), caller  # what CloudTrail would show
+
+
+def test_delivery_endpoint_only_leaves_the_app_no_credentials_file(
+    cluster, namespace, operator_chart, node_rolesanywhere, bucket
+):
+    """Whatever the app can read under its mounts holds the token at most; the sidecar's own copy of the
+    credentials (for its probe and its restarts) is in a volume only it mounts."""
+    create_binding(cluster, namespace, node_rolesanywhere, delivery=c.DELIVERY_ENDPOINT_ONLY)
+    found = wait_for_ready(cluster, namespace, start_app(cluster, namespace, node_rolesanywhere, "endpoint-only")[
+        "metadata"]["name"])
+    name = found["metadata"]["name"]
+    out = exec_in(cluster, namespace, name, "app", "python3", "-c", BOTO3_THROUGH_THE_ENDPOINT).stdout
+    assert "provider: container-role" in out and bucket in out, out
+    app = next(x for x in found["spec"]["containers"] if x["name"] == "app")
+    seen = exec_in(cluster, namespace, name, "app", "find", *(m["mountPath"] for m in app["volumeMounts"]),
+                   "-type", "f").stdout.split()
+    assert [Path(p).name for p in seen if not Path(p).name.startswith("..")] == [c.TOKEN_FILE], seen
+    own = exec_in(cluster, namespace, name, c.SIDECAR_CONTAINER, "ls", c.SIDECAR_CREDENTIALS_MOUNT_PATH).stdout
+    assert sorted(own.split()) == sorted([CREDENTIALS_FILE, CREDENTIALS_JSON_FILE])
