@@ -22,6 +22,10 @@ The node tier (tests/node) adds, skipping with one reason when the machine canno
 
 A failed test's report also carries each running operator's stacks and log tail.
 
+A test marked `podrunner("tests/node/...::test_...")` runs pods with the pod runner, a process emulation,
+where the node cannot run: it is skipped when the node tier runs in the same session, naming the node test
+that checks the same in real containers.
+
 Only pytest is imported here: the harnesses (and boto3, moto, the cluster) load when a test asks for a
 fixture, so the unit tests run where only the runtime dependencies and pytest are installed.
 """
@@ -234,6 +238,16 @@ def node_rolesanywhere(node_cluster, rolesanywhere_ca, tmp_path_factory):
         if emulator is not None:
             emulator.stop()
         moto.stop()
+
+
+@pytest.hookimpl(trylast=True)  # after tests/conftest.py marked the node tier
+def pytest_collection_modifyitems(items):
+    if node_tests_unavailable() is not None or not any(item.get_closest_marker("node") for item in items):
+        return
+    for item in items:
+        marker = item.get_closest_marker("podrunner")
+        if marker:
+            item.add_marker(pytest.mark.skip(reason=f"checked in real containers by {marker.args[0]}"))
 
 
 @pytest.hookimpl(hookwrapper=True)
