@@ -43,9 +43,10 @@ import pytest
 TEST_KUBECONFIG_ENV = "ROLESANYWHERE_TEST_KUBECONFIG"
 #: `skip` leaves the node tests out of a run (they need root and change machine-wide state).
 NODE_TESTS_ENV = "ROLESANYWHERE_NODE_TESTS"
-#: Lifetime of the node tier's credentials: the sidecar refreshes them every ~10 s (its floor), so a
-#: renewed certificate is used within seconds, not the half hour of a real session.
-NODE_CREDENTIAL_LIFETIME = 60
+#: Lifetime of the node tier's credentials, in multiples of what the sidecar's probes want left
+#: (rolesanywhere_sidecar.files.MIN_VALIDITY): short, so the sidecar refreshes every ~10 s (its floor for
+#: short sessions) and a renewed certificate is used within seconds, not the half hour of a real session.
+NODE_CREDENTIAL_LIFETIME_IN_PROBE_VALIDITIES = 2
 
 
 def node_tests_unavailable() -> str | None:
@@ -208,6 +209,8 @@ def node_cluster(node_parts, request):
 @pytest.fixture(scope="module")
 def node_rolesanywhere(node_cluster, rolesanywhere_ca, tmp_path_factory):
     """moto and an emulator on the node's address (started once its bridge exists), for pods to call."""
+    from rolesanywhere_sidecar.files import MIN_VALIDITY
+
     from rolesanywhere_devkit.aws import (
         S3_READ_ONLY_POLICY,
         EmulatorProcess,
@@ -227,7 +230,7 @@ def node_rolesanywhere(node_cluster, rolesanywhere_ca, tmp_path_factory):
             moto,
             trust_anchors=[{"arn": trust_anchor_arn, "caBundle": str(rolesanywhere_ca.bundle_path)}],
             profiles=[{"arn": profile_arn, "roleArns": [role_arn]}],
-            credential_lifetime_seconds=NODE_CREDENTIAL_LIFETIME,
+            credential_lifetime_seconds=int(NODE_CREDENTIAL_LIFETIME_IN_PROBE_VALIDITIES * MIN_VALIDITY.total_seconds()),
         )
         emulator = EmulatorProcess.from_document(document, tmp_path_factory.mktemp("node-emulator"),
                                                  host=HOST_FOR_PODS)

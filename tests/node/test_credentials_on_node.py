@@ -3,7 +3,7 @@ image built from the Dockerfile) gets credentials from the Roles Anywhere emulat
 cert-manager issued, and whose app container, a non-root uid with no fsGroup, uses them against moto's S3.
 
 moto and the emulator run on the host, listening on the node's address (node_rolesanywhere); the sessions
-they hand out last NODE_CREDENTIAL_LIFETIME seconds, so the sidecar refreshes every few seconds.
+they hand out last two minutes, so the sidecar refreshes every ~10 s.
 """
 
 from __future__ import annotations
