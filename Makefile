@@ -6,6 +6,9 @@ PY := .venv/bin/python
 LOCALCLUSTER := $(PY) -m localcluster
 
 .DEFAULT_GOAL := help
+# The node's parts are built (cached) where the node can run: as root, unless ROLESANYWHERE_NODE_TESTS=skip.
+NODE_PARTS_IF_POSSIBLE = @if [ "$$(id -u)" = 0 ] && [ "$${ROLESANYWHERE_NODE_TESTS:-}" != skip ]; then \
+	$(MAKE) --no-print-directory node-parts; fi
 
 .PHONY: help
 help: ## List the targets
@@ -20,7 +23,8 @@ tools: ## Build the pinned kube-apiserver, etcd, cert-manager, helm, aws_signing
 	@hack/tools.sh build
 
 .PHONY: test
-test: venv tools ## Run the whole suite: unit tests, then integration tests on a local control plane, then test-lowest
+test: venv tools ## Run the whole suite: unit, integration (a local control plane), node (a real node, as root) tests, then test-lowest
+	$(NODE_PARTS_IF_POSSIBLE)
 	$(PY) -m pytest
 	@$(MAKE) --no-print-directory test-lowest
 
@@ -37,7 +41,8 @@ lock: ## Regenerate requirements.lock (the image's dependencies, hashed) from py
 	@hack/lock.sh $(ARGS)
 
 .PHONY: demo
-demo: venv tools ## Offline end to end: a pod lists S3 buckets with Roles Anywhere credentials (ARGS=--help)
+demo: venv tools ## Offline end to end on the local node: the chart's operator, a pod listing S3 buckets with Roles Anywhere credentials (ARGS=--help)
+	$(NODE_PARTS_IF_POSSIBLE)
 	$(PY) hack/demo.py $(ARGS)
 
 .PHONY: cluster-up
@@ -56,8 +61,13 @@ node-deps: ## Install the node's Debian packages when missing (containerd, runc,
 images: node-deps ## Build the node's images (pause, base, the Dockerfile's, app) without a registry (cached)
 	@hack/images.sh build
 
+.PHONY: node-parts
+node-parts: node-deps ## Build what the node runs: kubelet, kube-proxy, kube-scheduler and the images (root; cached)
+	@hack/tools.sh node-bindir >/dev/null
+	@hack/images.sh build >/dev/null
+
 .PHONY: test-node
-test-node: venv tools node-deps ## Run the node tests: pods in containers on a real local node (root; not in `make test`)
+test-node: venv tools node-parts ## Run the node tests alone: pods in containers on a real local node (root; also part of make test)
 	$(PY) -m pytest tests/node
 
 .PHONY: kubeconfig

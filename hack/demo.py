@@ -1,26 +1,32 @@
 """`make demo`: a pod gets AWS credentials through IAM Roles Anywhere and lists S3 buckets; offline.
 
-The classic Roles Anywhere walkthrough, on the local control plane (hack/localcluster) with moto
-standing in for AWS and the emulator for the Roles Anywhere service:
+The classic Roles Anywhere walkthrough, on the local cluster (hack/localcluster) with moto standing in
+for AWS and the emulator for the Roles Anywhere service. By default (as root) it runs the way a user
+runs the product, on a real node (kubelet + containerd):
 
-  1. the control plane with cert-manager (reused when one already runs in --root);
-  2. the operator, out of cluster, its webhook on 127.0.0.1 (first, as a user would install it, and
-     because a binding left by an earlier run is only deleted with the operator running);
+  1. the control plane with cert-manager and a node (reused when one already runs in --root);
+  2. `helm install` of the chart with the image built from the repository's Dockerfile: two operator
+     replicas in pods, the webhook reached through its Service with cert-manager's serving certificate;
   3. a private CA: a self-signed root Certificate and a CA Issuer signing with it;
-  4. moto, IAM authentication on: S3 buckets, and a role that may only read S3;
+  4. moto, IAM authentication on: S3 buckets, and a role that may only read S3 (on the node's address,
+     where pods reach it);
   5. the Roles Anywhere emulator: a trust anchor trusting the private CA, a profile for the role,
      created with AWS's defaults (it accepts no role session name, and the binding asks for none);
   6. a RolesAnywhereBinding, until Ready (cert-manager issued its workload certificate) and
      CredentialsVerified (the operator's own CreateSession with that certificate was accepted);
-  7. a Deployment annotated with the binding whose app runs `aws s3 ls`: its pod, as the webhook
-     injected it, run by the pod runner, lists the buckets;
+  7. a Deployment of the app image annotated with the binding, whose container runs `aws s3 ls` with
+     only the injected credentials: 2/2 Ready on the node, the buckets in its log, `kubectl exec` works;
   8. the same Deployment without the annotation: `aws s3 ls` fails for want of credentials;
-  9. `kubectl get rab`.
+  9. `kubectl get rab`, `kubectl get pods -o wide`.
+
+Without root there is no node (it makes a bridge, network namespaces, iptables chains): the demo says so
+and runs the same scenario with the pod runner (localcluster.podrunner, a process emulation of pods,
+with the operator out of cluster), as `--pod-runner` asks for explicitly.
 
 Exit status: 0 only when both outcomes are the expected ones; 1 otherwise; 130 when interrupted.
-Every process the demo starts (moto, the emulator, the operator, the pods' processes) is stopped on
-exit, Ctrl-C included. The control plane keeps running (unless --stop-cluster), so kubectl can look
-around afterwards; the next run reuses it and starts the demo namespace afresh.
+Every process the demo starts (moto, the emulator, with --pod-runner the operator and the pods'
+processes) is stopped on exit, Ctrl-C included. The cluster keeps running (unless --stop-cluster), so
+kubectl can look around afterwards; the next run reuses it and starts the demo namespace afresh.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ import argparse
 import base64
 import contextlib
 import json
+import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -37,12 +45,38 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from localcluster import DEFAULT_ROOT, ToolsUnavailable, cert_manager_crds, tools_bin
+from localcluster import (
+    DEFAULT_ROOT,
+    ToolsUnavailable,
+    cert_manager_crds,
+    node_images,
+    node_tools_bin,
+    tools_bin,
+)
 from localcluster.controlplane import ControlPlane, ControlPlaneError
+from localcluster.node import NODE_NAME, start_cluster, stop_cluster
 from localcluster.podrunner import PodRunner, PodRunnerError
-from rolesanywhere_devkit.aws import S3_READ_ONLY_POLICY, EmulatorProcess, MotoServer, arn, emulator_config
+from rolesanywhere_devkit.aws import (
+    LOOPBACK,
+    S3_READ_ONLY_POLICY,
+    EmulatorProcess,
+    MotoServer,
+    arn,
+    emulator_config,
+)
 from rolesanywhere_devkit.console import Console
+from rolesanywhere_devkit.nodepods import (
+    HOST_FOR_PODS,
+    ChartInstallError,
+    NodeCluster,
+    app_deployment,
+    install_operator_chart,
+    only_pod,
+    statuses,
+    wait_for_ready,
+)
 from rolesanywhere_devkit.operator import (
+    OPERATOR_NAMESPACE,
     SECRET_READER_ROLE,
     OperatorProcess,
     binding,
@@ -64,6 +98,9 @@ WEBHOOK_CONFIGURATION = "rolesanywhere-demo"
 APP_WITH_ROLE = "s3-lister"
 APP_WITHOUT_ROLE = "s3-lister-no-binding"
 LIST_BUCKETS = ["aws", "s3", "ls"]
+#: On the node, the app container lists the buckets, says how that went, and stays up for `kubectl exec`.
+EXIT_CODE_LINE = "aws s3 ls exited with"
+APP_ON_THE_NODE = ["sh", "-c", f"{shlex.join(LIST_BUCKETS)}; echo {EXIT_CODE_LINE} $?; exec sleep infinity"]
 CREDENTIALS_ERROR = "Unable to locate credentials"
 STEPS = 9
 #: Seconds any one wait may take before the demo gives up and says what it waited for.
@@ -88,7 +125,9 @@ class Demo:
     root: Path  # the control plane's state directory
     console: Console
     stack: contextlib.ExitStack  # stops what the steps start, newest first
+    on_node: bool = True  # False: the pod runner runs the pods, the operator runs out of cluster
     plane: ControlPlane | None = None
+    cluster: NodeCluster | None = None  # on the node: the plane with the node's images
     root_ca_pem: bytes = b""
     moto: MotoServer | None = None
     role_arn: str = ""
@@ -122,7 +161,7 @@ class Outcome:
 # --- The steps --------------------------------------------------------------------------------------------
 
 
-def start_cluster(demo: Demo, *, restart: bool) -> None:
+def start_cluster_without_node(demo: Demo, *, restart: bool) -> None:
     plane = ControlPlane(demo.root, tools_bin())
     demo.plane = plane
     if not restart and plane.running() and _serves_cert_manager(plane):
@@ -134,6 +173,34 @@ def start_cluster(demo: Demo, *, restart: bool) -> None:
     demo.console.note("to watch from a second terminal:")
     demo.console.note(f"export KUBECONFIG={plane.kubeconfig}", prefix="  ")
     demo.console.note(f'export PATH="{plane.bin_dir}:$PATH"   # the pinned kubectl', prefix="  ")
+
+
+def start_node_cluster(demo: Demo, *, restart: bool) -> None:
+    bin_dir = node_tools_bin()
+    images = node_images()
+    plane = ControlPlane(demo.root, bin_dir)
+    demo.plane = plane
+    if not restart and plane.running() and _serves_cert_manager(plane) and _node_ready(plane):
+        demo.console.note(f"reusing the cluster and node {NODE_NAME} running in {demo.root}")
+    else:
+        demo.console.doing("starting etcd, kube-apiserver, kube-controller-manager, cert-manager, kube-scheduler, "
+                           "containerd, the kubelet and kube-proxy")
+        stop_cluster(demo.root)  # a control plane without a node, or a broken one, in the same directory
+        plane, _ = start_cluster(demo.root, bin_dir, images, cert_manager_crds=cert_manager_crds())
+        demo.plane = plane
+    demo.cluster = NodeCluster(plane.kubeconfig, bin_dir, plane, images=images)
+    demo.console.note(f"Kubernetes {plane.version()}, node {NODE_NAME} (containerd, runc); images built here:")
+    for name in ("operator", "app"):
+        demo.console.note(f"{name}: {images[name].ref}", prefix="  ")
+    demo.console.note("to watch from a second terminal:")
+    demo.console.note(f"export KUBECONFIG={plane.kubeconfig}", prefix="  ")
+    demo.console.note(f'export PATH="{plane.bin_dir}:$PATH"   # the pinned kubectl', prefix="  ")
+
+
+def _node_ready(plane: ControlPlane) -> bool:
+    found = plane.kubectl("get", "node", NODE_NAME, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}",
+                          check=False)
+    return found.returncode == 0 and found.stdout.strip() == "True"
 
 
 def _serves_cert_manager(plane: ControlPlane) -> bool:
@@ -188,7 +255,7 @@ def reset_namespace(demo: Demo) -> None:
 
 def start_moto(demo: Demo) -> None:
     demo.console.doing("starting the moto server")
-    demo.moto = MotoServer()
+    demo.moto = MotoServer(host=HOST_FOR_PODS if demo.on_node else LOOPBACK)
     demo.stack.callback(demo.moto.stop)
     s3 = demo.moto.client("s3")
     for bucket in BUCKETS:
@@ -212,7 +279,8 @@ def start_emulator(demo: Demo) -> None:
         profiles=[{"arn": demo.arns["profile_arn"], "roleArns": [demo.role_arn]}],
     )
     demo.console.doing("starting rolesanywhere-emulator")
-    demo.emulator = EmulatorProcess.from_document(document, demo.workdir)
+    demo.emulator = EmulatorProcess.from_document(document, demo.workdir,
+                                                  host=HOST_FOR_PODS if demo.on_node else LOOPBACK)
     demo.stack.callback(demo.emulator.stop)
     demo.console.note(f"CreateSession endpoint {demo.emulator.url}")
     demo.console.note(f"trust anchor {demo.arns['trust_anchor_arn']}: the root CA of Issuer {CA_ISSUER}")
@@ -230,6 +298,18 @@ def start_operator(demo: Demo) -> None:
     demo.console.note(f"webhook https://127.0.0.1:{operator.port}, registered as MutatingWebhookConfiguration "
                       f"{WEBHOOK_CONFIGURATION}")
     demo.console.note(f"log: {operator.log_path}")
+
+
+def install_operator(demo: Demo) -> None:
+    assert demo.cluster is not None
+    # A killed pod-runner run's configuration points at a dead port, and pods are refused while it is there.
+    demo.kubectl("delete", "mutatingwebhookconfiguration", WEBHOOK_CONFIGURATION, "--ignore-not-found")
+    demo.console.doing(f"helm install {OPERATOR_NAMESPACE}: the chart, image {demo.cluster.image('operator')}, "
+                       "until its replicas are Ready")
+    install_operator_chart(demo.cluster, demo.workdir / "helm-home")
+    demo.console.note(f"$ kubectl -n {OPERATOR_NAMESPACE} get pods -o wide", prefix="  ")
+    demo.console.note(demo.kubectl("get", "pods", "-n", OPERATOR_NAMESPACE, "-o", "wide"), prefix="  ")
+    demo.console.note("the webhook answers at its Service, with the serving certificate cert-manager issued")
 
 
 def create_binding(demo: Demo) -> None:
@@ -280,10 +360,56 @@ def list_buckets_without_binding(demo: Demo) -> Outcome:
                           f"{result.returncode}")
 
 
+def list_buckets_on_the_node(demo: Demo, name: str, annotated: bool) -> Outcome:
+    """The app's Deployment, its pod on the node until its app said how `aws s3 ls` went."""
+    assert demo.moto is not None and demo.cluster is not None
+    env = {"AWS_ENDPOINT_URL": demo.moto.endpoint, "AWS_EC2_METADATA_DISABLED": "true"}
+    demo.apply(app_deployment(demo.cluster, name, binding=BINDING if annotated else None, command=APP_ON_THE_NODE,
+                              env=env))
+    shown = f"{BINDING_ANNOTATION}: {BINDING}" if annotated else "no annotation"
+    demo.console.note(f"Deployment {name} ({shown}), image {demo.cluster.image('app')}, app: {shlex.join(LIST_BUCKETS)}")
+    demo.console.doing("waiting for its pod: created through the webhook, scheduled, started by the kubelet")
+    pod = only_pod(demo.cluster, NAMESPACE, f"app={name}", timeout=TIMEOUT)
+    injected = (pod["metadata"].get("labels") or {}).get(INJECTED_LABEL) == BINDING
+    if injected != annotated:
+        raise DemoError(f"pod {pod['metadata']['name']} was {'' if injected else 'not '}injected; see the "
+                        f"operator's log: kubectl -n {OPERATOR_NAMESPACE} logs deploy/rolesanywhere-operator")
+    pod = wait_for_ready(demo.cluster, NAMESPACE, pod["metadata"]["name"], timeout=TIMEOUT)
+    ready = ", ".join(f"{n} ready" for n, s in statuses(pod).items() if s.get("ready"))
+    demo.console.note(f"pod {pod['metadata']['name']} on {pod['spec']['nodeName']}: {ready}")
+    if annotated:
+        show_session(demo)
+
+    def exit_line() -> str | None:
+        log = demo.kubectl("logs", "-n", NAMESPACE, pod["metadata"]["name"], "-c", "app")
+        return log if EXIT_CODE_LINE in log else None
+
+    log = wait_for(exit_line, timeout=TIMEOUT, what=f"the app of {pod['metadata']['name']} to run {LIST_BUCKETS}")
+    demo.console.note(f"$ kubectl -n {NAMESPACE} logs {pod['metadata']['name']} -c app", prefix="  ")
+    demo.console.note(log, prefix="  ")
+    code = log.split(EXIT_CODE_LINE, 1)[1].split()[0]
+    if annotated:
+        demo.console.note(f"$ kubectl -n {NAMESPACE} exec deploy/{name} -c app -- aws sts get-caller-identity",
+                          prefix="  ")
+        demo.console.note(demo.kubectl("exec", "-n", NAMESPACE, f"deploy/{name}", "-c", "app", "--",
+                                       "aws", "sts", "get-caller-identity", "--output", "text"), prefix="  ")
+        if code == "0" and all(bucket in log for bucket in BUCKETS):
+            return Outcome(True, f"with the binding, the app listed {len(BUCKETS)} buckets, in a container on {NODE_NAME}")
+        return Outcome(False, f"with the binding, `aws s3 ls` should list {', '.join(BUCKETS)} but exited {code}; "
+                              f"the sidecar's log: kubectl -n {NAMESPACE} logs deploy/{name} -c {SIDECAR_CONTAINER}")
+    if code != "0" and CREDENTIALS_ERROR in log:
+        return Outcome(True, f'without it, the same app failed: "{CREDENTIALS_ERROR}"')
+    return Outcome(False, f"without the binding, `aws s3 ls` should fail with {CREDENTIALS_ERROR!r} but exited {code}")
+
+
 def show_bindings(demo: Demo) -> None:
     demo.console.note(f"$ kubectl get rab -n {NAMESPACE}", prefix="  ")
     demo.console.note(demo.kubectl("get", "rab", "-n", NAMESPACE), prefix="  ")
-    demo.console.note("(PODS counts ready pods: without a kubelet, the pods stay Pending; the pod runner ran them)")
+    if demo.on_node:
+        demo.console.note(f"$ kubectl get pods -n {NAMESPACE} -o wide", prefix="  ")
+        demo.console.note(demo.kubectl("get", "pods", "-n", NAMESPACE, "-o", "wide"), prefix="  ")
+    else:
+        demo.console.note("(PODS counts ready pods: without a kubelet, the pods stay Pending; the pod runner ran them)")
 
 
 # --- Workloads --------------------------------------------------------------------------------------------
@@ -368,12 +494,18 @@ def wait_condition(demo: Demo, kind: str, name: str, condition: str) -> dict:
 
 def run_steps(demo: Demo, *, restart_cluster: bool) -> list[Outcome]:
     c = demo.console
-    with c.step("Local control plane with cert-manager"):
-        start_cluster(demo, restart=restart_cluster)
-        shutil.rmtree(demo.workdir, ignore_errors=True)  # the last run's files; its processes are gone
-        demo.workdir.mkdir(parents=True)
-    with c.step("The operator, out of cluster, with its webhook on 127.0.0.1"):
-        start_operator(demo)
+    if demo.on_node:
+        with c.step(f"Local cluster with cert-manager and a node ({NODE_NAME}: kubelet, containerd)"):
+            start_node_cluster(demo, restart=restart_cluster)
+            _fresh_workdir(demo)
+        with c.step("The operator, installed by its Helm chart from the image built from the Dockerfile"):
+            install_operator(demo)
+    else:
+        with c.step("Local control plane with cert-manager"):
+            start_cluster_without_node(demo, restart=restart_cluster)
+            _fresh_workdir(demo)
+        with c.step("The operator, out of cluster, with its webhook on 127.0.0.1"):
+            start_operator(demo)
     with c.step(f"A private CA in namespace {NAMESPACE}: self-signed root Certificate -> CA Issuer"):
         create_private_ca(demo)
     with c.step("AWS stand-in: moto with IAM authentication, S3 buckets, an S3 read-only role"):
@@ -383,12 +515,19 @@ def run_steps(demo: Demo, *, restart_cluster: bool) -> list[Outcome]:
     with c.step(f"RolesAnywhereBinding {BINDING}"):
         create_binding(demo)
     with c.step(f"An annotated Deployment ({BINDING_ANNOTATION}: {BINDING}) lists the buckets"):
-        with_binding = list_buckets_with_binding(demo)
+        with_binding = (list_buckets_on_the_node(demo, APP_WITH_ROLE, annotated=True) if demo.on_node
+                        else list_buckets_with_binding(demo))
     with c.step("The same Deployment without the annotation gets no credentials"):
-        without_binding = list_buckets_without_binding(demo)
-    with c.step("The binding's status"):
+        without_binding = (list_buckets_on_the_node(demo, APP_WITHOUT_ROLE, annotated=False) if demo.on_node
+                           else list_buckets_without_binding(demo))
+    with c.step("The binding's status" + (" and the pods" if demo.on_node else "")):
         show_bindings(demo)
     return [with_binding, without_binding]
+
+
+def _fresh_workdir(demo: Demo) -> None:
+    shutil.rmtree(demo.workdir, ignore_errors=True)  # the last run's files; its processes are gone
+    demo.workdir.mkdir(parents=True)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -399,6 +538,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="start a fresh control plane even when one runs in --root")
     parser.add_argument("--stop-cluster", action="store_true",
                         help="stop the control plane at the end (default: leave it running for kubectl)")
+    parser.add_argument("--pod-runner", action="store_true",
+                        help="no node: run the pods with the pod runner and the operator out of cluster "
+                             "(the default without root)")
     return parser.parse_args(argv)
 
 
@@ -418,7 +560,12 @@ def main(argv: list[str] | None = None) -> int:
     console.line("rolesanywhere-operator demo: a pod gets AWS credentials through IAM Roles Anywhere (offline)")
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _interrupt)
-    demo = Demo(root=args.root.resolve(), console=console, stack=contextlib.ExitStack())
+    on_node = not args.pod_runner and os.geteuid() == 0
+    if not args.pod_runner and not on_node:
+        console.line("Not root: the local node needs root (a bridge, network namespaces, iptables chains), so the "
+                     "pods run with the pod runner instead (a process emulation: no image, no kubelet; the "
+                     "operator out of cluster). Run as root for the real thing.")
+    demo = Demo(root=args.root.resolve(), console=console, stack=contextlib.ExitStack(), on_node=on_node)
     outcomes: list[Outcome] = []
     status = 1
     try:
@@ -426,7 +573,8 @@ def main(argv: list[str] | None = None) -> int:
         status = 0 if all(o.expected for o in outcomes) else 1
     except KeyboardInterrupt:
         status = INTERRUPTED
-    except (DemoError, ControlPlaneError, TimedOut, PodRunnerError, ToolsUnavailable, RuntimeError) as error:
+    except (DemoError, ControlPlaneError, TimedOut, PodRunnerError, ToolsUnavailable, ChartInstallError,
+            RuntimeError) as error:
         console.note(str(error), prefix="! ")
     except Exception as error:  # noqa: BLE001 - unforeseen: say so, with the traceback, then clean up
         console.note(f"{type(error).__name__}: {error}", prefix="! ")
@@ -434,14 +582,15 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # let the clean-up finish
             signal.signal(signum, signal.SIG_IGN)
-        console.line("Stopping what the demo started (the operator, the emulator, moto)")
+        console.line("Stopping what the demo started (" + ("the emulator, moto" if demo.on_node else
+                                                             "the operator, the emulator, moto") + ")")
         try:
             demo.stack.close()
         finally:
             stop(*children_in_our_group())
         if args.stop_cluster and demo.plane is not None:
-            console.line("Stopping the control plane (--stop-cluster)")
-            demo.plane.stop()
+            console.line("Stopping the cluster (--stop-cluster)")
+            stop_cluster(demo.root)
     report(demo, outcomes, status, cluster_left_running=not args.stop_cluster)
     return status
 
@@ -458,9 +607,12 @@ def report(demo: Demo, outcomes: list[Outcome], status: int, *, cluster_left_run
     for outcome in outcomes:
         console.note(f"{'ok ' if outcome.expected else 'NOT'} {outcome.summary}")
     if cluster_left_running and demo.plane is not None and demo.plane.running():
-        console.line("The control plane keeps running, for a look around:")
+        console.line("The cluster keeps running, for a look around:")
         console.note(f'export KUBECONFIG={demo.plane.kubeconfig} PATH="{demo.plane.bin_dir}:$PATH"')
         console.note(f"kubectl -n {NAMESPACE} get rab,certificates,deployments,pods")
+        if demo.on_node:
+            console.note(f"kubectl -n {NAMESPACE} exec -it deploy/{APP_WITH_ROLE} -c app -- sh")
+            console.note("(moto and the emulator stopped with the demo: the sidecar's next refresh fails)")
         console.line(f"Stop it with: {stop_command(demo.root)}")
 
 

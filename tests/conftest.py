@@ -1,4 +1,5 @@
-"""The test tiers by folder: tests/integration is marked `integration`, tests/node `node`.
+"""The test tiers by folder: tests/integration is marked `integration`, tests/node `node` and `integration`
+(it needs binaries and a cluster too, so `-m 'not integration'`, the unit tier, leaves it out).
 
 The shared fixtures (the pinned binaries, the local control plane, a fresh namespace per test, moto, the
 Roles Anywhere emulator, the operator) come from the dev kit's pytest plugin,
@@ -21,3 +22,4 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.integration)
         if node_dir in Path(item.fspath).parents:
             item.add_marker(pytest.mark.node)
+            item.add_marker(pytest.mark.integration)

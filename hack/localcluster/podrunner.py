@@ -1,5 +1,13 @@
 """Run a Pod from the API as local processes, the way a kubelet would, for a control plane without nodes.
 
+Kept only where the real node (localcluster.node) cannot be used: the node needs root (a bridge,
+network namespaces, iptables chains, cgroups), and the pod runner needs nothing but the control plane.
+It serves the no-root path: `make demo` without root (hack/demo.py --pod-runner) and the end-to-end
+integration tests marked `podrunner`, which are skipped where the node tier runs (as root), because
+tests/node checks the same in real containers from the image built from the Dockerfile. Everything it
+cannot show (the image, the securityContext, native-sidecar start order, emptyDir ownership, the kubelet's
+Secret updates) is checked on the node only.
+
 The local control plane has no kubelet, so pods stay Pending. To prove an injected pod really gets
 credentials, `PodRunner` reads the Pod (as the webhook mutated it), lays its volumes out under a
 directory the way the kubelet does, starts its native sidecars and waits for their startupProbes,

@@ -115,10 +115,15 @@ class _Process:
         return terminate(self.process)
 
 
-class MotoServer:
-    """A moto server process on 127.0.0.1 with IAM authentication on."""
+#: Where the stand-ins listen unless told otherwise: the loopback, which only host processes reach.
+LOOPBACK = "127.0.0.1"
 
-    def __init__(self) -> None:
+
+class MotoServer:
+    """A moto server process with IAM authentication on, on 127.0.0.1 or `host` (e.g. the local node's
+    address, where pods reach it)."""
+
+    def __init__(self, host: str = LOOPBACK) -> None:
         self._recording_dir = tempfile.TemporaryDirectory(prefix="moto-recording-")
         env = {
             **os.environ,
@@ -129,10 +134,10 @@ class MotoServer:
         for name in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
             env.pop(name, None)
         self._process = _Process(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", "0"], env, "moto server"
+            [sys.executable, "-m", "moto.server", "-H", host, "-p", "0"], env, "moto server"
         )
         match = self._process.wait_for_line(
-            re.compile(r"Running on (http://127\.0\.0\.1:\d+)"), STARTUP_TIMEOUT
+            re.compile(rf"Running on (http://{re.escape(host)}:\d+)"), STARTUP_TIMEOUT
         )
         self.endpoint = match.group(1)
         self.admin = self._bootstrap_admin()
@@ -246,10 +251,13 @@ class EmulatorProcess:
         tls: tuple[Path, Path] | None = None,
         *,
         port: int = 0,
+        host: str = LOOPBACK,
     ):
-        """`port`: 0 for a free one; an earlier emulator's, to start it again where its clients call."""
+        """`port`: 0 for a free one; an earlier emulator's, to start it again where its clients call.
+        `host`: the address to listen on (the local node's, for pods to reach it)."""
         executable = Path(sys.executable).parent / "rolesanywhere-emulator"
-        args = [str(executable), "--config", str(config_path), "--port", str(port), "--log-level", "INFO"]
+        args = [str(executable), "--config", str(config_path), "--host", host, "--port", str(port),
+                "--log-level", "INFO"]
         if tls:
             args += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
         self.config_path = config_path
@@ -259,13 +267,13 @@ class EmulatorProcess:
 
     @classmethod
     def from_document(
-        cls, document: dict, directory: Path, tls: tuple[Path, Path] | None = None
+        cls, document: dict, directory: Path, tls: tuple[Path, Path] | None = None, *, host: str = LOOPBACK
     ) -> EmulatorProcess:
         """Write `document` (see emulator_config) to directory/emulator.yaml and start an emulator on it."""
         directory.mkdir(parents=True, exist_ok=True)
         config_path = directory / "emulator.yaml"
         config_path.write_text(yaml.safe_dump(document, sort_keys=False))
-        return cls(config_path, tls=tls)
+        return cls(config_path, tls=tls, host=host)
 
     @property
     def output(self) -> list[str]:

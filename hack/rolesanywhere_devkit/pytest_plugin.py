@@ -7,12 +7,24 @@ dev kit (hack/pyproject.toml), so no conftest imports them.
   namespace        a fresh namespace, deleted (without waiting) after the test
   moto_server      session: a moto server; `.admin` keys for setup, `.create_role(...)`, `.client(...)`
   rolesanywhere_ca session: a root CA and an intermediate CA for workload certificates
-  emulator_factory session: start_emulator(document, tls=None) -> EmulatorProcess; all stopped at the end
+  emulator_factory session: start_emulator(document, tls=None, host=LOOPBACK) -> EmulatorProcess; all stopped
+                   at the end
   rolesanywhere    session: a running emulator trusting rolesanywhere_ca, with one profile allowing an
                    S3 read-only role; `.issue(...)` mints workload certificates, `.write(...)` writes them
   operator         module: the operator, out of cluster, its webhook on 127.0.0.1
 
+The node tier (tests/node) adds, skipping with one reason when the machine cannot run a node:
+  node_parts       session: kubelet & co. and the images (hack/tools.sh node-bindir, hack/images.sh)
+  node_cluster     module: a control plane with a real node in .run/test-node-cluster (cert-manager when
+                   the module sets CERT_MANAGER = True); a nodepods.NodeCluster
+  node_rolesanywhere module: moto and an emulator listening on the node's address, where pods reach them,
+                   trusting rolesanywhere_ca, with one S3 read-only role (short-lived credentials)
+
 A failed test's report also carries each running operator's stacks and log tail.
+
+A test marked `podrunner("tests/node/...::test_...")` runs pods with the pod runner, a process emulation,
+where the node cannot run: it is skipped when the node tier runs in the same session, naming the node test
+that checks the same in real containers.
 
 Only pytest is imported here: the harnesses (and boto3, moto, the cluster) load when a test asks for a
 fixture, so the unit tests run where only the runtime dependencies and pytest are installed.
@@ -29,6 +41,22 @@ import pytest
 
 #: Run the integration tests against this kubeconfig instead of starting a local control plane.
 TEST_KUBECONFIG_ENV = "ROLESANYWHERE_TEST_KUBECONFIG"
+#: `skip` leaves the node tests out of a run (they need root and change machine-wide state).
+NODE_TESTS_ENV = "ROLESANYWHERE_NODE_TESTS"
+#: Lifetime of the node tier's credentials, in multiples of what the sidecar's probes want left
+#: (rolesanywhere_sidecar.files.MIN_VALIDITY): short, so the sidecar refreshes every ~10 s (its floor for
+#: short sessions) and a renewed certificate is used within seconds, not the half hour of a real session.
+NODE_CREDENTIAL_LIFETIME_IN_PROBE_VALIDITIES = 2
+
+
+def node_tests_unavailable() -> str | None:
+    """Why the node tests cannot run here (one line), or None."""
+    if os.environ.get(NODE_TESTS_ENV, "").lower() == "skip":
+        return f"node tests left out ({NODE_TESTS_ENV}=skip)"
+    if os.geteuid() != 0:
+        return (f"node tests need root (a bridge, network namespaces, iptables, containerd): run as root, or set "
+                f"{NODE_TESTS_ENV}=skip")
+    return None
 
 
 @pytest.fixture(scope="session")
@@ -97,13 +125,14 @@ def rolesanywhere_ca(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def emulator_factory(tmp_path_factory):
-    """start_emulator(document: dict, tls=None) -> EmulatorProcess, stopped at the end of the session."""
-    from rolesanywhere_devkit.aws import EmulatorProcess
+    """start_emulator(document: dict, tls=None, host=LOOPBACK) -> EmulatorProcess, stopped at the end of the
+    session."""
+    from rolesanywhere_devkit.aws import LOOPBACK, EmulatorProcess
 
     started: list[EmulatorProcess] = []
 
-    def start_emulator(document: dict, tls: tuple[Path, Path] | None = None) -> EmulatorProcess:
-        process = EmulatorProcess.from_document(document, tmp_path_factory.mktemp("emulator"), tls=tls)
+    def start_emulator(document: dict, tls: tuple[Path, Path] | None = None, host: str = LOOPBACK) -> EmulatorProcess:
+        process = EmulatorProcess.from_document(document, tmp_path_factory.mktemp("emulator"), tls=tls, host=host)
         started.append(process)
         return process
 
@@ -142,6 +171,86 @@ def operator(cluster, tmp_path_factory):
     process = OperatorProcess(cluster, tmp_path_factory.mktemp("operator")).start()
     yield process
     process.stop()
+
+
+@pytest.fixture(scope="session")
+def node_parts():
+    """(bin_dir, images): kubelet & co. and the images, built on first use (minutes; `make node-parts`), then
+    cached."""
+    from localcluster import ToolsUnavailable, node_images, node_tools_bin
+
+    reason = node_tests_unavailable()
+    if reason:
+        pytest.skip(reason)
+    try:
+        return node_tools_bin(), node_images()
+    except ToolsUnavailable as error:
+        pytest.fail(f"the node's binaries or images are unavailable: {error}", pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def node_cluster(node_parts, request):
+    """A control plane with a node, per module (one node per machine, so a module may start its own)."""
+    from localcluster import REPO_ROOT, cert_manager_crds
+    from localcluster.node import start_cluster, stop_cluster
+
+    from rolesanywhere_devkit.nodepods import NodeCluster
+
+    bin_dir, images = node_parts
+    root = REPO_ROOT / ".run" / "test-node-cluster"
+    crds = cert_manager_crds() if getattr(request.module, "CERT_MANAGER", False) else None
+    plane, _ = start_cluster(root, bin_dir, images, cert_manager_crds=crds)
+    try:
+        yield NodeCluster(plane.kubeconfig, bin_dir, plane, images=images)
+    finally:
+        stop_cluster(root)
+
+
+@pytest.fixture(scope="module")
+def node_rolesanywhere(node_cluster, rolesanywhere_ca, tmp_path_factory):
+    """moto and an emulator on the node's address (started once its bridge exists), for pods to call."""
+    from rolesanywhere_sidecar.files import MIN_VALIDITY
+
+    from rolesanywhere_devkit.aws import (
+        S3_READ_ONLY_POLICY,
+        EmulatorProcess,
+        MotoServer,
+        RolesAnywhere,
+        arn,
+        emulator_config,
+    )
+    from rolesanywhere_devkit.nodepods import HOST_FOR_PODS
+
+    moto = MotoServer(host=HOST_FOR_PODS)
+    emulator = None
+    try:
+        role_arn = moto.create_role(f"s3-read-only-{uuid.uuid4().hex[:8]}", S3_READ_ONLY_POLICY)
+        trust_anchor_arn, profile_arn = arn("trust-anchor"), arn("profile")
+        document = emulator_config(
+            moto,
+            trust_anchors=[{"arn": trust_anchor_arn, "caBundle": str(rolesanywhere_ca.bundle_path)}],
+            profiles=[{"arn": profile_arn, "roleArns": [role_arn]}],
+            credential_lifetime_seconds=int(NODE_CREDENTIAL_LIFETIME_IN_PROBE_VALIDITIES * MIN_VALIDITY.total_seconds()),
+        )
+        emulator = EmulatorProcess.from_document(document, tmp_path_factory.mktemp("node-emulator"),
+                                                 host=HOST_FOR_PODS)
+        yield RolesAnywhere(moto=moto, emulator=emulator, authorities=rolesanywhere_ca,
+                            trust_anchor_arn=trust_anchor_arn, profile_arn=profile_arn, role_arn=role_arn,
+                            document=document)
+    finally:
+        if emulator is not None:
+            emulator.stop()
+        moto.stop()
+
+
+@pytest.hookimpl(trylast=True)  # after tests/conftest.py marked the node tier
+def pytest_collection_modifyitems(items):
+    if node_tests_unavailable() is not None or not any(item.get_closest_marker("node") for item in items):
+        return
+    for item in items:
+        marker = item.get_closest_marker("podrunner")
+        if marker:
+            item.add_marker(pytest.mark.skip(reason=f"checked in real containers by {marker.args[0]}"))
 
 
 @pytest.hookimpl(hookwrapper=True)

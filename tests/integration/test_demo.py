@@ -1,4 +1,5 @@
-"""`make demo` (hack/demo.py) from start to end, on a control plane of its own in a temporary --root.
+"""`make demo --pod-runner` (hack/demo.py without a node, as it runs without root) from start to end, on a
+control plane of its own in a temporary --root; tests/node/test_demo_on_node.py runs the default, on the node.
 
 It runs twice (the second run reuses the control plane and starts the demo namespace afresh), then is
 interrupted twice while the pod's sidecar runs: every process it started must be gone after each run.
@@ -6,23 +7,17 @@ interrupted twice while the pod's sidecar runs: every process it started must be
 
 from __future__ import annotations
 
-import os
-import queue
 import re
 import signal
-import subprocess
-import sys
-import threading
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from localcluster.controlplane import ControlPlane
+from rolesanywhere_devkit import demo_run
+from rolesanywhere_devkit.demo_run import DemoRun
 
-REPO = Path(__file__).resolve().parents[2]
-DEMO = REPO / "hack" / "demo.py"
 RUN_TIMEOUT = 240
+POD_RUNNER = "--pod-runner"
 BUCKETS = ("rolesanywhere-demo-invoices", "rolesanywhere-demo-reports")
 #: How a line of `aws s3 ls` output starts: the bucket's creation time (the bucket name follows).
 LISTED_AT = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d "
@@ -31,64 +26,11 @@ CREDENTIALS_ERROR = "Unable to locate credentials. You can configure credentials
 WHILE_THE_SIDECAR_RUNS = "Roles Anywhere CreateSession: certificate"
 
 
-@dataclass
-class DemoRun:
-    returncode: int
-    output: str
-    leftovers: list[str]  # processes of the demo's process group still running after it exited
-
-
-def run_demo(root: Path, *args: str, interrupt: tuple[str, signal.Signals, bool] | None = None) -> DemoRun:
-    """Run the demo in a process group of its own; with `interrupt` (line, signal, to the whole group),
-    send the signal once the line is printed."""
-    process = subprocess.Popen(
-        [sys.executable, str(DEMO), "--root", str(root), *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        text=True,
-        start_new_session=True,
-    )
-    lines: queue.Queue[str | None] = queue.Queue()
-    threading.Thread(target=_pump, args=(process.stdout, lines), daemon=True).start()
-    output: list[str] = []
-    deadline = time.monotonic() + RUN_TIMEOUT
+def run_demo(root: Path, *args: str, interrupt=None) -> DemoRun:
     try:
-        while (line := lines.get(timeout=max(deadline - time.monotonic(), 0.1))) is not None:
-            output.append(line)
-            if interrupt and interrupt[0] in line:
-                _, signum, whole_group = interrupt
-                (os.killpg if whole_group else os.kill)(process.pid, signum)
-                interrupt = None
-        process.wait(timeout=30)
-    except (queue.Empty, subprocess.TimeoutExpired):
-        os.killpg(process.pid, signal.SIGKILL)
-        pytest.fail(f"the demo did not finish within {RUN_TIMEOUT}s; its output:\n{''.join(output)}")
-    return DemoRun(process.returncode, "".join(output), _still_running_in_group(process.pid))
-
-
-def _pump(stream, lines: queue.Queue) -> None:
-    for line in stream:
-        lines.put(line)
-    lines.put(None)
-
-
-def _still_running_in_group(group: int, grace: float = 5) -> list[str]:
-    """Command lines of live processes in process group `group`, once `grace` seconds found no end to them."""
-    deadline = time.monotonic() + grace
-    while True:
-        found = []
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                state, _, process_group = stat.read_text().rsplit(")", 1)[1].split()[:3]
-                cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except (OSError, ValueError):
-                continue
-            if int(process_group) == group and state != "Z":
-                found.append(cmdline)
-        if not found or time.monotonic() > deadline:
-            return found
-        time.sleep(0.1)
+        return demo_run.run_demo(root, POD_RUNNER, *args, timeout=RUN_TIMEOUT, interrupt=interrupt)
+    except demo_run.DemoTimedOut as error:
+        pytest.fail(str(error))
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,9 @@ with the pod runner: its sidecar gets credentials from the Roles Anywhere emulat
 cert-manager issued, and the app lists buckets on a moto S3. Without the annotation, the same pod spec
 gets a credentials error.
 
+The tests that run pods (marker `podrunner`) are the no-root path: where the node tier runs (as root),
+they are skipped, and tests/node/test_credentials_on_node.py checks the same in real containers.
+
 The profile has AWS's defaults (it accepts no role session name) unless a test is about session names;
 the operator verifies every binding with a real CreateSession (the CredentialsVerified condition).
 """
@@ -126,6 +129,7 @@ def caller_arn(runner: PodRunner) -> str:
     return identity.stdout.strip()
 
 
+@pytest.mark.podrunner("tests/node/test_credentials_on_node.py::test_the_app_as_a_non_root_uid_uses_the_credentials_through_the_endpoint_with_boto3 and test_an_unannotated_deployments_app_finds_no_credentials")
 def test_an_annotated_deployments_pod_lists_buckets_and_an_unannotated_one_cannot(
     cluster, namespace, operator, roles_anywhere, moto_server, rolesanywhere_ca, tmp_path
 ):
@@ -162,6 +166,7 @@ def test_an_annotated_deployments_pod_lists_buckets_and_an_unannotated_one_canno
     assert "Unable to locate credentials" in denied.stderr
 
 
+@pytest.mark.podrunner("tests/node/test_credentials_on_node.py::test_the_pods_name_as_session_name_holds_the_pod_back_on_a_default_profile_and_the_log_says_why")
 def test_the_pods_name_as_session_name_is_refused_by_a_default_profile_and_both_say_how_to_fix_it(
     cluster, namespace, operator, roles_anywhere, moto_server, rolesanywhere_ca, tmp_path
 ):
@@ -187,6 +192,7 @@ def test_the_pods_name_as_session_name_is_refused_by_a_default_profile_and_both_
     assert "does not accept role session names" in log and "--accept-role-session-name" in log
 
 
+@pytest.mark.podrunner("tests/node/test_credentials_on_node.py::test_a_profile_that_accepts_session_names_shows_the_pods_name")
 def test_a_profile_that_accepts_session_names_shows_the_pods_name(
     cluster, namespace, operator, roles_anywhere, moto_server, rolesanywhere_ca, tmp_path
 ):
@@ -199,6 +205,7 @@ def test_a_profile_that_accepts_session_names_shows_the_pods_name(
         assert caller_arn(runner).endswith(f"/{pod['metadata']['name']}")  # what CloudTrail would show
 
 
+@pytest.mark.podrunner("tests/node/test_credentials_on_node.py::test_delivery_endpoint_only_leaves_the_app_no_credentials_file")
 def test_delivery_endpoint_only_gives_the_app_credentials_from_the_endpoint_and_no_credentials_file(
     cluster, namespace, operator, roles_anywhere, moto_server, rolesanywhere_ca, tmp_path
 ):

@@ -8,41 +8,8 @@ import json
 
 from localcluster.controlplane import SERVICE_CIDR
 from localcluster.node import NODE_IP, NODE_NAME, POD_CIDR
+from rolesanywhere_devkit.nodepods import POD_TIMEOUT, RESTRICTED, container, phase, pod, wait_for_phase
 from rolesanywhere_devkit.processes import wait_for
-
-TIMEOUT = 90
-RESTRICTED = {
-    "allowPrivilegeEscalation": False,
-    "readOnlyRootFilesystem": True,
-    "capabilities": {"drop": ["ALL"]},
-    "seccompProfile": {"type": "RuntimeDefault"},
-}
-
-
-def pod(name: str, containers: list[dict], **spec) -> dict:
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name},
-        "spec": {"containers": containers, "terminationGracePeriodSeconds": 1, **spec},
-    }
-
-
-def container(name: str, image: str, command: list[str] | None = None, **fields) -> dict:
-    return {"name": name, "image": image, "imagePullPolicy": "Never", **({"command": command} if command else {}),
-            **fields}
-
-
-def phase(cluster, namespace: str, name: str, wanted: str) -> dict | None:
-    found = cluster.get("pod", name, namespace)
-    if found["status"].get("phase") == "Failed" and wanted != "Failed":
-        raise AssertionError(f"pod {name} failed: {json.dumps(found['status'], indent=2)}")
-    return found if found["status"].get("phase") == wanted else None
-
-
-def wait_for_phase(cluster, namespace: str, name: str, wanted: str) -> dict:
-    return wait_for(lambda: phase(cluster, namespace, name, wanted), timeout=TIMEOUT, interval=0.5,
-                    what=f"pod {namespace}/{name} to be {wanted} (events: kubectl get events -n {namespace})")
 
 
 def test_the_projects_image_runs_the_sidecar_command_to_completion(cluster, namespace):
@@ -103,7 +70,7 @@ def test_a_native_sidecar_and_a_non_root_app_run_side_by_side(cluster, namespace
                  if s.get("ready")]
         return len(ready) == 2
 
-    wait_for(both_ready, timeout=TIMEOUT, interval=0.5, what="both containers of side-by-side to be ready")
+    wait_for(both_ready, timeout=POD_TIMEOUT, interval=0.5, what="both containers of side-by-side to be ready")
     wait_for(lambda: "app got: uid=65532" in cluster.kubectl("logs", "-n", namespace, "side-by-side", "-c", "app",
                                                              check=False).stdout,
              timeout=30, what="the app's log to show the sidecar's answer")
