@@ -15,7 +15,7 @@ import kopf
 from rolesanywhere_protocol.ratelimit import TokenBucket
 
 from . import constants as c
-from .admission import ReadFailed, Refused, admit
+from .admission import Admitted, ReadFailed, Refused, admit, review_response
 from .binding_cache import BindingCache
 from .injection import unsupported_server
 from .kube import ApiError, Kube, binding_path, path
@@ -44,6 +44,9 @@ VERIFY_BURST = 5
 #: Seconds after which the API server ends each of kopf's watch requests (kopf then starts a new one).
 WATCH_SERVER_TIMEOUT = 120
 
+
+#: The pod webhook's log (one line per injection or refusal); kopf's handler loggers are per object.
+admission_logger = logging.getLogger(f"{__package__}.admission")
 
 #: Events posted outside kopf's handlers (the resync task), kept until sent, so none is garbage-collected.
 _posting: set[asyncio.Task[None]] = set()
@@ -111,8 +114,14 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: lo
     memo.runtime = Runtime(settings=ours, kube=kube, reconciler=reconciler, bindings=bindings,
                            excluded_namespaces=excluded, reported_workloads=ReportedOnce(), tasks=tasks)
     settings.admission.managed = None
+    runtime: Runtime = memo.runtime
+
+    async def answer_pod(review: dict[str, Any]) -> dict[str, Any]:
+        return await inject(review, runtime, admission_logger)
+
     settings.admission.server = RegisteringWebhookServer(
         register=registration.register,
+        answers={INJECT_HANDLER_ID: answer_pod},
         service=ours.webhook_service,
         addr=ours.webhook_listen_address,
         port=ours.webhook_port or None,
@@ -291,39 +300,37 @@ for _group, _version, _plural in WORKLOAD_RESOURCES:
 # --- Admission ----------------------------------------------------------------------------------------
 
 
-@kopf.on.mutate("v1", "pods", operations=["CREATE"], id=INJECT_HANDLER_ID, registry=registry)
-async def inject(
-    body: kopf.Body, patch: kopf.Patch, warnings: list[str], memo: kopf.Memo, logger: logging.Logger, **_: Any
-) -> None:
-    """admission.admit, adapted: a refusal becomes kopf's AdmissionError, the new pod the patch."""
-    runtime: Runtime = memo.runtime
+async def inject(review: dict[str, Any], runtime: Runtime, logger: logging.Logger) -> dict[str, Any]:
+    """The pod webhook (served by RegisteringWebhookServer, not a kopf handler): admission.admit on the
+    review's pod, answered by admission.review_response."""
+    request = review.get("request") or {}
+    pod = request.get("object")
+    outcome: Admitted | Refused
+    if not isinstance(pod, dict):
+        outcome = Refused("the admission request holds no pod", code=400)
+    else:
+        namespace = request.get("namespace") or (pod.get("metadata") or {}).get("namespace") or ""
 
-    async def read(namespace: str, name: str, timeout: float) -> dict[str, Any] | None:
+        async def read(namespace: str, name: str, timeout: float) -> dict[str, Any] | None:
+            try:
+                return await runtime.kube.get(binding_path(namespace, name), namespace=namespace, timeout=timeout)
+            except ApiError as error:
+                raise ReadFailed(str(error)) from error
+
         try:
-            return await runtime.kube.get(binding_path(namespace, name), namespace=namespace, timeout=timeout)
-        except ApiError as error:
-            raise ReadFailed(str(error)) from error
-
-    try:
-        admitted = await admit(_raw(body), body.metadata.namespace or "", settings=runtime.settings,
-                               excluded_namespaces=runtime.excluded_namespaces, cached=runtime.bindings.get,
-                               read=read)
-    except Refused as refused:
-        raise kopf.AdmissionError(str(refused), code=refused.code) from refused
-    warnings.extend(admitted.warnings)
-    if admitted.pod is not None:
-        new_pod = admitted.pod
-        patch.fns.append(lambda target: _replace(target, new_pod))
-        logger.info("injected the sidecar for binding %s (read from %s)", admitted.binding, admitted.source)
+            outcome = await admit(pod, namespace, settings=runtime.settings,
+                                  excluded_namespaces=runtime.excluded_namespaces, cached=runtime.bindings.get,
+                                  read=read)
+        except Refused as refused:
+            outcome = refused
+            logger.warning("refused pod %s in namespace %s: %s", _pod_name(pod), namespace, refused)
+        else:
+            if outcome.pod is not None:
+                logger.info("injected the sidecar into pod %s in namespace %s for binding %s (read from %s)",
+                            _pod_name(pod), namespace, outcome.binding, outcome.source)
+    return review_response(review, outcome, pod if isinstance(pod, dict) else None)
 
 
-def _raw(body: kopf.Body) -> dict[str, Any]:
-    # Not a deep copy: should_inject only reads, and inject_pod copies the pod before changing it (a unit
-    # test holds it to that), so one copy per admission is enough (bench figure 4's profile).
-    return dict(body)
-
-
-def _replace(target: dict[str, Any], new: dict[str, Any]) -> None:
-    target.clear()
-    target.update(new)
-
+def _pod_name(pod: dict[str, Any]) -> str:
+    metadata = pod.get("metadata") or {}
+    return str(metadata.get("name") or f"{metadata.get('generateName', '')}*")
