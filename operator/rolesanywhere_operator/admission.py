@@ -1,13 +1,20 @@
 """Admitting a pod, pure of kopf: whether it gets the sidecar, from which binding, and the pod it becomes.
 
 Stages: should inject -> resolve the binding -> build. Every refusal names its stage and carries the HTTP
-code the API server shows. handlers.inject only adapts this to kopf (its AdmissionError, the patch and
-the warnings); tests/unit/test_operator_admission.py covers every outcome.
+code the API server shows. `review_response` turns the outcome into the AdmissionReview answer (the
+JSON patch from the submitted pod to the injected one, the warnings, or the refusal); handlers.inject
+only wires the two to the operator's runtime. tests/unit/test_operator_admission.py covers every outcome.
+
+The pod webhook is answered here, not through kopf's admission handlers: kopf deep-copies the pod and
+diffs it with jsonpatch on every request, which took three quarters of the CPU of an admission (bench
+figure 4's profile); `json_patch` compares the two pods field by field, one level down.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import base64
+import json
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,3 +103,49 @@ async def admit(
     except (InvalidBindingError, InjectionError) as error:
         raise Refused(str(error), code=400) from error
     return Admitted(pod=injected.pod, warnings=tuple(injected.warnings), binding=binding.name, source=source)
+
+
+def json_patch(before: Mapping[str, Any], after: Mapping[str, Any], depth: int = 2) -> list[dict[str, Any]]:
+    """The JSON patch (RFC 6902) turning `before` into `after`: a field that differs is replaced whole once
+    `depth` levels down (metadata.labels, spec.containers), a field that is new is added, one gone removed."""
+    return _diff(before, after, "", depth)
+
+
+def _diff(before: Mapping[str, Any], after: Mapping[str, Any], where: str, depth: int) -> list[dict[str, Any]]:
+    operations: list[dict[str, Any]] = [
+        {"op": "remove", "path": f"{where}/{_escaped(key)}"} for key in before if key not in after
+    ]
+    for key, value in after.items():
+        at = f"{where}/{_escaped(key)}"
+        if key not in before:
+            operations.append({"op": "add", "path": at, "value": value})
+        elif before[key] != value:
+            old = before[key]
+            if depth > 1 and isinstance(old, Mapping) and isinstance(value, Mapping):
+                operations.extend(_diff(old, value, at, depth - 1))
+            else:
+                operations.append({"op": "replace", "path": at, "value": value})
+    return operations
+
+
+def _escaped(key: str) -> str:
+    """A key as one JSON pointer segment (RFC 6901): "~" and "/" escaped."""
+    return str(key).replace("~", "~0").replace("/", "~1")
+
+
+def review_response(review: Mapping[str, Any], outcome: Admitted | Refused, submitted: Mapping[str, Any] | None
+                    ) -> dict[str, Any]:
+    """The AdmissionReview answering `review`: the outcome of admitting its pod (`submitted`)."""
+    answer: dict[str, Any] = {"uid": (review.get("request") or {}).get("uid", "")}
+    if isinstance(outcome, Refused):
+        answer.update(allowed=False, status={"code": outcome.code, "message": str(outcome)})
+    else:
+        answer["allowed"] = True
+        if outcome.warnings:
+            answer["warnings"] = list(outcome.warnings)
+        operations = json_patch(submitted or {}, outcome.pod) if outcome.pod is not None else []
+        if operations:
+            answer["patchType"] = "JSONPatch"
+            answer["patch"] = base64.b64encode(json.dumps(operations).encode()).decode("ascii")
+    return {"apiVersion": review.get("apiVersion", "admission.k8s.io/v1"),
+            "kind": review.get("kind", "AdmissionReview"), "response": answer}

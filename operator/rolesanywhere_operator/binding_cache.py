@@ -72,6 +72,11 @@ class BindingCache:
         """The binding as last seen, or None when the cache does not have it (yet)."""
         return self.bindings.get((namespace, name))
 
+    def keys(self) -> list[Key] | None:
+        """Every binding's (namespace, name); None until the first list arrived (or while it is relisting
+        after a failure of its own)."""
+        return list(self.bindings) if self.synced.is_set() else None
+
     async def run(self) -> None:
         """List and watch until cancelled."""
         collection = path(c.API_VERSION, c.PLURAL)
@@ -96,4 +101,5 @@ class BindingCache:
                 # A bug must not leave admission reading a cache nobody updates: empty, every lookup is a GET.
                 self.logger.exception("binding cache failed; reading bindings from the API server until it is back")
                 self.bindings = {}
+                self.synced.clear()
                 await asyncio.sleep(RETRY_SECONDS)

@@ -9,13 +9,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 import kopf
 from rolesanywhere_protocol.ratelimit import TokenBucket
 
 from . import constants as c
-from .admission import ReadFailed, Refused, admit
+from .admission import Admitted, ReadFailed, Refused, admit, review_response
 from .binding_cache import BindingCache
 from .injection import unsupported_server
 from .kube import ApiError, Kube, binding_path, path
@@ -41,9 +41,15 @@ BINDING = (c.GROUP, c.VERSION, c.PLURAL)
 RETRY_DELAY = 5
 #: Verification calls that may be made at once before the rate applies (e.g. at start-up).
 VERIFY_BURST = 5
+#: Seconds a pod event's status refresh waits for more pod events of the same binding, so pods created one
+#: at a time (a rollout, bench figure 4 at 1 in flight) cost a refresh per this interval, not one per pod.
+POD_EVENTS_GATHER_SECONDS = 0.5
 #: Seconds after which the API server ends each of kopf's watch requests (kopf then starts a new one).
 WATCH_SERVER_TIMEOUT = 120
 
+
+#: The pod webhook's log (one line per injection or refusal); kopf's handler loggers are per object.
+admission_logger = logging.getLogger(f"{__package__}.admission")
 
 #: Events posted outside kopf's handlers (the resync task), kept until sent, so none is garbage-collected.
 _posting: set[asyncio.Task[None]] = set()
@@ -104,15 +110,21 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: ko
     bindings = BindingCache(kube, logger)
     tasks = (
         asyncio.create_task(bindings.run()),
-        asyncio.create_task(resync_forever(kube, reconciler.refresh, interval=ours.resync_interval,
+        asyncio.create_task(resync_forever(kube, reconciler.refresh, bindings.keys, interval=ours.resync_interval,
                                            peering=ours.peering, priority=memo.priority, logger=logger)),
         asyncio.create_task(registration.keep(ours.resync_interval)),
     )
     memo.runtime = Runtime(settings=ours, kube=kube, reconciler=reconciler, bindings=bindings,
                            excluded_namespaces=excluded, reported_workloads=ReportedOnce(), tasks=tasks)
     settings.admission.managed = None
+    runtime: Runtime = memo.runtime
+
+    async def answer_pod(review: dict[str, Any]) -> dict[str, Any]:
+        return await inject(review, runtime, admission_logger)
+
     settings.admission.server = RegisteringWebhookServer(
         register=registration.register,
+        answers={INJECT_HANDLER_ID: answer_pod},
         service=ours.webhook_service,
         addr=ours.webhook_listen_address,
         port=ours.webhook_port or None,
@@ -238,12 +250,12 @@ async def opted_in_pod_changed(
 ) -> None:
     """Keep the pod index current; refresh the status of a binding whose pods changed as it counts them."""
     for pod_namespace, binding in memo.runtime.reconciler.pods.update(type, namespace or "", body):
-        await _refresh(memo, pod_namespace, binding)
+        await _refresh(memo, pod_namespace, binding, gather=POD_EVENTS_GATHER_SECONDS)
 
 
-async def _refresh(memo: kopf.Memo, namespace: str, name: str) -> None:
+async def _refresh(memo: kopf.Memo, namespace: str, name: str, gather: float = 0.0) -> None:
     try:
-        await memo.runtime.reconciler.refresh(namespace, name)
+        await memo.runtime.reconciler.refresh(namespace, name, gather=gather)
     except InvalidBindingError as error:
         raise kopf.PermanentError(str(error)) from error
     except ApiError as error:
@@ -293,41 +305,37 @@ for _group, _version, _plural in WORKLOAD_RESOURCES:
 # --- Admission ----------------------------------------------------------------------------------------
 
 
-@kopf.on.mutate("v1", "pods", operations=["CREATE"], id=INJECT_HANDLER_ID, registry=registry)
-async def inject(
-    body: kopf.Body, patch: kopf.Patch, warnings: list[str], memo: kopf.Memo, logger: kopf.Logger, **_: Any
-) -> None:
-    """admission.admit, adapted: a refusal becomes kopf's AdmissionError, the new pod the patch."""
-    runtime: Runtime = memo.runtime
+async def inject(review: dict[str, Any], runtime: Runtime, logger: logging.Logger) -> dict[str, Any]:
+    """The pod webhook (served by RegisteringWebhookServer, not a kopf handler): admission.admit on the
+    review's pod, answered by admission.review_response."""
+    request = review.get("request") or {}
+    pod = request.get("object")
+    outcome: Admitted | Refused
+    if not isinstance(pod, dict):
+        outcome = Refused("the admission request holds no pod", code=400)
+    else:
+        namespace = request.get("namespace") or (pod.get("metadata") or {}).get("namespace") or ""
 
-    async def read(namespace: str, name: str, timeout: float) -> dict[str, Any] | None:
+        async def read(namespace: str, name: str, timeout: float) -> dict[str, Any] | None:
+            try:
+                return await runtime.kube.get(binding_path(namespace, name), namespace=namespace, timeout=timeout)
+            except ApiError as error:
+                raise ReadFailed(str(error)) from error
+
         try:
-            return await runtime.kube.get(binding_path(namespace, name), namespace=namespace, timeout=timeout)
-        except ApiError as error:
-            raise ReadFailed(str(error)) from error
-
-    try:
-        admitted = await admit(_raw(body), body.metadata.namespace or "", settings=runtime.settings,
-                               excluded_namespaces=runtime.excluded_namespaces, cached=runtime.bindings.get,
-                               read=read)
-    except Refused as refused:
-        raise kopf.AdmissionError(str(refused), code=refused.code) from refused
-    warnings.extend(admitted.warnings)
-    if admitted.pod is not None:
-        new_pod = admitted.pod
-        patch.fns.append(lambda target: _replace(target, new_pod))
-        logger.info("injected the sidecar for binding %s (read from %s)", admitted.binding, admitted.source)
+            outcome = await admit(pod, namespace, settings=runtime.settings,
+                                  excluded_namespaces=runtime.excluded_namespaces, cached=runtime.bindings.get,
+                                  read=read)
+        except Refused as refused:
+            outcome = refused
+            logger.warning("refused pod %s in namespace %s: %s", _pod_name(pod), namespace, refused)
+        else:
+            if outcome.pod is not None:
+                logger.info("injected the sidecar into pod %s in namespace %s for binding %s (read from %s)",
+                            _pod_name(pod), namespace, outcome.binding, outcome.source)
+    return review_response(review, outcome, pod if isinstance(pod, dict) else None)
 
 
-def _raw(body: kopf.Body) -> dict[str, Any]:
-    # Not a deep copy: should_inject only reads, and inject_pod copies the pod before changing it (a unit
-    # test holds it to that), so one copy per admission is enough (bench figure 4's profile).
-    return dict(body)
-
-
-def _replace(target: kopf.RawBody, new: dict[str, Any]) -> None:
-    # kopf types the body by its well-known keys; the new pod replaces all of them.
-    pod = cast(dict[str, Any], target)
-    pod.clear()
-    pod.update(new)
-
+def _pod_name(pod: dict[str, Any]) -> str:
+    metadata = pod.get("metadata") or {}
+    return str(metadata.get("name") or f"{metadata.get('generateName', '')}*")

@@ -65,6 +65,9 @@ class Reconciler:
     _verified: dict[tuple[str, str], Verification] = field(default_factory=dict)
     # The API server's refusal of a binding's Certificate, by binding, with the generation it was for.
     _refused: dict[tuple[str, str], tuple[int, str]] = field(default_factory=dict)
+    # The certificate of each binding's current revision, with the (revision, notAfter) it was found for:
+    # a refresh lists the CertificateRequests again only when the Certificate changed revision.
+    _issued: dict[tuple[str, str], tuple[tuple[Any, Any], bytes]] = field(default_factory=dict)
 
     async def reconcile(self, body: Mapping[str, Any]) -> None:
         """Create or update the binding's Certificate, then refresh its status."""
@@ -104,12 +107,14 @@ class Reconciler:
         refused = self._refused.get((binding.namespace, binding.name))
         return refused[1] if refused and refused[0] == generation else None
 
-    async def refresh(self, namespace: str, name: str) -> None:
+    async def refresh(self, namespace: str, name: str, *, gather: float = 0.0) -> None:
         """Recompute and write the binding's status from what exists now; post Events on transitions.
 
         Refreshes of one binding run one at a time, and at most one waits: a call made while another is
         already waiting returns at once, since that one has not read anything yet and will see the change
-        too. A rollout's burst of pod events so costs a couple of refreshes, not one per pod.
+        too. A rollout's burst of pod events so costs a couple of refreshes, not one per pod. With `gather`,
+        the waiting one waits that many seconds more first, so changes arriving one by one (pods created one
+        at a time) share it too.
         """
         key = (namespace, name)
         if key in self._waiting:
@@ -117,6 +122,8 @@ class Reconciler:
         self._waiting.add(key)
         lock = self._locks.setdefault(key, asyncio.Lock())
         try:
+            if gather:
+                await asyncio.sleep(gather)
             await lock.acquire()
         finally:  # also when cancelled while waiting: a key left here would never be refreshed again
             self._waiting.discard(key)
@@ -130,6 +137,7 @@ class Reconciler:
         if body is None:
             self._locks.pop(key, None)
             self._verified.pop(key, None)
+            self._issued.pop(key, None)
             return
         previous = body.get("status") or {}
         generation = body["metadata"].get("generation", 0)
@@ -199,6 +207,16 @@ class Reconciler:
         facts = (certificate or {}).get("status") or {}
         if facts.get("revision") is None and not facts.get("notAfter"):
             return None
+        key, found_for = (binding.namespace, binding.name), (facts.get("revision"), facts.get("notAfter"))
+        known = self._issued.get(key)
+        if known is not None and known[0] == found_for:
+            return known[1]
+        pem = await self._read_issued_pem(binding, facts)
+        if pem is not None:
+            self._issued[key] = (found_for, pem)
+        return pem
+
+    async def _read_issued_pem(self, binding: Binding, facts: Mapping[str, Any]) -> bytes | None:
         requests = await self.kube.list(
             path(c.CERT_MANAGER_API_VERSION, c.CERTIFICATE_REQUESTS, binding.namespace),
             label_selector=f"{c.BINDING_LABEL}={binding.name}",

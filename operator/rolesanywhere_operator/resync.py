@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from rolesanywhere_protocol.clock import Clock, utc_now
@@ -51,6 +51,7 @@ def leads(peering_status: Mapping[str, Any], own_priority: int, now: dt.datetime
 async def resync_forever(
     kube: Kube,
     refresh: Callable[[str, str], Awaitable[None]],
+    bindings: Callable[[], Iterable[tuple[str, str]] | None],
     *,
     interval: float,
     peering: str | None,
@@ -58,7 +59,11 @@ async def resync_forever(
     logger: logging.Logger | logging.LoggerAdapter[Any],
     now: Clock = utc_now,
 ) -> None:
-    """Every `interval` seconds, refresh every binding's status, if this replica leads (or is alone)."""
+    """Every `interval` seconds, refresh every binding's status, if this replica leads (or is alone).
+
+    The bindings are the watch cache's (`bindings()`: (namespace, name) pairs), so a resync reads each
+    binding once, as its refresh does, and lists none; only while the cache has not been filled (None)
+    are they listed."""
     while True:
         await asyncio.sleep(interval)
         try:
@@ -66,17 +71,19 @@ async def resync_forever(
                 body = await kube.get(path(f"{c.KOPF_PEERING_GROUP}/v1", "clusterkopfpeerings", None, peering))
                 if not leads((body or {}).get("status") or {}, priority, now()):
                     continue
-            bindings = await kube.list(path(c.API_VERSION, c.PLURAL))
+            keys = bindings()
+            if keys is None:
+                keys = [(b["metadata"]["namespace"], b["metadata"]["name"])
+                        for b in await kube.list(path(c.API_VERSION, c.PLURAL))]
         except ApiError as error:
             logger.warning("listing bindings for the status refresh failed: %s", error)
             continue
-        for binding in bindings:
-            meta = binding["metadata"]
+        for namespace, name in list(keys):
             try:
                 # One binding whose refresh hangs must not hold up every other binding's.
-                await asyncio.wait_for(refresh(meta["namespace"], meta["name"]), timeout=REFRESH_TIMEOUT)
+                await asyncio.wait_for(refresh(namespace, name), timeout=REFRESH_TIMEOUT)
             except (ApiError, TimeoutError) as error:
-                logger.warning("refreshing the status of %s/%s failed: %s", meta["namespace"], meta["name"],
+                logger.warning("refreshing the status of %s/%s failed: %s", namespace, name,
                                error or f"no answer within {REFRESH_TIMEOUT:g} s")
             except Exception:  # a bug in one refresh must not end the loop: nothing else would refresh again
-                logger.exception("refreshing the status of %s/%s failed", meta["namespace"], meta["name"])
+                logger.exception("refreshing the status of %s/%s failed", namespace, name)

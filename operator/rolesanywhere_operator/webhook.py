@@ -15,8 +15,8 @@ Fail holds up nothing else: every other pod, in any namespace, is created while 
 from __future__ import annotations
 
 import copy
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any, cast
 
 import kopf
 
@@ -134,16 +134,29 @@ def _for_handler(client_config: dict[str, Any], handler_id: str) -> dict[str, An
     return config
 
 
+#: Answers one AdmissionReview (the request's JSON) with its AdmissionReview response.
+Answer = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
 class RegisteringWebhookServer(kopf.WebhookServer):
-    """kopf's webhook server that, each time it (re)starts serving, applies the webhook configuration."""
+    """kopf's webhook server that, each time it (re)starts serving, applies the webhook configuration.
+
+    The handler ids in `answers` are answered by those functions directly (the pod webhook: see
+    admission.py for why), every other one by kopf's admission handlers."""
 
     def __init__(self, *, register: Callable[[dict[str, Any]], Awaitable[None]], service: str | None,
-                 **server_options: Any) -> None:
+                 answers: Mapping[str, Answer] | None = None, **server_options: Any) -> None:
         super().__init__(**server_options)
         self._register = register
         self._service = service
+        self._answers = dict(answers or {})
 
-    async def __call__(self, fn: Any) -> AsyncIterator[Any]:
-        async for served in super().__call__(fn):
+    async def __call__(self, fn: kopf.WebhookFn) -> AsyncIterator[Any]:
+        async def serve(review: Any, *, webhook: str | None = None, **kwargs: Any) -> Any:
+            answer = self._answers.get(webhook or "")
+            return await answer(review) if answer is not None else await fn(review, webhook=webhook, **kwargs)
+
+        # kopf types the review by its keys (a TypedDict); it passes through here as the JSON dict it is.
+        async for served in super().__call__(cast(kopf.WebhookFn, serve)):
             await self._register(client_config_for(dict(served), self._service))
             yield served

@@ -61,8 +61,8 @@ print("arn:", session.client("sts").get_caller_identity()["Arn"])
 print("buckets:", " ".join(b["Name"] for b in session.client("s3").list_buckets()["Buckets"]))
 """
 #: A tool that reads files only: the endpoint's variables removed, the credentials file named.
-CLI_THROUGH_THE_FILE = ["env", "-u", c.AWS_CONTAINER_CREDENTIALS_FULL_URI, "-u", c.AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE,
-                        f"{c.AWS_SHARED_CREDENTIALS_FILE}={CREDENTIALS_FILE_PATH}", "aws", "s3", "ls"]
+CLI_THROUGH_THE_FILE = ["env", "-u", "AWS_CONTAINER_CREDENTIALS_FULL_URI", "-u", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+                        f"AWS_SHARED_CREDENTIALS_FILE={CREDENTIALS_FILE_PATH}", "aws", "s3", "ls"]
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +140,7 @@ def test_the_app_as_a_non_root_uid_uses_the_credentials_file_with_the_aws_cli(s3
     assert listed.returncode == 0, listed.stderr
     assert bucket in listed.stdout
     # The file alone: without it the same command finds no credentials.
-    without = [*CLI_THROUGH_THE_FILE[:-3], f"{c.AWS_SHARED_CREDENTIALS_FILE}=/nonexistent", "aws", "s3", "ls"]
+    without = [*CLI_THROUGH_THE_FILE[:-3], "AWS_SHARED_CREDENTIALS_FILE=/nonexistent", "aws", "s3", "ls"]
     denied = exec_in(cluster, namespace, found["metadata"]["name"], "app", *without, check=False)
     assert denied.returncode != 0 and "Unable to locate credentials" in denied.stderr
 

@@ -1,14 +1,15 @@
-"""Admission, every outcome: admission.admit decides, handlers.inject adapts it to kopf (the JSON patch)."""
+"""Admission, every outcome: admission.admit decides, handlers.inject answers the AdmissionReview (the JSON patch)."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
+import json
 import logging
 from pathlib import Path
 
 import jsonpatch
-import kopf
 import pytest
 import yaml
 from rolesanywhere_operator import constants as c
@@ -21,6 +22,7 @@ from rolesanywhere_operator.admission import (
     ReadFailed,
     Refused,
     admit,
+    json_patch,
 )
 from rolesanywhere_operator.runtime import Runtime
 from rolesanywhere_operator.settings import Settings
@@ -137,7 +139,7 @@ def test_injection_warnings_reach_the_pods_creator():
     assert any("hostNetwork" in warning for warning in run_admit(noisy, cache={(NAMESPACE, NAME): BINDING}).warnings)
 
 
-# --- The kopf adapter --------------------------------------------------------------------------------
+# --- The AdmissionReview answer ------------------------------------------------------------------------
 
 
 class Bindings:
@@ -155,21 +157,30 @@ class NoBindings:
         return None
 
 
-def call_inject(submitted: dict, cached: dict) -> tuple[kopf.Patch, list[str]]:
+def review(submitted: dict | None) -> dict:
+    request = {"uid": "4b1d", "namespace": NAMESPACE, "operation": "CREATE"}
+    if submitted is not None:
+        request["object"] = submitted
+    return {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": request}
+
+
+def answer(submitted: dict | None, cached: dict) -> dict:
+    """handlers.inject's AdmissionReview response to a review of `submitted`."""
     runtime = Runtime(settings=Settings(), kube=NoBindings(), reconciler=None, bindings=Bindings(cached),
                       excluded_namespaces=("kube-system",), reported_workloads=ReportedOnce())
-    patch, warnings = kopf.Patch(), []
-    asyncio.run(handlers.inject(body=kopf.Body(copy.deepcopy(submitted)), patch=patch, warnings=warnings,
-                                memo=kopf.Memo(runtime=runtime), logger=logging.getLogger("test")))
-    return patch, warnings
+    response = asyncio.run(handlers.inject(review(copy.deepcopy(submitted)), runtime, logging.getLogger("test")))
+    assert (response["apiVersion"], response["kind"], response["response"]["uid"]) == (
+        "admission.k8s.io/v1", "AdmissionReview", "4b1d")
+    return response["response"]
 
 
 def test_the_webhook_answers_with_a_json_patch_that_turns_the_submitted_pod_into_the_injected_one():
     submitted = pod()
-    patch, _ = call_inject(submitted, {(NAMESPACE, NAME): BINDING})
-    operations = patch.as_json_patch(kopf.Body(copy.deepcopy(submitted)))
+    response = answer(submitted, {(NAMESPACE, NAME): BINDING})
+    assert response["allowed"] is True and response["patchType"] == "JSONPatch"
+    operations = json.loads(base64.b64decode(response["patch"]))
     assert {op["op"] for op in operations} <= {"add", "replace"}, "nothing the pod's creator wrote is removed"
-    assert {"/spec/initContainers", "/spec/volumes"} <= {op["path"] for op in operations}
+    assert {"/spec/initContainers", "/spec/volumes", "/metadata/labels"} <= {op["path"] for op in operations}
     expected = run_admit(submitted, cache={(NAMESPACE, NAME): BINDING}).pod
     assert jsonpatch.apply_patch(submitted, operations) == expected
 
@@ -177,11 +188,35 @@ def test_the_webhook_answers_with_a_json_patch_that_turns_the_submitted_pod_into
 def test_the_webhook_leaves_a_pod_it_does_not_inject_without_a_patch():
     submitted = pod()
     del submitted["metadata"]["annotations"][c.BINDING_ANNOTATION]
-    patch, warnings = call_inject(submitted, {})
-    assert patch.as_json_patch(kopf.Body(submitted)) == [] and warnings == []
+    assert answer(submitted, {}) == {"uid": "4b1d", "allowed": True}
 
 
-def test_the_webhook_turns_a_refusal_into_an_admission_error_with_its_code():
-    with pytest.raises(kopf.AdmissionError, match="does not exist") as raised:
-        call_inject(pod(), {})
-    assert raised.value.code == 404
+def test_the_webhook_passes_warnings_to_the_pods_creator():
+    noisy = pod()
+    noisy["spec"]["hostNetwork"] = True
+    assert any("hostNetwork" in warning for warning in answer(noisy, {(NAMESPACE, NAME): BINDING})["warnings"])
+
+
+def test_the_webhook_answers_a_refusal_with_its_code_and_message():
+    response = answer(pod(), {})
+    assert response["allowed"] is False and response["status"]["code"] == 404
+    assert "does not exist" in response["status"]["message"] and "patch" not in response
+
+
+def test_a_review_without_a_pod_is_refused_with_400():
+    assert answer(None, {})["status"]["code"] == 400
+
+
+@pytest.mark.parametrize(("before", "after", "operations"), [
+    ({"a": 1}, {"a": 1}, []),
+    ({"a": 1}, {"a": 1, "b": 2}, [{"op": "add", "path": "/b", "value": 2}]),
+    ({"m": {"labels": {"x": "1"}}}, {"m": {"labels": {"x": "1", "y/z": "2"}}},
+     [{"op": "replace", "path": "/m/labels", "value": {"x": "1", "y/z": "2"}}]),
+    ({"m": {"k": 1}}, {"m": {"k": 1, "a/b~c": 2}}, [{"op": "add", "path": "/m/a~1b~0c", "value": 2}]),
+    ({"s": {"c": [1]}, "gone": 0}, {"s": {"c": [1, 2]}},
+     [{"op": "remove", "path": "/gone"}, {"op": "replace", "path": "/s/c", "value": [1, 2]}]),
+    ({"s": 1}, {"s": {"c": 1}}, [{"op": "replace", "path": "/s", "value": {"c": 1}}]),
+])  # fmt: skip
+def test_json_patch_compares_two_levels_down_and_escapes_keys(before, after, operations):
+    assert json_patch(before, after) == operations
+    assert jsonpatch.apply_patch(before, operations) == after

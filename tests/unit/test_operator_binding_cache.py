@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
-from rolesanywhere_operator.binding_cache import apply_event, slim
+from rolesanywhere_operator.binding_cache import BindingCache, apply_event, slim
 from rolesanywhere_operator.kube import ApiError
 
 
@@ -42,3 +44,11 @@ def test_an_expired_version_is_an_api_error_410_so_the_cache_lists_again():
     with pytest.raises(ApiError) as raised:
         apply_event({}, gone)
     assert raised.value.status == 410
+
+
+def test_the_cache_names_its_bindings_only_once_filled():
+    cache = BindingCache(kube=None, logger=logging.getLogger("test"))
+    assert cache.keys() is None  # the resync lists them itself meanwhile
+    cache.bindings = {("shop", "a"): slim(body("a", "10"))}
+    cache.synced.set()
+    assert cache.keys() == [("shop", "a")]

@@ -68,3 +68,20 @@ def test_a_refresh_cancelled_while_waiting_does_not_stop_later_ones():
         return kube.reads
 
     assert asyncio.run(scenario()) == 2  # the running one, and the one after the cancelled wait
+
+
+def test_refreshes_requested_one_by_one_within_the_gathering_time_share_one():
+    """Pods created one at a time: each pod's event asks for a refresh after the previous one finished."""
+
+    async def scenario() -> int:
+        kube = GateKube()
+        kube.gate.set()
+        reconciler = Reconciler(kube=kube, post_event=lambda body, event: None)
+        gathering = asyncio.create_task(reconciler.refresh("shop", "s3-reader", gather=0.05))
+        for _ in range(5):
+            await asyncio.sleep(0.001)
+            await reconciler.refresh("shop", "s3-reader", gather=0.05)  # returns at once: one is gathering
+        await gathering
+        return kube.reads
+
+    assert asyncio.run(scenario()) == 1

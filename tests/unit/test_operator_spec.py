@@ -229,7 +229,7 @@ class _Refusing:
     async def reconcile(self, body):
         raise InvalidBindingError("binding shop/s3-reader: spec is missing")
 
-    async def refresh(self, namespace, name):
+    async def refresh(self, namespace, name, *, gather=0.0):
         raise InvalidBindingError("binding shop/s3-reader: spec is missing")
 
 
