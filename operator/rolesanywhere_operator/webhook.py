@@ -6,10 +6,8 @@ The operator writes the configuration itself instead of kopf's managed mode beca
 namespaceSelector (kube-system, the operator's namespace and opted-out namespaces are never sent to it),
 which kopf's generated configuration cannot express.
 
-failurePolicy (default Fail, see settings.webhook_failure_policy): a pod that asked for a role must never
-start without its credentials, nor a pod naming a missing binding slip through while the webhook is down.
-Only pods that opted in (label INJECT_LABEL, matched by the pod webhook's objectSelector) are sent, so
-Fail holds up nothing else: every other pod, in any namespace, is created while no replica answers.
+The pod webhook's failurePolicy is settings.webhook_failure_policy; why it defaults to Fail, and why that
+holds up only opted-in pods (the objectSelector on INJECT_LABEL), is README's "The webhook's failurePolicy".
 """
 
 from __future__ import annotations
