@@ -1,4 +1,5 @@
-"""`python -m bench [--quick] [--output FILE] [--only N,...] [--kubeconfig FILE]`: run the figures, print
+"""`python -m bench [--quick] [--output FILE] [--only N,...] [--scale FIELD=VALUE] [--kubeconfig FILE]`: run the
+figures (all, or those --only names; --scale changes one count, for a quicker look at one figure), print
 the table, write it (with the machine's description) to bench/RESULTS.md or FILE.
 
 The figures that need no cluster run first, before the control plane adds its own load to the machine.
@@ -9,6 +10,7 @@ still run, and the exit code is 1.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shutil
 import sys
 import time
@@ -19,7 +21,7 @@ from localcluster import ToolsUnavailable, tools_bin
 
 from . import admission, cold_start, endpoint, operator_scale, pod_start, service_load, steady_state
 from .cluster import OperatorSession
-from .context import FULL, QUICK, Context
+from .context import FULL, QUICK, Context, Scale
 from .paths import RESULTS, WORK_DIR
 from .report import FigureResult, machine_description, render_markdown, render_text
 from .services import AwsStandIns
@@ -38,6 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--output", type=Path, default=RESULTS, help="where to write the table (default: %(default)s)"
     )
     parser.add_argument("--only", default="", help="comma-separated figure numbers to run (default: all)")
+    parser.add_argument(
+        "--scale", action="append", default=[], metavar="FIELD=VALUE",
+        help="override one count of the run's scale (bench/context.py's Scale), e.g. admission_pods=200; repeatable",
+    )  # fmt: skip
     parser.add_argument(
         "--kubeconfig", type=Path, help="use this cluster (with cert-manager) instead of starting one"
     )
@@ -58,6 +64,23 @@ def _selected(only: str) -> list[int]:
     return [number for number in FIGURES if number in wanted]
 
 
+def _scaled(scale: Scale, overrides: list[str]) -> Scale:
+    """`scale` with each FIELD=VALUE of `overrides` applied (a tuple field takes comma-separated numbers)."""
+    fields = {f.name: f for f in dataclasses.fields(scale)}
+    changes: dict[str, object] = {}
+    for override in overrides:
+        name, _, text = override.partition("=")
+        if name not in fields or not text:
+            raise SystemExit(f"--scale: expected FIELD=VALUE with FIELD one of {', '.join(fields)}, got {override!r}")
+        current = getattr(scale, name)
+        try:
+            changes[name] = (tuple(int(x) for x in text.split(",")) if isinstance(current, tuple)
+                             else type(current)(text))  # fmt: skip
+        except ValueError:
+            raise SystemExit(f"--scale: {name} takes a number like {current!r}, got {text!r}") from None
+    return dataclasses.replace(scale, **changes)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     figures = _selected(args.only)
@@ -69,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(args.work_dir, ignore_errors=True)
     args.work_dir.mkdir(parents=True)
     helper = bin_dir / "aws_signing_helper"
-    scale = QUICK if args.quick else FULL
+    scale = _scaled(QUICK if args.quick else FULL, args.scale)
     started = time.monotonic()
     results: list[FigureResult] = []
     aws = AwsStandIns(args.work_dir / "aws")
@@ -104,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     print(render_text(results))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(render_markdown(results, machine_description(helper), settings))
+    for result in results:
+        for name, image in result.images.items():
+            (args.output.parent / name).write_bytes(image)
     print(f"\nbench: {elapsed:.0f} s; table written to {args.output}", file=sys.stderr)
     return 1 if any(result.error for result in results) else 0
 

@@ -1,18 +1,19 @@
-"""Figure 6: the operator at scale: time and memory to bring many bindings to Ready, then memory with
-many injected pods existing.
+"""Figure 6: the operator at scale: a curve of memory and reconcile time as bindings are added (to each
+of Scale.binding_steps in turn), the lag from a Certificate becoming Ready to its binding showing it,
+then memory with many injected pods existing.
 
 Bindings (one namespace, one cert-manager CA Issuer) are created IN_FLIGHT at a time by a load
-generator process; the clock runs from the first create until every binding reports Ready=True, read
-by listing them every POLL_SECONDS (so times are +- that). cert-manager issuing each Certificate is on
-that path, so when all Certificates existed (the operator's part) and were Ready (cert-manager's) is
-shown next to it.
+generator process. Two watches (bench/readiness.py) time every binding and every Certificate to the
+event: when each Certificate appeared (the operator's part) and became Ready (cert-manager's), and when
+each binding became Ready. A step ends when its bindings all are; its reconcile time runs from its first
+create. The operator's RSS is read then.
 
 Then pods naming those bindings round-robin are created as the webhook leaves them (built by the
 operator's own inject_pod), with the webhook unregistered: figure 4 measures admission, this one the
 operator's cost of injected pods existing (it watches them and counts them in each binding's status).
 Its RSS is read once the statuses count every pod.
 
-Each wait is bounded (see Bounds); a figure that runs out of time reports how far it got.
+Each wait is bounded; a step that runs out of time reports how far it got.
 """
 
 from __future__ import annotations
@@ -22,23 +23,29 @@ import os
 import signal
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rolesanywhere_devkit.processes import TimedOut, wait_for
 from rolesanywhere_operator import constants as c
 
 from .admission import WebhookSwitch, create_binding
 from .context import Context
-from .procstat import cpu_seconds, rss_mib
+from .plot import scaling_png
+from .procstat import cpu_seconds, percentile, rss_mib
 from .profiling import Sampler
+from .readiness import ReadyTimes
 from .report import FigureResult, Row
 
 TITLE = "6 operator at scale"
-POLL_SECONDS = 1.0
+POLL_SECONDS = 0.5
 IN_FLIGHT = 50
 RSS_GOAL_MIB = 150
-BINDINGS_TIMEOUT = 420  # seconds for all bindings to be Ready
+LAG_GOAL_SECONDS = 2.0
+#: The point of the curve the issue's goals are for (1,000 bindings in the full run).
+GOAL_STEP = 1
+STEP_TIMEOUT = 300  # seconds for one step's bindings to be Ready
 PODS_TIMEOUT = 240  # seconds for the statuses to count every pod
+PLOT = "operator-scaling.png"
 #: Frames whose share of the operator's samples the profile reports.
 PROFILED_FRAMES = (
     "Reconciler.reconcile",
@@ -49,24 +56,24 @@ PROFILED_FRAMES = (
 )
 
 
-def _ready(item: dict) -> bool:
-    return any(
-        cond.get("type") == "Ready" and cond.get("status") == "True"
-        for cond in (item.get("status") or {}).get("conditions") or []
-    )
-
-
 @dataclass
-class Progress:
-    """What the last poll saw; `at` is seconds since the first create."""
+class Point:
+    """One step of the curve: `bindings` existing once the `added` ones were all Ready (or it timed out)."""
 
-    certificates: int = 0
-    certificates_issued: int = 0
-    bindings_ready: int = 0
-    pods_counted: int = 0
-    all_certificates_at: float | None = None
-    all_issued_at: float | None = None
-    all_ready_at: float | None = None
+    bindings: int
+    added: int
+    ready: int = 0  # of the added ones
+    seconds: float = 0.0  # from the step's first create to its last binding Ready
+    created_seconds: float = 0.0  # the load generator's creates
+    certificates_at: float | None = None  # when the step's Certificates all existed (since its first create)
+    issued_at: float | None = None  # ... and were all Ready
+    rss_mib: float = 0.0
+    cpu_seconds: float = 0.0
+    lags: list[float] = field(default_factory=list)  # Certificate Ready -> binding Ready, seconds
+
+    @property
+    def timed_out(self) -> bool:
+        return self.ready < self.added
 
 
 def injected_pods(namespace: str, bindings: list[dict], count: int) -> list[dict]:
@@ -92,6 +99,40 @@ def injected_pods(namespace: str, bindings: list[dict], count: int) -> list[dict
     return pods
 
 
+def _pods_counted(obj: dict) -> int:
+    return int(((obj.get("status") or {}).get("pods") or {}).get("total", 0))
+
+
+class Watches:
+    """The bindings' and the Certificates' watches, and the figure's peak RSS, sampled while it waits."""
+
+    def __init__(self, ctx: Context, namespace: str, pid: int) -> None:
+        cluster = ctx.kube.ensure_cluster()
+        self.pid, self.peak = pid, rss_mib(pid)
+        self.bindings = ReadyTimes(cluster.api, f"/apis/{c.API_VERSION}/namespaces/{namespace}/{c.PLURAL}",
+                                   track=_pods_counted).start()  # fmt: skip
+        self.certificates = ReadyTimes(
+            cluster.api, f"/apis/{c.CERT_MANAGER_API_VERSION}/namespaces/{namespace}/{c.CERTIFICATES}"
+        ).start()
+
+    def wait(self, done, timeout: float) -> bool:
+        """Poll `done()` until true or `timeout`; False when it timed out."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            self.peak = max(self.peak, rss_mib(self.pid))
+            for watch in (self.bindings, self.certificates):
+                if watch.error:
+                    raise RuntimeError(f"a watch of the figure failed: {watch.error}")
+            if done():
+                return True
+            time.sleep(POLL_SECONDS)  # the sampling interval of the peak RSS
+        return False
+
+    def stop(self) -> None:
+        self.bindings.stop()
+        self.certificates.stop()
+
+
 def measure(ctx: Context) -> FigureResult:
     from rolesanywhere_devkit.operator import binding
 
@@ -103,48 +144,25 @@ def measure(ctx: Context) -> FigureResult:
     arns = {"trust_anchor_arn": w.trust_anchor_arn, "profile_arn": w.profile_arn, "role_arn": w.role_arn}
     create_binding(cluster, namespace, "seed", arns)  # also makes the CA Issuer "ca"
     bindings_path = f"/apis/{c.API_VERSION}/namespaces/{namespace}/{c.PLURAL}"
-    certificates_path = (
-        f"/apis/{c.CERT_MANAGER_GROUP}/{c.CERT_MANAGER_VERSION}/namespaces/{namespace}/{c.CERTIFICATES}"
-    )
-    count, pod_count = ctx.scale.bindings, ctx.scale.injected_pods
-    manifests = [binding(f"b{i:05d}", **arns) for i in range(count)]
-    wanted = {m["metadata"]["name"] for m in manifests}
     directory = ctx.directory("scale")
-    progress = Progress()
-    peak = rss_idle = rss_mib(pid)
-    cpu_before = cpu_seconds(pid)
+    rss_idle = rss_mib(pid)
+    watches = Watches(ctx, namespace, pid)
+    manifests: list[dict] = []
+    points: list[Point] = []
 
-    # --- Bindings to Ready ---
+    # --- The curve: bindings added step by step, each step waited for until Ready ---
     sampler = Sampler(pid, directory / "operator-bindings.pyspy", rate=50)
-    started = time.monotonic()
     try:
-        created = cluster.create_all(bindings_path, manifests, IN_FLIGHT, directory)["seconds"]
-        with cluster.api() as api:
-            while time.monotonic() - started < BINDINGS_TIMEOUT:
-                peak = max(peak, rss_mib(pid))
-                at = time.monotonic() - started
-                items = [i for i in api.get(bindings_path).raise_for_status().json()["items"]
-                         if i["metadata"]["name"] in wanted]  # fmt: skip
-                progress.bindings_ready = sum(1 for item in items if _ready(item))
-                if progress.all_issued_at is None:
-                    certificates = [i for i in api.get(certificates_path).raise_for_status().json()["items"]
-                                    if i["metadata"]["name"].removeprefix("rolesanywhere-") in wanted]  # fmt: skip
-                    progress.certificates = len(certificates)
-                    progress.certificates_issued = sum(1 for item in certificates if _ready(item))
-                    if progress.all_certificates_at is None and progress.certificates == count:
-                        progress.all_certificates_at = at
-                    if progress.certificates_issued == count:
-                        progress.all_issued_at = at
-                if progress.bindings_ready == count:
-                    progress.all_ready_at = at
-                    break
-                time.sleep(POLL_SECONDS)  # the sampling interval of the measurement
+        for total in ctx.scale.binding_steps:
+            new = [binding(f"b{i:05d}", **arns) for i in range(len(manifests), total)]
+            manifests += new
+            points.append(_step(cluster, watches, bindings_path, new, total, pid, directory))
     finally:
         sampler.stop()
-    reconcile_cpu = cpu_seconds(pid) - cpu_before
-    rss_bindings = rss_mib(pid)
 
     # --- Injected pods existing ---
+    pod_count = ctx.scale.injected_pods
+    names = {m["metadata"]["name"] for m in manifests}
     switch = WebhookSwitch(cluster, operator.webhook_configuration, namespace, "seed")
     switch.set(False)
     try:
@@ -154,67 +172,115 @@ def measure(ctx: Context) -> FigureResult:
         switch.set(True)
     pods_started = time.monotonic()
 
-    def counted() -> bool:
-        nonlocal peak
-        peak = max(peak, rss_mib(pid))
-        with cluster.api() as api:
-            items = api.get(bindings_path).raise_for_status().json()["items"]
-        progress.pods_counted = sum(((item.get("status") or {}).get("pods") or {}).get("total", 0)
-                                    for item in items if item["metadata"]["name"] in wanted)  # fmt: skip
-        return progress.pods_counted >= pod_count or time.monotonic() - pods_started > PODS_TIMEOUT
+    def counted() -> int:
+        return sum(watches.bindings.latest.get(name, 0) for name in names)
 
-    wait_for(
-        counted, timeout=PODS_TIMEOUT + 60, interval=POLL_SECONDS, what="binding statuses to count the pods"
-    )
+    watches.wait(lambda: counted() >= pod_count, PODS_TIMEOUT)
     pods_waited = time.monotonic() - pods_started
     rss_pods = rss_mib(pid)
+    watches.stop()
     census = _census(ctx, pid)
 
     result = FigureResult(TITLE)
-    ready_note = (
-        f"creates took {created:.1f} s; all Certificates existed at {_at(progress.all_certificates_at)}, "
-        f"all Ready (cert-manager) at {_at(progress.all_issued_at)}; operator CPU {reconcile_cpu:.0f} s "
-        f"({reconcile_cpu / count * 1000:.0f} ms per binding)"
-    )
-    if progress.all_ready_at is None:
-        result.rows.append(Row(TITLE, f"{count} bindings: Ready after {BINDINGS_TIMEOUT} s", progress.bindings_ready,
-                               None, "bindings", note=f"not all Ready in time; {ready_note}"))  # fmt: skip
-    else:
-        result.rows.append(Row(TITLE, f"{count} bindings: time to all Ready", progress.all_ready_at, None, "s",
-                               note=ready_note))  # fmt: skip
+    for index, point in enumerate(points):
+        result.rows += _point_rows(point, goals=index == GOAL_STEP)
     pods_note = (
-        f"pods created in {pods_report['seconds']:.1f} s; statuses counted {progress.pods_counted} of them "
+        f"pods created in {pods_report['seconds']:.1f} s; statuses counted {counted()} of them "
         f"{pods_waited:.0f} s after the last create"
     )
     result.rows += [
-        Row(TITLE, f"operator RSS, {progress.bindings_ready} bindings Ready", rss_bindings, None, "MiB",
-            f"< {RSS_GOAL_MIB} MiB", rss_bindings < RSS_GOAL_MIB,
-            f"idle before: {rss_idle:.0f} MiB; {(rss_bindings - rss_idle) * 1024 / max(1, count):.0f} KiB more per binding"),
-        Row(TITLE, f"operator RSS, {pod_count} injected pods existing", rss_pods, None, "MiB", note=pods_note),
-        Row(TITLE, "operator peak RSS during the figure", peak, None, "MiB", note=f"sampled every {POLL_SECONDS:g} s"),
+        Row(TITLE, f"operator RSS, {pod_count} injected pods existing", rss_pods, None, "MiB",
+            f"< {RSS_GOAL_MIB} MiB", rss_pods < RSS_GOAL_MIB, pods_note),
+        Row(TITLE, "operator peak RSS during the figure", watches.peak, None, "MiB",
+            note=f"sampled every {POLL_SECONDS:g} s; idle before the figure: {rss_idle:.0f} MiB"),
     ]  # fmt: skip
+    result.findings.append(_curve_table(points, rss_idle))
+    result.images[PLOT] = scaling_png([(p.bindings, p.rss_mib, p.seconds) for p in points], RSS_GOAL_MIB)
     result.findings.append(
         f"**Profile (py-spy on the operator while the bindings were reconciled).** "
         f"{sampler.summary(inclusive=PROFILED_FRAMES)}"
     )
-    if (
-        progress.all_ready_at is not None
-        and progress.all_certificates_at is not None
-        and progress.all_issued_at
-    ):
-        result.findings.append(
-            f"**Where the time goes.** The operator had created all {count} Certificates "
-            f"{progress.all_certificates_at:.0f} s after the first create; cert-manager had issued them all at "
-            f"{progress.all_issued_at:.0f} s; every binding reported Ready at {progress.all_ready_at:.0f} s. "
-            f"cert-manager here is hack/tools/cert-manager (client limit 50 requests/s, 2 workers per controller), "
-            f"sharing the machine's cores with the API server and the operator."
-        )
+    result.findings.append(
+        "cert-manager here is hack/tools/cert-manager, sharing the machine's cores with the API server, etcd "
+        "and the operator: how fast it issues bounds the time to Ready, not the operator (see when the "
+        "Certificates all existed)."
+    )
     result.findings.append(census)
     return result
 
 
+def _step(cluster, watches: Watches, bindings_path: str, new: list[dict], total: int, pid: int, directory) -> Point:
+    """Create `new` bindings and wait until every one reports Ready; the curve's point at `total`."""
+    point = Point(total, len(new))
+    names = {m["metadata"]["name"] for m in new}
+    certificates = {c.certificate_name(name): name for name in names}
+    cpu_before, started = cpu_seconds(pid), time.monotonic()
+    point.created_seconds = cluster.create_all(bindings_path, new, IN_FLIGHT, directory)["seconds"]
+    watches.wait(lambda: watches.bindings.count_ready(names) == len(names), STEP_TIMEOUT)
+    point.cpu_seconds = cpu_seconds(pid) - cpu_before
+    point.rss_mib = rss_mib(pid)
+    ready = {name: at for name, at in watches.bindings.ready.items() if name in names}
+    point.ready = len(ready)
+    point.seconds = (max(ready.values()) if ready else time.monotonic()) - started
+    seen = [at for name, at in watches.certificates.seen.items() if name in certificates]
+    issued = {certificates[name]: at for name, at in watches.certificates.ready.items() if name in certificates}
+    if len(seen) == len(names):
+        point.certificates_at = max(seen) - started
+    if len(issued) == len(names):
+        point.issued_at = max(issued.values()) - started
+    # A binding whose Ready was seen before its Certificate's (the same second, both events in flight) lags 0.
+    point.lags = [max(0.0, ready[name] - issued[name]) for name in ready if name in issued]
+    return point
+
+
+def _point_rows(point: Point, *, goals: bool) -> list[Row]:
+    n = point.bindings
+    lag_p99 = percentile(point.lags, 0.99) if point.lags else None
+    timing = (
+        f"creates took {point.created_seconds:.1f} s; all Certificates existed at {_at(point.certificates_at)}, "
+        f"all Ready (cert-manager) at {_at(point.issued_at)}; operator CPU {point.cpu_seconds:.0f} s "
+        f"({point.cpu_seconds / max(1, point.added) * 1000:.0f} ms per binding added)"
+    )
+    rows = [
+        Row(TITLE, f"{n} bindings: time to all Ready" if not point.timed_out
+            else f"{n} bindings: Ready after {STEP_TIMEOUT} s", point.seconds if not point.timed_out else point.ready,
+            None, "s" if not point.timed_out else "bindings", note=timing),
+        Row(TITLE, f"{n} bindings: operator RSS", point.rss_mib, None, "MiB",
+            f"< {RSS_GOAL_MIB} MiB" if goals else "", point.rss_mib < RSS_GOAL_MIB if goals else None),
+        Row(TITLE, f"{n} bindings: Certificate Ready to binding Ready, p99", lag_p99, None, "s",
+            f"< {LAG_GOAL_SECONDS:g} s" if goals else "",
+            (lag_p99 is not None and lag_p99 < LAG_GOAL_SECONDS) if goals else None,
+            f"p50 {_seconds(percentile(point.lags, 0.5) if point.lags else None)}, max "
+            f"{_seconds(max(point.lags) if point.lags else None)}, over {len(point.lags)} bindings"),
+    ]  # fmt: skip
+    return rows
+
+
+def _curve_table(points: list[Point], rss_idle: float) -> str:
+    lines = [
+        (f"**The scaling curve** (also {PLOT} next to this file; the operator's RSS idle before the figure: "
+        f"{rss_idle:.0f} MiB)."),
+        "",
+        ("| bindings | operator RSS | time to all Ready | all Certificates existed at | operator CPU per binding "
+        "| Ready lag p99 |"),
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for point in points:
+        lag = _seconds(percentile(point.lags, 0.99) if point.lags else None)
+        lines.append(
+            f"| {point.bindings:,} | {point.rss_mib:.0f} MiB | {point.seconds:.0f} s"
+            f"{'' if not point.timed_out else f' ({point.ready} of {point.added} Ready)'} | {_at(point.certificates_at)} "
+            f"| {point.cpu_seconds / max(1, point.added) * 1000:.0f} ms | {lag} |"
+        )
+    return "\n".join(lines)
+
+
 def _at(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds:.0f} s"
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f} s"
 
 
 def _census(ctx: Context, pid: int) -> str:

@@ -33,6 +33,7 @@ class FigureResult:
     title: str
     rows: list[Row] = field(default_factory=list)
     findings: list[str] = field(default_factory=list)  # profiles and explanations, one paragraph each
+    images: dict[str, bytes] = field(default_factory=dict)  # file name -> PNG, written next to the table
     error: str = ""  # set when the figure could not be measured
 
 

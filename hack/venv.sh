@@ -17,7 +17,7 @@ if [[ ! -x .venv/bin/python ]]; then
 fi
 log="$(mktemp)"
 echo "hack/venv.sh: installing the project, its test dependencies and the dev kit into .venv ..." >&2
-if ! .venv/bin/python -m pip install --disable-pip-version-check -q -e '.[test]' -e 'hack[aws]' >"$log" 2>&1; then
+if ! .venv/bin/python -m pip install --disable-pip-version-check -q -e '.[test]' -e 'hack[aws,bench]' >"$log" 2>&1; then
   last="$(grep -E 'ERROR|error' "$log" | tail -n 1)"
   rm -f "$log"
   die "cannot install the Python packages from the package index: ${last:-pip failed}"

@@ -348,14 +348,8 @@ def build_sidecar(binding: Binding, settings: Settings) -> dict[str, Any]:
 
 def app_env_fields(region: str) -> dict[str, object]:
     """What the templates of constants.APP_ENV are filled in with."""
-    return {
-        "port": c.SIDECAR_PORT,
-        "credentials_path": c.CREDENTIALS_PATH,
-        "mount": c.CREDENTIALS_MOUNT_PATH,
-        "token_file": c.TOKEN_FILE,
-        "credentials_file": c.CREDENTIALS_FILE,
-        "region": region,
-    }
+    return {"port": c.SIDECAR_PORT, "credentials_path": c.CREDENTIALS_PATH, "mount": c.CREDENTIALS_MOUNT_PATH,
+            "token_file": c.TOKEN_FILE, "credentials_file": c.CREDENTIALS_FILE, "region": region}
 
 
 def build_app_env(binding: Binding) -> list[list[dict[str, str]]]:

@@ -213,8 +213,9 @@ def test_admission_reads_bindings_from_the_watch_cache_and_sees_edits_and_deleti
     def injected_from(pod_name: str) -> str:
         cluster.kubectl("run", pod_name, "-n", namespace, "--image=app:1",
                         "--annotations=rolesanywhere.dev/binding=s3-reader", OPT_IN)
-        # Admission logs before it answers, so the last such line is this pod's.
-        lines = [line for line in operator.log().splitlines() if "injected the sidecar for binding s3-reader" in line]
+        # Admission logs before it answers, naming the pod.
+        lines = [line for line in operator.log().splitlines()
+                 if f"injected the sidecar into pod {pod_name} in namespace {namespace} for binding s3-reader" in line]
         return lines[-1] if lines else ""
 
     # The first pod may come before the watch delivered the binding; the cache has it soon after.

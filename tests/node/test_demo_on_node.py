@@ -40,7 +40,7 @@ def run_demo(root, *args, interrupt=None) -> DemoRun:
 def assert_both_outcomes_on_the_node(run: DemoRun, root) -> None:
     assert run.returncode == 0, run.output
     for bucket in BUCKETS:
-        assert re.search(r"\|\s+" + LISTED_AT + re.escape(bucket) + "$", run.output, re.MULTILINE), run.output
+        assert re.search(r"\]\s+" + LISTED_AT + re.escape(bucket) + "$", run.output, re.MULTILINE), run.output
     assert CREDENTIALS_ERROR in run.output, run.output
     # kubectl get rab: READY and VERIFIED (the operator, in its pod, called the emulator through the node).
     assert re.search(r"s3-reader\s+True\s+True\s+arn:aws:iam::\d+:role/s3-read-only", run.output), run.output
