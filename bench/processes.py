@@ -12,7 +12,7 @@ import subprocess
 import urllib.request
 from pathlib import Path
 
-from rolesanywhere_devkit.processes import terminate, wait_for
+from rolesanywhere_devkit.processes import free_port, terminate, wait_for
 
 from .services import AwsStandIns
 
@@ -51,8 +51,9 @@ class OurServe(Background):
 
     def __init__(self, aws: AwsStandIns, endpoint: str, directory: Path, *, cpus: set[int] | None = None):
         self.output_dir = directory / "credentials"
-        args = aws.ours("serve", endpoint, "--port", "0", "--output-dir", str(self.output_dir),
-                        "--log-format", "json")  # fmt: skip
+        self.health_port = free_port()  # its health listener (/healthz, /readyz, /metrics), as in a pod
+        args = aws.ours("serve", endpoint, "--port", "0", "--health-port", str(self.health_port),
+                        "--output-dir", str(self.output_dir), "--log-format", "json")  # fmt: skip
         super().__init__(args, env=aws.environment(), log_path=directory / "ours-serve.log", cpus=cpus)
 
     def messages(self, message: str) -> list[dict]:

@@ -21,7 +21,8 @@ What it does as the kubelet does:
 - env is resolved in the kubelet's order: envFrom, then env (secretKeyRef, configMapKeyRef, fieldRef),
   with $(VAR) references expanded in env values, command and args;
 - init containers run in order; one with restartPolicy Always is a native sidecar: it keeps running
-  and the next one starts once its startupProbe (exec) passes.
+  and the next one starts once its startupProbe (exec or httpGet) passes; `probe()` runs any probe of
+  a container the same way (an httpGet probe passes on a status from 200 to 399, as the kubelet's).
 
 What it must do differently, with no container runtime:
 - the image is ignored: commands run from PATH (the running Python's bin directory first);
@@ -29,9 +30,10 @@ What it must do differently, with no container runtime:
   directories in env values, command, args, workingDir and probe commands;
 - every pod shares the host's loopback, so the ports the pod's containers listen on are remapped to free
   ports, and env values naming them (`127.0.0.1:PORT`, `localhost:PORT`, or a variable ending in PORT)
-  are rewritten to match. Those ports are the declared ones and the values of variables ending in PORT
-  (a loopback listener such as the credentials sidecar's declares none: nothing outside the pod reaches
-  it, so nothing needs to know);
+  and httpGet probes' ports (by number or by the name of a declared port) are rewritten to match. Those
+  ports are the declared ones and the values of variables ending in PORT (a loopback listener such as
+  the credentials sidecar's declares none: nothing outside the pod reaches it, so nothing needs to
+  know); the pod's IP is 127.0.0.1, where its httpGet probes go;
 - processes start with only PATH, HOME (a fresh directory) and `extra_env` from the host, so nothing
   of the host's environment (AWS credentials above all) leaks into a container.
 """
@@ -40,10 +42,12 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import http.client
 import json
 import os
 import re
 import shutil
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -57,10 +61,19 @@ from rolesanywhere_devkit.processes import TimedOut, free_port, terminate, wait_
 from .controlplane import kubectl
 
 DEFAULT_TIMEOUT = 60.0
+#: The pod's IP as its containers and probes see it: every pod here shares the host's loopback.
+POD_IP = "127.0.0.1"
 
 
 class PodRunnerError(RuntimeError):
     """The pod cannot be run; the message names the container or volume and what went wrong."""
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    passed: bool
+    #: What the probe saw: an exit code and output, or a status line and the start of the body.
+    detail: str
 
 
 @dataclass
@@ -302,8 +315,8 @@ class PodRunner:
             "metadata.uid": metadata.get("uid", ""),
             "spec.serviceAccountName": self.pod["spec"].get("serviceAccountName", ""),
             "spec.nodeName": "localhost",
-            "status.podIP": "127.0.0.1",
-            "status.hostIP": "127.0.0.1",
+            "status.podIP": POD_IP,
+            "status.hostIP": POD_IP,
         }
         if field_path not in fields:
             raise PodRunnerError(f"downward API field {field_path} is not supported by the pod runner")
@@ -348,14 +361,60 @@ class PodRunner:
 
     # --- probes and helpers ------------------------------------------------------------------------
 
-    def _wait_for_startup(self, container: dict[str, Any], started: _Started) -> None:
-        probe = container.get("startupProbe")
+    def probe(self, name: str, kind: str = "readinessProbe") -> ProbeResult:
+        """Run container `name`'s probe `kind` (startupProbe, readinessProbe, livenessProbe) once."""
+        container = self._container(name)
+        probe = container.get(kind)
         if probe is None:
+            raise PodRunnerError(f"container {name} has no {kind}")
+        timeout = probe.get("timeoutSeconds", 1)
+        if "exec" in probe:
+            try:
+                result = self.run(name, probe["exec"]["command"], timeout=timeout)
+            except subprocess.TimeoutExpired:
+                return ProbeResult(False, f"timed out after {timeout}s")
+            return ProbeResult(result.returncode == 0, f"exit {result.returncode}: {result.stdout}{result.stderr}")
+        if "httpGet" in probe:
+            return self._http_probe(container, probe["httpGet"], timeout)
+        kinds = sorted(set(probe) & {"exec", "httpGet", "tcpSocket", "grpc"})
+        raise PodRunnerError(f"container {name}: {kind} {', '.join(kinds)} is not supported by the pod runner")
+
+    def _http_probe(self, container: dict[str, Any], action: dict[str, Any], timeout: float) -> ProbeResult:
+        port = self._probe_port(container, action["port"])
+        host = action.get("host") or POD_IP
+        path = action.get("path") or "/"
+        headers = {h["name"]: h["value"] for h in action.get("httpHeaders") or []}
+        if action.get("scheme", "HTTP").upper() == "HTTPS":
+            # As the kubelet does: TLS, but the certificate is not verified.
+            connection: http.client.HTTPConnection = http.client.HTTPSConnection(
+                host, port, timeout=timeout, context=ssl._create_unverified_context()
+            )
+        else:
+            connection = http.client.HTTPConnection(host, port, timeout=timeout)
+        try:
+            connection.request("GET", path, headers={"User-Agent": "kube-probe/pod-runner", **headers})
+            response = connection.getresponse()
+            body = response.read(1024).decode(errors="replace")
+        except OSError as error:
+            return ProbeResult(False, f"GET {path} on port {port}: {error}")
+        finally:
+            connection.close()
+        return ProbeResult(200 <= response.status < 400, f"GET {path} on port {port}: {response.status} {body}")
+
+    def _probe_port(self, container: dict[str, Any], port: int | str) -> int:
+        """A probe's port, by number or by the name of one the container declares, as remapped here."""
+        if isinstance(port, str) and not port.isdigit():
+            named = [p["containerPort"] for p in container.get("ports") or [] if p.get("name") == port]
+            if not named:
+                raise PodRunnerError(f"container {container['name']}: a probe names port {port}, which it does not declare")
+            port = named[0]
+        return self._ports.get(int(port), int(port))
+
+    def _wait_for_startup(self, container: dict[str, Any], started: _Started) -> None:
+        if container.get("startupProbe") is None:
             return
-        if "exec" not in probe:
-            raise PodRunnerError(f"container {container['name']}: only exec startupProbes are supported")
         name = container["name"]
-        last: list[subprocess.CompletedProcess] = []
+        last: list[ProbeResult] = []
 
         def passed() -> bool:
             if started.process.poll() is not None:
@@ -363,15 +422,15 @@ class PodRunner:
                     f"container {name} exited with {started.process.returncode} before its "
                     f"startupProbe passed; its log:\n{self.log(name)[-4000:]}"
                 )
-            last[:] = [self.run(name, probe["exec"]["command"], timeout=probe.get("timeoutSeconds", 5))]
-            return last[0].returncode == 0
+            last[:] = [self.probe(name, "startupProbe")]
+            return last[0].passed
 
         try:
             wait_for(passed, timeout=self.timeout, what=f"container {name}'s startupProbe")
         except TimedOut:
             raise PodRunnerError(
                 f"container {name}: startupProbe still failing after {self.timeout:.0f}s "
-                f"({last[0].stdout}{last[0].stderr}); its log:\n{self.log(name)[-4000:]}"
+                f"({last[0].detail if last else 'never ran'}); its log:\n{self.log(name)[-4000:]}"
             ) from None
 
     def _container(self, name: str) -> dict[str, Any]:

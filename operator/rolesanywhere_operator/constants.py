@@ -18,7 +18,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # The sidecar's contract, which the pods the operator builds follow, named here with the rest.
-from rolesanywhere_sidecar.contract import CREDENTIALS_FILE, CREDENTIALS_PATH, TOKEN_FILE  # noqa: F401
+from rolesanywhere_sidecar.contract import (  # noqa: F401
+    CREDENTIALS_FILE,
+    CREDENTIALS_PATH,
+    METRICS_PATH,
+    READYZ_PATH,
+    TOKEN_FILE,
+)
 from rolesanywhere_sidecar.settings import Settings as _SidecarSettings
 
 # --- The RolesAnywhereBinding API ------------------------------------------------------------------
@@ -65,10 +71,11 @@ MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 INJECTION_NAMESPACE_LABEL = f"{GROUP}/injection"
 
 # Service meshes. Their proxies start after the sidecar (the first init container), but with Istio CNI or
-# Linkerd CNI (and with Istio's istio-init, which runs before it) the pod's outbound traffic is already
-# redirected to the proxy's port: the sidecar's CreateSession would go nowhere and the pod never start.
-# The webhook therefore excludes the port the sidecar calls out on from the redirect, in the mesh's own
-# annotation, for pods it sees joining a mesh (the hints below, or the proxy container already there).
+# Linkerd CNI (and with Istio's istio-init, which runs before it) the pod's traffic is already redirected
+# to the proxy's ports: the sidecar's CreateSession would go nowhere, nor would the kubelet's probes of
+# the sidecar's health port, and the pod never start. The webhook therefore excludes the port the sidecar
+# calls out on from the outbound redirect, and its health port from the inbound one, in the mesh's own
+# annotations, for pods it sees joining a mesh (the hints below, or the proxy container already there).
 
 #: Pod label or annotation (Istio's, set by the user): `true` asks Istio to inject its proxy (the webhook
 #: reads it as a hint that the pod joins an Istio mesh; `false` that it does not).
@@ -85,6 +92,14 @@ ISTIO_EXCLUDE_OUTBOUND_PORTS_ANNOTATION = "traffic.sidecar.istio.io/excludeOutbo
 #: Pod annotation (Linkerd's; the webhook adds to it for Linkerd pods): comma-separated outbound ports
 #: (or ranges) that skip the proxy; the sidecar's outbound port is added, as for Istio.
 LINKERD_SKIP_OUTBOUND_PORTS_ANNOTATION = "config.linkerd.io/skip-outbound-ports"
+#: Pod annotation (Istio's; the webhook adds to it for Istio pods): comma-separated inbound ports left out
+#: of the redirect to the proxy. The sidecar's health port is added, so the kubelet's probes reach the
+#: sidecar before the proxy runs (and Prometheus scrapes it without the mesh's mTLS); it serves only
+#: /healthz, /readyz and /metrics.
+ISTIO_EXCLUDE_INBOUND_PORTS_ANNOTATION = "traffic.sidecar.istio.io/excludeInboundPorts"
+#: Pod annotation (Linkerd's; the webhook adds to it for Linkerd pods): comma-separated inbound ports (or
+#: ranges) that skip the proxy; the sidecar's health port is added, as for Istio.
+LINKERD_SKIP_INBOUND_PORTS_ANNOTATION = "config.linkerd.io/skip-inbound-ports"
 ISTIO_PROXY_CONTAINER = "istio-proxy"
 LINKERD_PROXY_CONTAINER = "linkerd-proxy"
 
@@ -166,6 +181,14 @@ SIDECAR_EXECUTABLE = "rolesanywhere-sidecar"
 CREDENTIALS_MOUNT_PATH = str(_SIDECAR_DEFAULTS.output_dir)
 #: Loopback port of the sidecar's credentials endpoint.
 SIDECAR_PORT = _SIDECAR_DEFAULTS.port
+#: Port of the sidecar's health listener on every address of the pod (/healthz, /readyz and /metrics;
+#: never credentials): the kubelet's probes and Prometheus reach it from the pod network.
+SIDECAR_HEALTH_PORT = _SIDECAR_DEFAULTS.health_port
+#: Name of the sidecar's declared health port (at most 15 characters), which a PodMonitor selects (the
+#: chart's does): distinct from the port names apps commonly use, so no app port is scraped by mistake.
+SIDECAR_HEALTH_PORT_NAME = "ra-health"
+#: Name of the credentials port, declared only in hostNetwork pods (where it becomes a hostPort).
+SIDECAR_CREDENTIALS_PORT_NAME = "ra-credentials"
 
 #: Variables an app container may set that the AWS SDKs' credential chains use before the container
 #: credentials endpoint or the credentials file: the webhook warns about each.

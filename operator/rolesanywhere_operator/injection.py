@@ -9,11 +9,11 @@ What a pod gets (and why):
   only (EndpointOnly: the sidecar writes the credentials files, which its probe and its restarts read,
   into a second emptyDir only it mounts), or the credentials files only (FileOnly: no token, and the
   sidecar's endpoint hands out no credentials);
-- the sidecar as a native sidecar (the first init container, `restartPolicy: Always`, with an exec
-  startupProbe `rolesanywhere-sidecar check`): kubelet starts the app containers, and any later init
-  containers, only once credentials exist, and a Job's pod still completes; the same check as a
-  readinessProbe keeps the pod un-Ready while its credentials are not valid; the sidecar passes the
-  `restricted` Pod Security Standard by itself. (Every supported Kubernetes has native sidecars; the
+- the sidecar as a native sidecar (the first init container, `restartPolicy: Always`, with an httpGet
+  startupProbe of /readyz on its health port, declared by name): kubelet starts the app containers, and
+  any later init containers, only once credentials exist, and a Job's pod still completes; the same
+  request as a readinessProbe keeps the pod un-Ready while its credentials are not valid (no probe spawns
+  a process); the sidecar passes the `restricted` Pod Security Standard by itself. (Every supported Kubernetes has native sidecars; the
   operator refuses to start on an older API server, see `unsupported_server`.)
 - in every app container not listed in the skip-containers annotation: the env vars that point the AWS
   SDKs at the sidecar (or at the credentials file for delivery FileOnly), and the region. They come in
@@ -25,10 +25,11 @@ What a pod gets (and why):
 - the INJECTED_LABEL label and the INJECTED_ANNOTATION marker: a pod carrying the marker is never
   injected again, so a re-invoked webhook or a re-submitted pod keeps exactly one sidecar;
 - for a pod joining an Istio or Linkerd mesh, the sidecar's outbound port excluded from the mesh's
-  redirect (see constants: the proxy starts after the sidecar), with a warning saying so.
+  outbound redirect and its health port from the inbound one (see constants: the proxy starts after the
+  sidecar), with a warning saying so.
 
 Admission warnings also name what weakens the sidecar's isolation: hostNetwork (the endpoint is on the
-node's loopback), shareProcessNamespace (app containers can signal the sidecar), and a container that
+node's loopback, the health port on the node's addresses), shareProcessNamespace (app containers can signal the sidecar), and a container that
 already has the sidecar's name without the marker (the pod is left alone).
 """
 
@@ -145,13 +146,17 @@ def inject_pod(pod: dict[str, Any], binding: Binding, settings: Settings) -> Inj
     ]
     sidecar = build_sidecar(binding, settings)
     if spec.get("hostNetwork"):
-        # The sidecar takes the node's loopback port; declared, it becomes a hostPort, so the scheduler
-        # keeps a second such pod off the node instead of letting its sidecar crash-loop on the bind.
-        sidecar["ports"] = [{"name": "credentials", "containerPort": c.SIDECAR_PORT, "protocol": "TCP"}]
+        # The sidecar takes the node's ports; declared, they become hostPorts, so the scheduler keeps a
+        # second such pod off the node instead of letting its sidecar crash-loop on the bind.
+        sidecar["ports"] = [
+            {"name": c.SIDECAR_CREDENTIALS_PORT_NAME, "containerPort": c.SIDECAR_PORT, "protocol": "TCP"},
+            *sidecar["ports"],
+        ]
         warnings.append(
             f"the pod uses hostNetwork: the sidecar's endpoint listens on the node's 127.0.0.1:{c.SIDECAR_PORT}, "
-            "where every host-network process of the node reaches it (credentials still need the token), and "
-            "one such pod per node can run (the port is declared, so it is a hostPort)"
+            "where every host-network process of the node reaches it (credentials still need the token), its "
+            f"health port {c.SIDECAR_HEALTH_PORT} (/healthz, /readyz, /metrics) on every address of the node, "
+            "and one such pod per node can run (the ports are declared, so they are hostPorts)"
         )
     if spec.get("shareProcessNamespace"):
         warnings.append(
@@ -170,7 +175,7 @@ def inject_pod(pod: dict[str, Any], binding: Binding, settings: Settings) -> Inj
     metadata.setdefault("labels", {})[c.INJECTED_LABEL] = binding.name
     annotations = metadata.setdefault("annotations", {})
     mesh_annotations, mesh_warnings = build_mesh_exclusions(
-        metadata, containers + init_containers, outbound_port(binding, settings)
+        metadata, containers + init_containers, outbound_port(binding, settings), c.SIDECAR_HEALTH_PORT
     )
     annotations.update(mesh_annotations)
     warnings.extend(mesh_warnings)
@@ -193,10 +198,11 @@ def outbound_port(binding: Binding, settings: Settings) -> int:
 
 
 def build_mesh_exclusions(
-    metadata: dict[str, Any], containers: list[dict[str, Any]], port: int
+    metadata: dict[str, Any], containers: list[dict[str, Any]], outbound: int, inbound: int
 ) -> tuple[dict[str, str], list[str]]:
-    """The mesh annotations that let the sidecar's outbound `port` bypass the mesh proxy's redirect, and
-    warnings saying what was added; nothing for a pod joining no mesh we know or already excluding it."""
+    """The mesh annotations that let the sidecar's `outbound` port and its `inbound` (health) port bypass
+    the mesh proxy's redirects, and warnings saying what was added; nothing for a pod joining no mesh we
+    know or already excluding them."""
     labels = metadata.get("labels") or {}
     annotations = metadata.get("annotations") or {}
     names = {x.get("name") for x in containers}
@@ -207,9 +213,17 @@ def build_mesh_exclusions(
     linkerd = c.LINKERD_PROXY_CONTAINER in names or annotations.get(c.LINKERD_INJECT_ANNOTATION) in ("enabled", "ingress")
     added: dict[str, str] = {}
     warnings: list[str] = []
-    for mesh, present, annotation in (
-        ("Istio", istio, c.ISTIO_EXCLUDE_OUTBOUND_PORTS_ANNOTATION),
-        ("Linkerd", linkerd, c.LINKERD_SKIP_OUTBOUND_PORTS_ANNOTATION),
+    why = {
+        outbound: f"so the sidecar reaches Roles Anywhere before the mesh proxy runs; every container's outbound "
+        f"traffic to port {outbound} bypasses the proxy",
+        inbound: f"so the kubelet's probes reach the sidecar before the mesh proxy runs; traffic to the pod's "
+        f"port {inbound} (the sidecar's /healthz, /readyz and /metrics) bypasses the proxy",
+    }
+    for mesh, present, annotation, port in (
+        ("Istio", istio, c.ISTIO_EXCLUDE_OUTBOUND_PORTS_ANNOTATION, outbound),
+        ("Istio", istio, c.ISTIO_EXCLUDE_INBOUND_PORTS_ANNOTATION, inbound),
+        ("Linkerd", linkerd, c.LINKERD_SKIP_OUTBOUND_PORTS_ANNOTATION, outbound),
+        ("Linkerd", linkerd, c.LINKERD_SKIP_INBOUND_PORTS_ANNOTATION, inbound),
     ):
         if not present:
             continue
@@ -217,11 +231,7 @@ def build_mesh_exclusions(
         if merged == annotations.get(annotation):
             continue
         added[annotation] = merged
-        warnings.append(
-            f"the pod joins the {mesh} mesh: annotation {annotation} now includes {port}, so the sidecar reaches "
-            f"Roles Anywhere before the mesh proxy runs; every container's outbound traffic to port {port} "
-            "bypasses the proxy"
-        )
+        warnings.append(f"the pod joins the {mesh} mesh: annotation {annotation} now includes {port}, {why[port]}")
     return added, warnings
 
 
@@ -256,7 +266,7 @@ def build_volumes(binding: Binding, settings: Settings) -> list[dict[str, Any]]:
 
 #: Sidecar settings written into every injected pod even where they are the sidecar's defaults: the app
 #: containers' env and mounts depend on them, so a sidecar image with other defaults cannot break the pod.
-PINNED_SIDECAR_SETTINGS = ("output_dir", "port", "session_duration")
+PINNED_SIDECAR_SETTINGS = ("output_dir", "port", "health_port", "session_duration")
 
 
 def build_sidecar_settings(binding: Binding, settings: Settings) -> SidecarSettings:
@@ -290,6 +300,7 @@ def build_sidecar_settings(binding: Binding, settings: Settings) -> SidecarSetti
         ),
         no_credentials_endpoint=binding.delivery == c.DELIVERY_FILE_ONLY,
         port=c.SIDECAR_PORT,
+        health_port=c.SIDECAR_HEALTH_PORT,
     )
 
 
@@ -320,8 +331,9 @@ def build_sidecar(binding: Binding, settings: Settings) -> dict[str, Any]:
         "imagePullPolicy": settings.sidecar_image_pull_policy,
         "command": [c.SIDECAR_EXECUTABLE, "serve"],
         "env": build_sidecar_env(binding, settings),
-        # No `ports`: the endpoint is on the pod's loopback, and the probes are exec probes. A declared port
-        # would only invite a mesh's inbound capture to forward it (see inject_pod for hostNetwork pods).
+        # Only the health port: the credentials endpoint is on the pod's loopback, which nothing outside
+        # the pod reaches (see inject_pod for hostNetwork pods, whose ports are the node's).
+        "ports": [{"name": c.SIDECAR_HEALTH_PORT_NAME, "containerPort": c.SIDECAR_HEALTH_PORT, "protocol": "TCP"}],
         "resources": _resources(binding, settings),
         "securityContext": _SIDECAR_SECURITY_CONTEXT,
         "volumeMounts": _sidecar_mounts(binding, settings),
@@ -330,12 +342,7 @@ def build_sidecar(binding: Binding, settings: Settings) -> dict[str, Any]:
     # cannot refresh them leaves its Service's endpoints instead of failing its AWS calls.
     container["readinessProbe"] = _READINESS_PROBE
     container["restartPolicy"] = "Always"
-    container["startupProbe"] = {
-        "exec": {"command": [c.SIDECAR_EXECUTABLE, "check"]},
-        "periodSeconds": 1,
-        "timeoutSeconds": 5,
-        "failureThreshold": 120,
-    }
+    container["startupProbe"] = _STARTUP_PROBE
     return copy.deepcopy(container)
 
 
@@ -369,13 +376,15 @@ _SIDECAR_SECURITY_CONTEXT = {
     "seccompProfile": {"type": "RuntimeDefault"},
 }
 
-#: Every 30 s (each check is a short Python process, about 0.1 CPU s), not Ready after two failures.
-_READINESS_PROBE = {
-    "exec": {"command": [c.SIDECAR_EXECUTABLE, "check"]},
-    "periodSeconds": 30,
-    "timeoutSeconds": 5,
-    "failureThreshold": 2,
-}
+#: What both probes ask: the sidecar's /readyz (credentials served, and written, valid for a minute more) on
+#: its health port, by name; an HTTP request the sidecar answers from memory, where an exec probe would
+#: start a Python process each time.
+_READYZ = {"httpGet": {"path": c.READYZ_PATH, "port": c.SIDECAR_HEALTH_PORT_NAME, "scheme": "HTTP"}}
+#: Every second, so the app starts within a second of the first credentials; the sidecar is restarted after
+#: two minutes without them (its log says why: the binding's status and Troubleshooting have the causes).
+_STARTUP_PROBE = {**_READYZ, "periodSeconds": 1, "timeoutSeconds": 2, "failureThreshold": 120}
+#: Every 10 s, not Ready after three failures in a row (30 s, well within the minute /readyz keeps in hand).
+_READINESS_PROBE = {**_READYZ, "periodSeconds": 10, "timeoutSeconds": 2, "failureThreshold": 3}
 
 
 def _resources(binding: Binding, settings: Settings) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """`rolesanywhere-sidecar`: credential-process, serve [--once], check.
 
 Heavy modules (rolesanywhere_protocol, the endpoint's HTTP server) are imported inside the subcommand
-that needs them, so `check`, run by the kubelet as a probe, starts fast.
+that needs them, so `check` (for scripts and exec probes; the injected sidecar's probes are httpGet
+probes of /readyz on its health port instead) starts fast.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ COMMANDS = {
     "credential-process": "print credentials as credential_process JSON (a drop-in for aws_signing_helper)",
     "serve": "keep credentials fresh in the output directory and on the loopback endpoint",
     "check": f"exit 0 only when {CREDENTIALS_JSON} holds credentials valid for at least "
-    f"{int(MIN_VALIDITY.total_seconds())} s (startup probe)",
+    f"{int(MIN_VALIDITY.total_seconds())} s (what serve's /readyz answers, for scripts and exec probes)",
 }
 
 log = get_logger("main")

@@ -1,4 +1,6 @@
-"""The loopback credentials endpoint that SDKs reach through AWS_CONTAINER_CREDENTIALS_FULL_URI.
+"""The sidecar's HTTP listeners: one server, two route sets.
+
+The loopback endpoint (127.0.0.1), which SDKs reach through AWS_CONTAINER_CREDENTIALS_FULL_URI:
 
 GET /v1/credentials  container credentials JSON; only with `Authorization: <token>`, else 401; 404
                      when the sidecar runs without a token (--no-credentials-endpoint)
@@ -6,21 +8,28 @@ GET /healthz         200 while the process runs
 GET /readyz          200 while the held credentials stay valid for at least MIN_VALIDITY
 GET /metrics         Prometheus text
 
-It listens on 127.0.0.1 only: the pod's containers share the network namespace, nothing else does.
+The pod's containers share its network namespace, nothing else does. The health listener (every
+address of the pod, on --health-port) answers /healthz, /readyz and /metrics only, for the kubelet's
+probes and Prometheus; it holds no token, and every other path, /v1/credentials included, is 404 there
+whatever the request carries. It is reachable from the pod network, so it serves a bounded number of
+connections at once (a flood costs probes, not the sidecar's memory).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import hmac
 import json
+import socket
+import socketserver
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from .contract import CREDENTIALS_PATH
+from .contract import CREDENTIALS_PATH, HEALTHZ_PATH, METRICS_PATH, READYZ_PATH
 from .files import MIN_VALIDITY
 from .logs import get_logger
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -29,8 +38,21 @@ from .metrics import Metrics
 if TYPE_CHECKING:
     from rolesanywhere_protocol.credentials import Credentials
 
-LISTEN_HOST = "127.0.0.1"
+LOOPBACK_HOST = "127.0.0.1"
 REQUEST_TIMEOUT_SECONDS = 10  # a client that stalls mid-request loses its connection
+
+#: What the loopback endpoint answers: everything.
+LOOPBACK_PATHS = (CREDENTIALS_PATH, HEALTHZ_PATH, READYZ_PATH, METRICS_PATH)
+#: What the health listener on the pod's addresses answers: never credentials.
+HEALTH_PATHS = (HEALTHZ_PATH, READYZ_PATH, METRICS_PATH)
+#: Connections the health listener serves at once (the kubelet's two probes and a scraper or two need
+#: far fewer); beyond it a connection is closed at once instead of costing a thread.
+HEALTH_MAX_CONNECTIONS = 16
+#: Where the health listener binds, in order: every IPv6 address and, dual-stack, every IPv4 one; every
+#: IPv4 address where the kernel has no IPv6.
+ANY_ADDRESSES = ((socket.AF_INET6, "::"), (socket.AF_INET, "0.0.0.0"))
+#: Errors binding an address family that mean "this pod has no such family", not "the port is taken".
+_NO_SUCH_FAMILY = {errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL, errno.EPROTONOSUPPORT}
 
 log = get_logger("server")
 
@@ -51,7 +73,9 @@ class CredentialStore:
             return self._credentials
 
 
-class CredentialsServer(ThreadingHTTPServer):
+class EndpointServer(ThreadingHTTPServer):
+    """An HTTP server for `paths` (a subset of LOOPBACK_PATHS) on `host`; every other path is 404."""
+
     daemon_threads = True
     # socketserver's default backlog of 5 drops connections when many SDK clients of the pod ask at once,
     # and a dropped SYN costs its client a one-second retransmit (bench figure 3).
@@ -67,29 +91,73 @@ class CredentialsServer(ThreadingHTTPServer):
         store: CredentialStore,
         metrics: Metrics,
         now: Callable[[], dt.datetime],
+        host: str = LOOPBACK_HOST,
+        family: socket.AddressFamily = socket.AF_INET,
+        paths: Iterable[str] = LOOPBACK_PATHS,
+        max_connections: int | None = None,
+        name: str = "credentials endpoint",
     ) -> None:
         self.token = None if token is None else token.encode()
         self.store = store
         self.metrics = metrics
         self.now = now
-        super().__init__((LISTEN_HOST, port), _Handler)
+        self.name = name
+        self.paths = tuple(paths)
+        unknown = set(self.paths) - set(_Handler.ROUTES)
+        if unknown:
+            raise ValueError(f"no route for {', '.join(sorted(unknown))}")
+        self._slots = None if max_connections is None else threading.BoundedSemaphore(max_connections)
+        self.address_family = family
+        try:
+            super().__init__((host, port), _Handler)
+        except OSError as error:
+            shown = f"[{host}]" if ":" in host else host
+            raise OSError(error.errno, f"{name}: cannot listen on {shown}:{port}: {error.strerror}") from error
+
+    def server_bind(self) -> None:
+        if self.address_family == socket.AF_INET6:
+            self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # IPv4 too, as ::ffff:a.b.c.d
+        # Not HTTPServer.server_bind: its socket.getfqdn() of the address can wait on DNS at start-up.
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
 
     @property
     def port(self) -> int:
-        return self.server_address[1]
+        return int(self.server_address[1])
+
+    @property
+    def url(self) -> str:
+        host = str(self.server_address[0])
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}{self.paths[0]}"
 
     def start(self) -> threading.Thread:
         thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": self.POLL_INTERVAL_SECONDS}, daemon=True)
         thread.start()
-        log.info(
-            "credentials endpoint listening",
-            extra={"url": f"http://{LISTEN_HOST}:{self.port}{CREDENTIALS_PATH}"},
-        )
+        log.info(f"{self.name} listening", extra={"url": self.url, "paths": list(self.paths)})
         return thread
 
     def stop(self) -> None:
         self.shutdown()
         self.server_close()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if self._slots is not None and not self._slots.acquire(blocking=False):
+            log.debug("too many connections: closed one", extra={"client": client_address[0]})
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            if self._slots is not None:
+                self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            if self._slots is not None:
+                self._slots.release()
 
     def handle_error(self, request: object, client_address: tuple[str, int]) -> None:
         """A request that failed (most often a client gone mid-response) is one JSON log line; socketserver's
@@ -101,26 +169,53 @@ class CredentialsServer(ThreadingHTTPServer):
         log.warning("request failed", extra={"client": client_address[0], "error": repr(error)})
 
 
+def credentials_server(
+    port: int, *, token: str | None, store: CredentialStore, metrics: Metrics, now: Callable[[], dt.datetime]
+) -> EndpointServer:
+    """The loopback endpoint: credentials for holders of `token` (none without one), health and metrics."""
+    return EndpointServer(port, token=token, store=store, metrics=metrics, now=now)
+
+
+def health_server(
+    port: int,
+    *,
+    store: CredentialStore,
+    metrics: Metrics,
+    now: Callable[[], dt.datetime],
+    addresses: Iterable[tuple[socket.AddressFamily, str]] = ANY_ADDRESSES,
+) -> EndpointServer:
+    """The listener on every address of the pod: HEALTH_PATHS only, with no token to hand anything out for.
+
+    Dual-stack where the kernel has IPv6, else IPv4 only; a port already taken is an error either way."""
+    failed: OSError | None = None
+    for family, host in addresses:
+        try:
+            return EndpointServer(
+                port, token=None, store=store, metrics=metrics, now=now, host=host, family=family,
+                paths=HEALTH_PATHS, max_connections=HEALTH_MAX_CONNECTIONS, name="health endpoint",
+            )
+        except OSError as error:
+            if error.errno not in _NO_SUCH_FAMILY:
+                raise
+            failed = error
+    raise failed or OSError(errno.EAFNOSUPPORT, "no address family to listen on")
+
+
 class _Handler(BaseHTTPRequestHandler):
-    server: CredentialsServer
+    server: EndpointServer
     server_version = "rolesanywhere-sidecar"
     sys_version = ""
     protocol_version = "HTTP/1.1"
     timeout = REQUEST_TIMEOUT_SECONDS
+    #: Every route there is; each server answers those of its `paths`.
+    ROUTES: ClassVar[dict[str, Callable[[_Handler], None]]]
 
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
-        routes = {
-            CREDENTIALS_PATH: self._credentials,
-            "/healthz": self._healthz,
-            "/readyz": self._readyz,
-            "/metrics": self._metrics,
-        }
-        route = routes.get(path)
-        if route is None:
-            self._send_json(404, {"message": f"no such path; try {CREDENTIALS_PATH}"})
+        if path in self.server.paths:
+            self.ROUTES[path](self)
         else:
-            route()
+            self._send_json(404, {"message": f"no such path; this port serves {', '.join(self.server.paths)}"})
 
     def _authorized(self) -> bool:
         presented = self.headers.get("Authorization")
@@ -183,3 +278,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_error(self, format: str, *args: Any) -> None:
         log.debug("request error: " + (format % args)[:200])
+
+
+_Handler.ROUTES = {
+    CREDENTIALS_PATH: _Handler._credentials,
+    HEALTHZ_PATH: _Handler._healthz,
+    READYZ_PATH: _Handler._readyz,
+    METRICS_PATH: _Handler._metrics,
+}

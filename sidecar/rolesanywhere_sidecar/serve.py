@@ -1,7 +1,8 @@
 """`serve`: the sidecar's parts wired together.
 
-The refresher runs in the main thread, the endpoint on its own threads. SIGTERM interrupts the main
-thread (see cli.Stopping); the `finally` blocks stop the endpoint, and the files stay as they are.
+The refresher runs in the main thread, the loopback endpoint and the health listener on their own
+threads. SIGTERM interrupts the main thread (see cli.Stopping); the `finally` blocks stop both, and the
+files stay as they are.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import threading
 from rolesanywhere_protocol import ConfigError, Credentials
 from rolesanywhere_protocol.clock import utc_now
 
-from .endpoint import CredentialsServer, CredentialStore
+from .endpoint import CredentialStore, EndpointServer, credentials_server, health_server
 from .fetch import SessionFetcher, session_request
 from .files import OutputFiles
 from .logs import Redactor, get_logger
@@ -64,8 +65,14 @@ def run(settings: Settings, redactor: Redactor) -> int:
         metrics.set_credentials_expiration(credentials.expiration)
 
     def publish(credentials: Credentials) -> None:
-        serve_credentials(credentials)
-        output.write_credentials(credentials)
+        redactor.add(credentials.secret_access_key, credentials.session_token)
+        try:
+            output.write_credentials(credentials)
+        finally:
+            # Served once the files are written: /readyz passing (the kubelet's startupProbe, after which
+            # the app containers start) then promises the files as well as the endpoint. Served even when
+            # the files could not be written, for the endpoint's clients.
+            serve_credentials(credentials)
 
     refresher = Refresher(
         fetch=fetcher, publish=publish, now=utc_now, rng=rng, refresh_fraction=settings.refresh_fraction
@@ -89,19 +96,26 @@ def run(settings: Settings, redactor: Redactor) -> int:
         )
     # Without the credentials endpoint there is no token: nothing in the pod could use one.
     token = None if settings.no_credentials_endpoint else secrets.token_urlsafe(32)
+    servers: list[EndpointServer] = []
     try:
         if token is not None:
             redactor.add(token)
             output.write_token(token)
-        server = CredentialsServer(settings.port, token=token, store=store, metrics=metrics, now=utc_now)
+        servers.append(credentials_server(settings.port, token=token, store=store, metrics=metrics, now=utc_now))
+        if settings.health_port:
+            servers.append(health_server(settings.health_port, store=store, metrics=metrics, now=utc_now))
     except OSError as error:
         log.error("cannot start: %s", error)
+        for server in servers:
+            server.server_close()
         fetcher.close()
         return 1
-    server.start()
+    for server in servers:
+        server.start()
     try:
         refresher.run(forever)
     finally:
-        server.stop()
+        for server in servers:
+            server.stop()
         fetcher.close()
     return 0

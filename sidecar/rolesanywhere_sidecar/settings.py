@@ -32,12 +32,12 @@ from rolesanywhere_settings import (
     fraction,
     integer,
     path,
-    port,
     setting,
     switch,
     text,
 )
 from rolesanywhere_settings import choice as _choice
+from rolesanywhere_settings import port as _port  # `port` is also a field's name below
 
 __all__ = ["SETTINGS", "Settings", "SettingsError"]
 
@@ -187,7 +187,14 @@ class Settings:
         _file_mode, used_by=SERVE, render=lambda mode: f"{mode:04o}",
     )
     port: int = setting(
-        9911, "port of the credentials endpoint on 127.0.0.1 (0 picks a free port)", port, used_by=SERVE
+        9911, "port of the credentials endpoint on 127.0.0.1 (0 picks a free port)", _port, used_by=SERVE
+    )
+    health_port: int = setting(
+        9912,
+        "port of the health listener on every address of the pod (IPv6 and IPv4, or IPv4 where the pod has no "
+        "IPv6), for the kubelet's probes and Prometheus: /healthz, /readyz and /metrics only, never credentials "
+        "(0: no such listener)",
+        _port, used_by=SERVE,
     )
     refresh_fraction: float = setting(
         0.5, "refresh after this fraction of the session lifetime (plus or minus 10% jitter)", fraction,

@@ -7,6 +7,7 @@ ClusterRole) whose removal the other tests must not see.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -214,6 +215,47 @@ def test_a_network_policy_without_peers_is_refused_saying_what_to_set(helm):
     result = helm("template", "rao", str(CHART), "--kube-version", KUBE_VERSION, "--set", "networkPolicy.enabled=true",
                   check=False)
     assert result.returncode != 0 and "networkPolicy.webhookFrom: expected the NetworkPolicy peers" in result.stderr
+
+
+POD_MONITOR_API = "monitoring.coreos.com/v1/PodMonitor"
+
+
+def test_the_pod_monitor_scrapes_every_injected_sidecar_and_renders_only_where_its_api_exists(helm):
+    from rolesanywhere_operator import constants as c
+
+    def monitors(*args: str) -> list[dict]:
+        return [d for d in helm.template("-n", "rao-system", *args) if d["kind"] == "PodMonitor"]
+
+    assert monitors("--api-versions", POD_MONITOR_API) == []  # off by default
+    # Without the Prometheus Operator's API, enabling it installs nothing that would fail.
+    assert monitors("--set", "podMonitor.enabled=true") == []
+    assert monitors("-f", str(ALL_VALUES)) == []
+
+    (monitor,) = monitors("--set", "podMonitor.enabled=true", "--api-versions", POD_MONITOR_API)
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["namespace"] == "rao-system"
+    spec = monitor["spec"]
+    assert spec["namespaceSelector"] == {"any": True}
+    # The pods the webhook injected (its label), the port the sidecar declares, the sidecar's metrics path.
+    assert spec["selector"] == {"matchExpressions": [{"key": c.INJECTED_LABEL, "operator": "Exists"}]}
+    (endpoint,) = spec["podMetricsEndpoints"]
+    assert (endpoint["port"], endpoint["path"], endpoint["scheme"]) == (c.SIDECAR_HEALTH_PORT_NAME, c.METRICS_PATH,
+                                                                       "http")
+    assert "interval" not in endpoint  # the Prometheus' own
+    # Prometheus names a pod label's meta label with every character but [a-zA-Z0-9_] as "_".
+    (relabeling,) = endpoint["relabelings"]
+    assert relabeling == {"sourceLabels": [f"__meta_kubernetes_pod_label_{re.sub(r'[^a-zA-Z0-9_]', '_', c.INJECTED_LABEL)}"],
+                          "targetLabel": "binding"}
+
+    (configured,) = monitors("-f", str(ALL_VALUES), "--api-versions", POD_MONITOR_API)
+    assert configured["metadata"]["labels"]["release"] == "prometheus"
+    assert configured["spec"]["podMetricsEndpoints"][0]["interval"] == "60s"
+
+
+def test_a_pod_monitor_interval_prometheus_would_refuse_is_refused_naming_the_key(helm):
+    result = helm("template", "rao", str(CHART), "--kube-version", KUBE_VERSION, "--set", "podMonitor.interval=1min",
+                  check=False)
+    assert result.returncode != 0 and "/podMonitor/interval" in result.stderr
 
 
 def test_one_replica_gets_no_disruption_budget_that_would_block_every_drain(helm):

@@ -13,6 +13,7 @@ the operator verifies every binding with a real CreateSession (the CredentialsVe
 from __future__ import annotations
 
 import datetime as dt
+import http.client
 import json
 import os
 import subprocess
@@ -123,6 +124,16 @@ def annotated_app(cluster, namespace, moto_server, name: str, binding_name: str 
     return only_pod(cluster, namespace, f"app={name}")
 
 
+def http_get(port: int, path: str, token: str) -> tuple[int, str]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        connection.request("GET", path, headers={"Authorization": token})
+        response = connection.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        connection.close()
+
+
 def caller_arn(runner: PodRunner) -> str:
     identity = runner.run("app", ["aws", "sts", "get-caller-identity", "--query", "Arn", "--output", "text"])
     assert identity.returncode == 0, identity.stderr
@@ -157,6 +168,14 @@ def test_an_annotated_deployments_pod_lists_buckets_and_an_unannotated_one_canno
         assert int(caller_arn(runner).rsplit("/", 1)[1], 16) == int(serial, 16)
         # The app container sees the credentials, never the private key.
         assert "ROLESANYWHERE_PRIVATE_KEY" not in runner.env("app")
+        # The sidecar's probes are requests to its health port (the startupProbe passed before the app
+        # ran), which answers the readinessProbe too and hands out no credentials, even for the token.
+        assert runner.probe("rolesanywhere-sidecar", "readinessProbe").passed
+        token = Path(runner.env("app")["AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"]).read_text()
+        health_port = int(runner.env("rolesanywhere-sidecar")["ROLESANYWHERE_HEALTH_PORT"])
+        assert http_get(health_port, "/v1/credentials", token)[0] == 404
+        status, metrics = http_get(health_port, "/metrics", token)
+        assert status == 200 and 'rolesanywhere_sidecar_create_session_total{outcome="success"}' in metrics
 
     plain = annotated_app(cluster, namespace, moto_server, "without-role", None, list_buckets)
     with PodRunner(cluster.bin_dir, cluster.kubeconfig, namespace, plain["metadata"]["name"],

@@ -36,7 +36,8 @@ def assert_injected(pod: dict, *, app: str = "app") -> None:
     sidecars = [c for c in spec["initContainers"] if c["name"] == "rolesanywhere-sidecar"]
     assert len(sidecars) == 1 and spec["initContainers"][0] is sidecars[0]
     assert sidecars[0]["restartPolicy"] == "Always"
-    assert sidecars[0]["startupProbe"]["exec"]["command"] == ["rolesanywhere-sidecar", "check"]
+    assert sidecars[0]["startupProbe"]["httpGet"] == {"path": "/readyz", "port": "ra-health", "scheme": "HTTP"}
+    assert {"name": "ra-health", "containerPort": 9912, "protocol": "TCP"} in sidecars[0]["ports"]
     volumes = {v["name"]: v for v in spec["volumes"]}
     assert volumes["rolesanywhere-certificate"]["secret"]["secretName"] == "rolesanywhere-s3-reader-tls"
     assert volumes["rolesanywhere-credentials"]["emptyDir"]["medium"] == "Memory"
@@ -274,4 +275,4 @@ def test_an_injected_pod_passes_the_restricted_pod_security_standard(cluster, na
     assert_injected(injected)
     sidecar = injected["spec"]["initContainers"][0]
     assert sidecar["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
-    assert sidecar["readinessProbe"]["exec"]["command"] == ["rolesanywhere-sidecar", "check"]
+    assert sidecar["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "ra-health", "scheme": "HTTP"}

@@ -104,7 +104,7 @@ def sidecars(tmp_path):
     def start(args: list[str], output_dir: Path) -> SidecarProcess:
         log_path = tmp_path / f"sidecar-{len(started)}.log"
         sidecar = SidecarProcess(
-            [*args, "--output-dir", str(output_dir), "--port", "0"],
+            ["--health-port", "0", *args, "--output-dir", str(output_dir), "--port", "0"],
             log_path=log_path,
             env=isolated_aws_environment(tmp_path),
         )
@@ -342,6 +342,39 @@ def test_the_endpoint_needs_the_token_and_no_secret_reaches_the_logs(rolesanywhe
     assert "debug" in {line["level"] for line in sidecar.lines()}
     for value in secret_values(output, secret):
         assert value not in log
+
+
+def test_the_health_port_passes_the_probes_once_credentials_exist_and_never_hands_them_out(
+    rolesanywhere, sidecars, tmp_path
+):
+    """What the injected sidecar's startupProbe and readinessProbe ask (httpGet /readyz on the health port,
+    every address of the pod): 503 until the first credentials, 200 once they are served and written;
+    credentials stay on the loopback endpoint, for the token only, whatever reaches the health port."""
+    secret = MountedSecret(tmp_path / "certificate")
+    output = tmp_path / "out"
+    health_port = free_port()
+    sidecar = sidecars([*identity_args(rolesanywhere, rolesanywhere.endpoint, secret), "--health-port",
+                        str(health_port)], output)
+    sidecar.wait_for_line(lambda line: line["message"].startswith("waiting for the cert"), what="waiting")
+    [listening] = sidecar.messages("health endpoint listening")
+    assert listening["paths"] == ["/healthz", "/readyz", "/metrics"]
+    assert get(health_port, "/healthz", {}) == (200, b"ok\n")
+    assert get(health_port, "/readyz", {}) == (503, b"no credentials yet\n")
+
+    write_certificate(rolesanywhere, secret)
+    wait_for(lambda: get(health_port, "/readyz", {})[0] == 200, timeout=20, what="/readyz on the health port")
+    assert (output / "credentials.json").exists()  # the files are written before /readyz passes
+    token = (output / "token").read_text()
+    assert get(sidecar.port, "/v1/credentials", {"Authorization": token})[0] == 200
+    for path in ("/v1/credentials", "/v1/credentials?refresh=1", "/"):
+        status, body = get(health_port, path, {"Authorization": token})
+        assert status == 404 and b"AccessKeyId" not in body, path
+    status, metrics = get(health_port, "/metrics", {})
+    assert status == 200
+    assert 'rolesanywhere_sidecar_create_session_total{outcome="success"} 1' in metrics.decode()
+    for value in secret_values(output, secret):
+        assert value not in metrics.decode()
+    assert sidecar.terminate() == 0
 
 
 def test_credential_process_output_is_accepted_by_botocore(rolesanywhere, certificate, bucket, tmp_path):

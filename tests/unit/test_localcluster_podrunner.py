@@ -1,12 +1,15 @@
 """The pod runner's kubelet imitations that need no cluster: the atomic volume writer, $(VAR) expansion,
-and path and port rewriting."""
+path and port rewriting, and httpGet probes."""
 
 from __future__ import annotations
 
 import os
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
-from localcluster.podrunner import PodRunner, _expand, write_atomic_directory
+import pytest
+from localcluster.podrunner import PodRunner, PodRunnerError, _expand, write_atomic_directory
 
 
 def test_volume_files_sit_behind_an_atomically_swapped_data_link(tmp_path: Path):
@@ -69,3 +72,62 @@ def test_ports_are_those_declared_and_those_a_variable_ending_in_port_names(tmp_
         }
     }
     assert runner._declared_ports() == [8080, 9911]
+
+
+class _Readyz(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        status = 200 if self.path == "/readyz" and self.headers.get("X-Probe") != "fail" else 503
+        self.send_response(status)
+        self.send_header("Content-Length", "3")
+        self.end_headers()
+        self.wfile.write(b"ok\n" if status == 200 else b"no\n")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def listener():
+    """An HTTP server on a free loopback port, standing for a container's remapped health port."""
+    server = HTTPServer(("127.0.0.1", 0), _Readyz)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def test_an_http_probe_goes_to_the_remapped_port_by_number_or_by_name(tmp_path: Path, listener: int):
+    """As the kubelet: the pod's IP (here the shared loopback), a declared port's name resolved in the
+    container, 200-399 passes; the port is the one the pod runner gave the pod instead of the declared one."""
+    runner = PodRunner(Path("/unused"), Path("/unused"), "shop", "web", tmp_path)
+    by_name = {"httpGet": {"path": "/readyz", "port": "ra-health", "scheme": "HTTP"}}
+    runner.pod = {
+        "spec": {
+            "initContainers": [{
+                "name": "sidecar",
+                "ports": [{"name": "ra-health", "containerPort": 9912}],
+                "startupProbe": by_name,
+                "readinessProbe": {"httpGet": {"path": "/readyz", "port": 9912,
+                                               "httpHeaders": [{"name": "X-Probe", "value": "fail"}]}},
+                "livenessProbe": {"httpGet": {"path": "/readyz", "port": "web"}},
+            }],
+            "containers": [{"name": "app", "startupProbe": {"tcpSocket": {"port": 80}}}],
+        }
+    }
+    runner._ports = {9912: listener}
+    startup = runner.probe("sidecar", "startupProbe")
+    assert startup.passed and f"on port {listener}: 200" in startup.detail
+    readiness = runner.probe("sidecar", "readinessProbe")
+    assert not readiness.passed and ": 503" in readiness.detail
+    with pytest.raises(PodRunnerError, match="a probe names port web, which it does not declare"):
+        runner.probe("sidecar", "livenessProbe")
+    with pytest.raises(PodRunnerError, match="startupProbe tcpSocket is not supported"):
+        runner.probe("app", "startupProbe")
+
+
+def test_an_http_probe_of_a_port_nobody_listens_on_fails_saying_so(tmp_path: Path, listener: int):
+    runner = PodRunner(Path("/unused"), Path("/unused"), "shop", "web", tmp_path)
+    runner.pod = {"spec": {"containers": [{"name": "app", "readinessProbe": {"httpGet": {"path": "/", "port": 1}}}]}}
+    result = runner.probe("app")
+    assert not result.passed and "GET / on port 1: " in result.detail

@@ -251,18 +251,31 @@ def _sidecar_of(injected) -> dict:
     return injected.pod["spec"]["initContainers"][0]
 
 
-def test_the_sidecar_declares_no_port_its_probes_are_exec_probes():
-    """Review finding L3: a declared port is needed by nothing, and becomes a hostPort with hostNetwork."""
+def test_the_sidecar_declares_only_its_health_port_which_its_probes_ask_over_http():
+    """No probe spawns a process: both are httpGet /readyz on the named health port; the credentials
+    endpoint, on the pod's loopback, is declared nowhere (review finding L3)."""
     sidecar = _sidecar_of(_injected())
-    assert "ports" not in sidecar
-    assert "exec" in sidecar["startupProbe"] and "exec" in sidecar["readinessProbe"]
+    assert sidecar["ports"] == [{"name": "ra-health", "containerPort": 9912, "protocol": "TCP"}]
+    assert len(c.SIDECAR_HEALTH_PORT_NAME) <= 15  # an IANA service name, as a port name must be
+    for probe in (sidecar["startupProbe"], sidecar["readinessProbe"]):
+        assert "exec" not in probe
+        assert probe["httpGet"] == {"path": "/readyz", "port": "ra-health", "scheme": "HTTP"}
+    assert _env(sidecar)[SIDECAR.env("health_port")] == "9912"  # pinned: the port and the probes depend on it
+    # Two minutes for the first credentials, asked every second; not Ready 30 s after they stop being valid.
+    startup, readiness = sidecar["startupProbe"], sidecar["readinessProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] == 120
+    assert readiness["periodSeconds"] * readiness["failureThreshold"] == 30
 
 
-def test_a_host_network_pod_is_warned_about_and_its_sidecar_declares_the_port_it_takes_on_the_node():
+def test_a_host_network_pod_is_warned_about_and_its_sidecar_declares_the_ports_it_takes_on_the_node():
     injected = _injected({"hostNetwork": True})
     [warning] = injected.warnings
     assert warning.startswith("the pod uses hostNetwork: the sidecar's endpoint listens on the node's 127.0.0.1:9911")
-    assert _sidecar_of(injected)["ports"] == [{"name": "credentials", "containerPort": 9911, "protocol": "TCP"}]
+    assert "health port 9912 (/healthz, /readyz, /metrics) on every address of the node" in warning
+    assert _sidecar_of(injected)["ports"] == [
+        {"name": "ra-credentials", "containerPort": 9911, "protocol": "TCP"},
+        {"name": "ra-health", "containerPort": 9912, "protocol": "TCP"},
+    ]
 
 
 def test_a_pod_sharing_its_process_namespace_is_warned_about():
@@ -288,35 +301,47 @@ def test_a_pod_with_a_container_named_like_the_sidecar_but_no_marker_is_left_alo
 
 ISTIO = c.ISTIO_EXCLUDE_OUTBOUND_PORTS_ANNOTATION
 LINKERD = c.LINKERD_SKIP_OUTBOUND_PORTS_ANNOTATION
+ISTIO_IN = c.ISTIO_EXCLUDE_INBOUND_PORTS_ANNOTATION
+LINKERD_IN = c.LINKERD_SKIP_INBOUND_PORTS_ANNOTATION
+MESH_ANNOTATIONS = (ISTIO, LINKERD, ISTIO_IN, LINKERD_IN)
+IN_ISTIO = {ISTIO: "443", ISTIO_IN: "9912"}
+IN_LINKERD = {LINKERD: "443", LINKERD_IN: "9912"}
 
 
 @pytest.mark.parametrize(
     "metadata, spec, expected",
     [
-        ({"labels": {c.ISTIO_INJECT_LABEL: "true"}}, {}, {ISTIO: "443"}),
-        ({"annotations": {c.ISTIO_INJECT_LABEL: "true"}}, {}, {ISTIO: "443"}),
-        ({"labels": {c.ISTIO_REVISION_LABEL: "1-22"}}, {}, {ISTIO: "443"}),
+        ({"labels": {c.ISTIO_INJECT_LABEL: "true"}}, {}, IN_ISTIO),
+        ({"annotations": {c.ISTIO_INJECT_LABEL: "true"}}, {}, IN_ISTIO),
+        ({"labels": {c.ISTIO_REVISION_LABEL: "1-22"}}, {}, IN_ISTIO),
         ({"labels": {c.ISTIO_REVISION_LABEL: "1-22", c.ISTIO_INJECT_LABEL: "false"}}, {}, {}),
-        ({}, {"initContainers": [{"name": c.ISTIO_PROXY_CONTAINER, "restartPolicy": "Always"}]}, {ISTIO: "443"}),
-        ({"annotations": {ISTIO: "8443, 443"}}, {"containers": [{"name": "app"}, {"name": "istio-proxy"}]}, {}),
-        ({"annotations": {c.LINKERD_INJECT_ANNOTATION: "enabled"}}, {}, {LINKERD: "443"}),
+        ({}, {"initContainers": [{"name": c.ISTIO_PROXY_CONTAINER, "restartPolicy": "Always"}]}, IN_ISTIO),
+        ({"annotations": {ISTIO: "8443, 443", ISTIO_IN: "9912"}},
+         {"containers": [{"name": "app"}, {"name": "istio-proxy"}]}, {}),
+        ({"annotations": {ISTIO_IN: "8080"}}, {"containers": [{"name": "app"}, {"name": "istio-proxy"}]},
+         {ISTIO: "443", ISTIO_IN: "8080,9912"}),
+        ({"annotations": {c.LINKERD_INJECT_ANNOTATION: "enabled"}}, {}, IN_LINKERD),
         ({"annotations": {c.LINKERD_INJECT_ANNOTATION: "disabled"}}, {}, {}),
         ({"annotations": {LINKERD: "25,587"}}, {"containers": [{"name": "app"}, {"name": "linkerd-proxy"}]},
-         {LINKERD: "25,587,443"}),
-        ({"annotations": {LINKERD: "400-500"}}, {"containers": [{"name": "app"}, {"name": "linkerd-proxy"}]}, {}),
+         {LINKERD: "25,587,443", LINKERD_IN: "9912"}),
+        ({"annotations": {LINKERD: "400-500", LINKERD_IN: "9000-9999"}},
+         {"containers": [{"name": "app"}, {"name": "linkerd-proxy"}]}, {}),
         ({}, {}, {}),
     ],
 )
-def test_a_pod_joining_a_mesh_gets_the_sidecars_outbound_port_excluded_from_the_redirect(metadata, spec, expected):
+def test_a_pod_joining_a_mesh_gets_the_sidecars_ports_excluded_from_the_redirects(metadata, spec, expected):
     """Review finding M7: with the mesh's CNI the redirect exists before the proxy (which starts after the
-    sidecar) runs, so the sidecar's CreateSession must bypass it or the pod never starts."""
+    sidecar) runs, so the sidecar's CreateSession must bypass the outbound one or the pod never starts; and
+    the kubelet's probes of the health port must bypass the inbound one."""
     injected = _injected(spec, metadata)
     annotations = injected.pod["metadata"]["annotations"]
-    mesh = {k: v for k, v in annotations.items() if k in (ISTIO, LINKERD)}
-    assert mesh == {**{k: v for k, v in (metadata.get("annotations") or {}).items() if k in (ISTIO, LINKERD)},
+    mesh = {k: v for k, v in annotations.items() if k in MESH_ANNOTATIONS}
+    assert mesh == {**{k: v for k, v in (metadata.get("annotations") or {}).items() if k in MESH_ANNOTATIONS},
                     **expected}
     mesh_warnings = [w for w in injected.warnings if "mesh" in w]
     assert len(mesh_warnings) == len(expected)
+    for annotation in expected:
+        assert any(f"annotation {annotation} now includes" in w for w in mesh_warnings), annotation
 
 
 def test_the_excluded_port_is_that_of_the_endpoint_or_of_the_https_proxy_the_sidecar_calls():

@@ -80,7 +80,7 @@ def test_the_sidecar_never_imports_kopf_or_the_kubernetes_client():
 
 
 def test_check_starts_without_the_protocol_stack():
-    """The kubelet runs `check` every second until the sidecar is ready: it loads no HTTP or X.509 code."""
+    """`check` (for scripts and exec probes, which may run it every second) loads no HTTP or X.509 code."""
     modules = loaded_modules(
         "from rolesanywhere_sidecar import cli; cli.main(['check', '--output-dir', '/nonexistent'])"
     )
@@ -90,7 +90,7 @@ def test_check_starts_without_the_protocol_stack():
 def test_a_second_signal_during_shutdown_exits_at_once(tmp_path):
     """Ctrl-C followed by SIGTERM (a pod runner or a shell passing both on) ends the process promptly."""
     sidecar = str(Path(sys.executable).with_name("rolesanywhere-sidecar"))
-    server = subprocess.Popen([sidecar, "serve", *ARGS, "--output-dir", str(tmp_path), "--port", "0"],
+    server = subprocess.Popen([sidecar, "serve", *ARGS, "--output-dir", str(tmp_path), "--port", "0", "--health-port", "0"],
                               stderr=subprocess.PIPE, text=True)
     try:
         # Once it waits for the certificate files, its signal handlers are installed.

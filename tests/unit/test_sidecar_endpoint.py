@@ -1,17 +1,23 @@
-"""The loopback credentials endpoint: token auth, readiness, metrics, and botocore as its client."""
+"""The sidecar's listeners: the loopback credentials endpoint (token auth, readiness, metrics, botocore as its
+client) and the health listener on every address (health and metrics only, never credentials)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import http.client
 import io
 import json
+import re
+import socket
 
 import pytest
 from botocore.credentials import ContainerProvider
+from rolesanywhere_devkit.processes import wait_for
 from rolesanywhere_devkit.sidecar import reset_sidecar_logging
 from rolesanywhere_protocol.credentials import Credentials
-from rolesanywhere_sidecar.endpoint import CredentialsServer, CredentialStore
+from rolesanywhere_sidecar import endpoint
+from rolesanywhere_sidecar.endpoint import CredentialStore, EndpointServer, credentials_server, health_server
 from rolesanywhere_sidecar.logs import Redactor, configure
 from rolesanywhere_sidecar.metrics import Metrics
 
@@ -44,7 +50,7 @@ def clock():
 @pytest.fixture(scope="module")
 def server(clock):
     """One server for the module (stopping one takes a poll interval); each test empties its store."""
-    instance = CredentialsServer(0, token=TOKEN, store=CredentialStore(), metrics=Metrics(clock), now=clock)
+    instance = credentials_server(0, token=TOKEN, store=CredentialStore(), metrics=Metrics(clock), now=clock)
     instance.start()
     yield instance
     instance.stop()
@@ -56,8 +62,8 @@ def store(server):
     return server.store
 
 
-def get(server: CredentialsServer, path: str, headers: dict | None = None) -> tuple[int, bytes]:
-    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+def get(server: EndpointServer, path: str, headers: dict | None = None, host: str = "127.0.0.1") -> tuple[int, bytes]:
+    connection = http.client.HTTPConnection(host, server.port, timeout=5)
     try:
         connection.request("GET", path, headers=headers or {})
         response = connection.getresponse()
@@ -156,7 +162,7 @@ def test_without_a_token_the_endpoint_hands_out_no_credentials_but_still_answers
     """Delivery FileOnly: the sidecar runs with --no-credentials-endpoint and so without a token."""
     store = CredentialStore()
     store.set(make_credentials(clock, 3600))
-    instance = CredentialsServer(0, token=None, store=store, metrics=Metrics(clock), now=clock)
+    instance = credentials_server(0, token=None, store=store, metrics=Metrics(clock), now=clock)
     instance.start()
     try:
         for headers in ({}, {"Authorization": ""}, {"Authorization": "None"}):
@@ -180,3 +186,109 @@ def test_a_failed_request_is_a_log_line_not_a_traceback_on_stderr(server, capsys
     assert capsys.readouterr().err == ""
     (record,) = [r for r in caplog.records if r.name.endswith(".server")]
     assert record.levelname == ("WARNING" if isinstance(error, ValueError) else "DEBUG")
+
+
+# --- The health listener on every address of the pod ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def health(server, clock):
+    """The health listener beside the module's loopback endpoint, sharing its store (as `serve` wires them)."""
+    instance = health_server(0, store=server.store, metrics=server.metrics, now=clock)
+    instance.start()
+    yield instance
+    instance.stop()
+
+
+def test_the_health_listener_is_on_every_address_dual_stack_where_there_is_ipv6(health, store, clock):
+    store.set(make_credentials(clock, 3600))
+    host = health.server_address[0]
+    assert host in ("::", "0.0.0.0")
+    hosts = ["127.0.0.1", *(["::1"] if host == "::" else [])]
+    for address in hosts:
+        assert get(health, "/healthz", host=address)[0] == 200
+        assert get(health, "/readyz", host=address)[0] == 200
+
+
+def test_the_health_listener_answers_readiness_as_the_loopback_does(health, store, clock):
+    assert get(health, "/readyz")[0] == 503
+    store.set(make_credentials(clock, 59))
+    assert get(health, "/readyz") == (503, b"credentials valid for less than 60 s\n")
+    store.set(make_credentials(clock, 3600))
+    assert get(health, "/readyz") == (200, b"ok\n")
+    status, body = get(health, "/metrics")
+    assert status == 200 and b"rolesanywhere_sidecar_create_session_total" in body
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1/credentials", "/v1/credentials?x=1", "/v1/credentials/", "//v1/credentials", "/v1/%63redentials",
+             "http://127.0.0.1/v1/credentials", "/", "/nothing"],
+)
+def test_the_health_listener_never_hands_out_credentials_even_to_the_token(server, health, store, clock, path):
+    store.set(make_credentials(clock, 3600))
+    assert get(server, "/v1/credentials", {"Authorization": TOKEN})[0] == 200  # the loopback endpoint does
+    for headers in ({"Authorization": TOKEN}, {"Authorization": TOKEN, "Host": "127.0.0.1"}, {}):
+        status, body = get(health, path, headers)
+        assert status == 404
+        assert b"server-secret-key" not in body and b"server-session-token" not in body
+        assert json.loads(body) == {"message": "no such path; this port serves /healthz, /readyz, /metrics"}
+
+
+def test_without_ipv6_the_health_listener_falls_back_to_every_ipv4_address(monkeypatch, clock):
+    real_socket = socket.socket
+
+    def no_ipv6(family: int = socket.AF_INET, *args, **kwargs):
+        if family == socket.AF_INET6:
+            raise OSError(errno.EAFNOSUPPORT, "Address family not supported by protocol")
+        return real_socket(family, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "socket", no_ipv6)
+    instance = health_server(0, store=CredentialStore(), metrics=Metrics(clock), now=clock)
+    monkeypatch.undo()
+    try:
+        assert instance.server_address[0] == "0.0.0.0"
+        instance.start()
+        assert get(instance, "/healthz")[0] == 200
+    finally:
+        instance.stop()
+
+
+def test_a_taken_health_port_is_an_error_naming_it_not_a_fallback(clock):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(OSError) as raised:
+            health_server(port, store=CredentialStore(), metrics=Metrics(clock), now=clock)
+    assert raised.value.errno == errno.EADDRINUSE
+    assert re.search(rf"health endpoint: cannot listen on (\[::\]|0\.0\.0\.0):{port}: ", str(raised.value))
+
+
+def test_the_health_listener_serves_a_bounded_number_of_connections_at_once(clock):
+    """It is reachable from the pod network: idle connections beyond the bound are closed, not given threads."""
+    instance = health_server(0, store=CredentialStore(), metrics=Metrics(clock), now=clock)
+    instance.start()
+    idle = [socket.create_connection(("127.0.0.1", instance.port)) for _ in range(endpoint.HEALTH_MAX_CONNECTIONS)]
+    try:
+        # Accepted in order, so this one comes after every idle one.
+        assert _status_or_none(instance) is None
+    finally:
+        for connection in idle:
+            connection.close()
+    try:
+        assert wait_for(lambda: _status_or_none(instance), timeout=10, what="a free slot") == 200
+    finally:
+        instance.stop()
+
+
+def _status_or_none(instance: EndpointServer) -> int | None:
+    try:
+        return get(instance, "/healthz")[0]
+    except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+        return None
+
+
+def test_a_server_is_made_only_for_paths_it_has_routes_for(clock):
+    with pytest.raises(ValueError, match="no route for /v2/credentials"):
+        EndpointServer(0, token=None, store=CredentialStore(), metrics=Metrics(clock), now=clock,
+                       paths=("/healthz", "/v2/credentials"))

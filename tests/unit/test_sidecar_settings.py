@@ -184,8 +184,8 @@ def test_every_setting_renders_to_an_environment_the_sidecar_parses_back_to_the_
         profile_arn=ARNS["ROLESANYWHERE_PROFILE_ARN"], role_arn=ARNS["ROLESANYWHERE_ROLE_ARN"], region="eu-west-1",
         endpoint="https://ra.example", session_duration=900, role_session_name="job-1", ca_bundle=Path("/ca/b"),
         with_proxy=True, no_verify_ssl=True, output_dir=Path("/out"), credentials_dir=Path("/private"),
-        no_credentials_endpoint=True, profile_name="app", file_mode=0o600, port=9000, refresh_fraction=0.25,
-        once=True, log_format="json", log_level="debug",
+        no_credentials_endpoint=True, profile_name="app", file_mode=0o600, port=9000, health_port=0,
+        refresh_fraction=0.25, once=True, log_format="json", log_level="debug",
     )
     unchanged = {f.name for f in FIELDS if getattr(changed, f.name) == f.default}
     assert not unchanged, f"give these a value other than their default: {unchanged}"
