@@ -13,7 +13,7 @@ dev kit (hack/pyproject.toml), so no conftest imports them.
                    S3 read-only role; `.issue(...)` mints workload certificates, `.write(...)` writes them
   operator         module: the operator, out of cluster, its webhook on 127.0.0.1
 
-The node tier (tests/node) adds, skipping with one reason when the machine cannot run a node:
+The node tier (tests/node) adds, deselected with one summary line when the machine cannot run a node:
   node_parts       session: kubelet & co. and the images (hack/tools.sh node-bindir, hack/images.sh)
   node_cluster     module: a control plane with a real node in .run/test-node-cluster (cert-manager when
                    the module sets CERT_MANAGER = True); a nodepods.NodeCluster
@@ -197,7 +197,7 @@ def node_parts():
 
     reason = node_tests_unavailable()
     if reason:
-        pytest.skip(reason)
+        pytest.skip(reason)  # deselected already, unless a test outside tests/node asks for the fixture
     try:
         if os.environ.get(TEST_KUBECONFIG_ENV):
             pairs = (item.split("=", 1) for item in os.environ[TEST_IMAGES_ENV].split(",") if item.strip())
@@ -273,14 +273,32 @@ def local_node() -> None:
         pytest.skip(f"needs the local node's host, not {TEST_KUBECONFIG_ENV}'s cluster")
 
 
+#: Why the node tier was left out of this run, and how many of its tests (for the one summary line).
+_NODE_TIER_LEFT_OUT: list[tuple[str, int]] = []
+
+
 @pytest.hookimpl(trylast=True)  # after tests/conftest.py marked the node tier
-def pytest_collection_modifyitems(items):
-    if node_tests_unavailable() is not None or not any(item.get_closest_marker("node") for item in items):
+def pytest_collection_modifyitems(config, items):
+    """The node tier where it cannot run is deselected, with one summary line saying why; where it runs, the
+    pod-runner tests it replaces are skipped."""
+    node_items = [item for item in items if item.get_closest_marker("node")]
+    if not node_items:
+        return
+    reason = node_tests_unavailable()
+    if reason is not None:
+        items[:] = [item for item in items if not item.get_closest_marker("node")]
+        config.hook.pytest_deselected(items=node_items)
+        _NODE_TIER_LEFT_OUT.append((reason, len(node_items)))
         return
     for item in items:
         marker = item.get_closest_marker("podrunner")
         if marker:
             item.add_marker(pytest.mark.skip(reason=f"checked in real containers by {marker.args[0]}"))
+
+
+def pytest_terminal_summary(terminalreporter):
+    for reason, count in _NODE_TIER_LEFT_OUT:
+        terminalreporter.write_line(f"node tier not run ({count} tests): {reason}", yellow=True)
 
 
 @pytest.hookimpl(hookwrapper=True)
