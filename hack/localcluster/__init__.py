@@ -2,8 +2,9 @@
 
 etcd, kube-apiserver, kube-controller-manager and cert-manager's controller,
 built from their Go modules by hack/tools.sh, run as local processes. By default
-there is no kubelet: pods stay Pending unless something (the pod runner) runs
-them. With a node (node.py, opt-in: `up --node`) pods run in containers.
+there is no kubelet: pods stay Pending unless something (the pod runner, the
+no-root path) runs them. With a node (node.py: `up --node`, as root; the demo
+and the node tests use it) pods run in containers.
 """
 
 from __future__ import annotations

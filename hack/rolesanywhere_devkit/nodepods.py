@@ -10,7 +10,8 @@
   kill_container             SIGKILL every process of one container, as a crash would
   renew_certificate          ask cert-manager to renew a Certificate now (what `cmctl renew` does)
 
-The AWS stand-ins listen on NODE_IP (the node's bridge address), the one host address pods reach.
+The AWS stand-ins listen on `NodeCluster.host_for_pods`: on the local node NODE_IP (its bridge's address),
+the one host address pods reach; on your own cluster, an address of this machine its pods reach.
 """
 
 from __future__ import annotations
@@ -30,8 +31,10 @@ from rolesanywhere_devkit.cluster import Cluster
 from rolesanywhere_devkit.operator import CHART, OPERATOR_ACCOUNT, OPERATOR_NAMESPACE
 from rolesanywhere_devkit.processes import wait_for
 
-#: Where pods reach processes of the host: moto, the emulator (see the module's docstring).
+#: Where pods of the local node reach processes of the host: moto, the emulator (see the module's docstring).
 HOST_FOR_PODS = NODE_IP
+#: The local node's images are imported into its containerd, never pulled.
+LOCAL_PULL_POLICY = "Never"
 #: Seconds a pod may take to reach a phase or readiness (image unpacking on a busy 2-core machine included).
 POD_TIMEOUT = 120
 #: Label the chart puts on the operator's pods.
@@ -50,12 +53,21 @@ APP_USER = {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000}
 
 @dataclass
 class NodeCluster(Cluster):
-    """The shared `Cluster` helpers, plus the node's images."""
+    """The shared `Cluster` helpers, plus the node's images and where its pods reach this machine."""
 
     images: dict[str, Image] = field(default_factory=dict)
+    host_for_pods: str = HOST_FOR_PODS
+    #: LOCAL_PULL_POLICY on the local node; IfNotPresent on your own cluster (images pushed to a registry).
+    pull_policy: str = LOCAL_PULL_POLICY
+    #: The local node, whose host is this machine (containers' cgroups, the node's network are here).
+    local: bool = True
 
     def image(self, name: str) -> str:
         return self.images[name].ref
+
+    def container(self, name: str, image: str, command: list[str] | None = None, **fields) -> dict:
+        """A container of the node's image `image` (operator, app)."""
+        return container(name, self.image(image), command, pull_policy=self.pull_policy, **fields)
 
 
 # --- Manifests ----------------------------------------------------------------------------------------
@@ -71,15 +83,16 @@ def pod(name: str, containers: list[dict], *, labels: dict | None = None, annota
     }
 
 
-def container(name: str, image: str, command: list[str] | None = None, **fields) -> dict:
-    return {"name": name, "image": image, "imagePullPolicy": "Never", **({"command": command} if command else {}),
+def container(name: str, image: str, command: list[str] | None = None, *, pull_policy: str = LOCAL_PULL_POLICY,
+              **fields) -> dict:
+    return {"name": name, "image": image, "imagePullPolicy": pull_policy, **({"command": command} if command else {}),
             **fields}
 
 
 def app_container(cluster: NodeCluster, command: list[str], env: dict[str, str] | None = None) -> dict:
     """The app image as a non-root, `restricted` container running `command`."""
-    return container("app", cluster.image("app"), command, securityContext=RESTRICTED,
-                     env=[{"name": k, "value": v} for k, v in (env or {}).items()])
+    return cluster.container("app", "app", command, securityContext=RESTRICTED,
+                             env=[{"name": k, "value": v} for k, v in (env or {}).items()])
 
 
 def opt_in(binding: str | None) -> tuple[dict, dict]:
@@ -203,7 +216,8 @@ def install_operator_chart(cluster: NodeCluster, home: Path, *, values: dict[str
     A release an interrupted helm left pending (Ctrl-C during an install) blocks every later install
     ("another operation is in progress"): it is uninstalled first."""
     repository, tag = cluster.image("operator").rsplit(":", 1)
-    settings = {"image.repository": repository, "image.tag": tag, "image.pullPolicy": "Never", **(values or {})}
+    settings = {"image.repository": repository, "image.tag": tag, "image.pullPolicy": cluster.pull_policy,
+                **(values or {})}
     env = {"KUBECONFIG": str(cluster.kubeconfig), "HOME": str(home), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
 
     def helm(*args: str) -> subprocess.CompletedProcess:

@@ -13,12 +13,17 @@ dev kit (hack/pyproject.toml), so no conftest imports them.
                    S3 read-only role; `.issue(...)` mints workload certificates, `.write(...)` writes them
   operator         module: the operator, out of cluster, its webhook on 127.0.0.1
 
-The node tier (tests/node) adds, skipping with one reason when the machine cannot run a node:
+The node tier (tests/node) adds, deselected with one summary line when the machine cannot run a node:
   node_parts       session: kubelet & co. and the images (hack/tools.sh node-bindir, hack/images.sh)
   node_cluster     module: a control plane with a real node in .run/test-node-cluster (cert-manager when
                    the module sets CERT_MANAGER = True); a nodepods.NodeCluster
   node_rolesanywhere module: moto and an emulator listening on the node's address, where pods reach them,
                    trusting rolesanywhere_ca, with one S3 read-only role (short-lived credentials)
+  local_node       module: skips a test that needs the local node's host (its cgroups, its network)
+
+With ROLESANYWHERE_TEST_KUBECONFIG, the node tier runs on that cluster instead, given the images pushed to
+a registry its nodes pull from (ROLESANYWHERE_TEST_IMAGES="operator=REF,app=REF") and an address of this
+machine its pods reach (ROLESANYWHERE_TEST_HOST_FOR_PODS), where moto and the emulator then listen.
 
 A failed test's report also carries each running operator's stacks and log tail.
 
@@ -43,6 +48,10 @@ import pytest
 TEST_KUBECONFIG_ENV = "ROLESANYWHERE_TEST_KUBECONFIG"
 #: `skip` leaves the node tests out of a run (they need root and change machine-wide state).
 NODE_TESTS_ENV = "ROLESANYWHERE_NODE_TESTS"
+#: With TEST_KUBECONFIG_ENV: the node tier's images on your cluster, "operator=REF,app=REF".
+TEST_IMAGES_ENV = "ROLESANYWHERE_TEST_IMAGES"
+#: With TEST_KUBECONFIG_ENV: an address of this machine that your cluster's pods reach.
+TEST_HOST_FOR_PODS_ENV = "ROLESANYWHERE_TEST_HOST_FOR_PODS"
 #: Lifetime of the node tier's credentials, in multiples of what the sidecar's probes want left
 #: (rolesanywhere_sidecar.files.MIN_VALIDITY): short, so the sidecar refreshes every ~10 s (its floor for
 #: short sessions) and a renewed certificate is used within seconds, not the half hour of a real session.
@@ -53,6 +62,11 @@ def node_tests_unavailable() -> str | None:
     """Why the node tests cannot run here (one line), or None."""
     if os.environ.get(NODE_TESTS_ENV, "").lower() == "skip":
         return f"node tests left out ({NODE_TESTS_ENV}=skip)"
+    if os.environ.get(TEST_KUBECONFIG_ENV):
+        missing = [name for name in (TEST_IMAGES_ENV, TEST_HOST_FOR_PODS_ENV) if not os.environ.get(name)]
+        if missing:
+            return f"node tests on {TEST_KUBECONFIG_ENV}'s cluster need {' and '.join(missing)} (hack/localcluster/NODE.md)"
+        return None
     if os.geteuid() != 0:
         return (f"node tests need root (a bridge, network namespaces, iptables, containerd): run as root, or set "
                 f"{NODE_TESTS_ENV}=skip")
@@ -178,11 +192,16 @@ def node_parts():
     """(bin_dir, images): kubelet & co. and the images, built on first use (minutes; `make node-parts`), then
     cached."""
     from localcluster import ToolsUnavailable, node_images, node_tools_bin
+    from localcluster import tools_bin as find_tools_bin
+    from localcluster.node import Image
 
     reason = node_tests_unavailable()
     if reason:
-        pytest.skip(reason)
+        pytest.skip(reason)  # deselected already, unless a test outside tests/node asks for the fixture
     try:
+        if os.environ.get(TEST_KUBECONFIG_ENV):
+            pairs = (item.split("=", 1) for item in os.environ[TEST_IMAGES_ENV].split(",") if item.strip())
+            return find_tools_bin(), {name.strip(): Image(name.strip(), ref.strip(), Path()) for name, ref in pairs}
         return node_tools_bin(), node_images()
     except ToolsUnavailable as error:
         pytest.fail(f"the node's binaries or images are unavailable: {error}", pytrace=False)
@@ -197,6 +216,11 @@ def node_cluster(node_parts, request):
     from rolesanywhere_devkit.nodepods import NodeCluster
 
     bin_dir, images = node_parts
+    external = os.environ.get(TEST_KUBECONFIG_ENV)
+    if external:
+        yield NodeCluster(Path(external), bin_dir, images=images, host_for_pods=os.environ[TEST_HOST_FOR_PODS_ENV],
+                          pull_policy="IfNotPresent", local=False)
+        return
     root = REPO_ROOT / ".run" / "test-node-cluster"
     crds = cert_manager_crds() if getattr(request.module, "CERT_MANAGER", False) else None
     plane, _ = start_cluster(root, bin_dir, images, cert_manager_crds=crds)
@@ -219,9 +243,8 @@ def node_rolesanywhere(node_cluster, rolesanywhere_ca, tmp_path_factory):
         arn,
         emulator_config,
     )
-    from rolesanywhere_devkit.nodepods import HOST_FOR_PODS
 
-    moto = MotoServer(host=HOST_FOR_PODS)
+    moto = MotoServer(host=node_cluster.host_for_pods)
     emulator = None
     try:
         role_arn = moto.create_role(f"s3-read-only-{uuid.uuid4().hex[:8]}", S3_READ_ONLY_POLICY)
@@ -233,7 +256,7 @@ def node_rolesanywhere(node_cluster, rolesanywhere_ca, tmp_path_factory):
             credential_lifetime_seconds=int(NODE_CREDENTIAL_LIFETIME_IN_PROBE_VALIDITIES * MIN_VALIDITY.total_seconds()),
         )
         emulator = EmulatorProcess.from_document(document, tmp_path_factory.mktemp("node-emulator"),
-                                                 host=HOST_FOR_PODS)
+                                                 host=node_cluster.host_for_pods)
         yield RolesAnywhere(moto=moto, emulator=emulator, authorities=rolesanywhere_ca,
                             trust_anchor_arn=trust_anchor_arn, profile_arn=profile_arn, role_arn=role_arn,
                             document=document)
@@ -243,14 +266,39 @@ def node_rolesanywhere(node_cluster, rolesanywhere_ca, tmp_path_factory):
         moto.stop()
 
 
+@pytest.fixture(scope="module")
+def local_node() -> None:
+    """Skips a test that needs the local node's host (with TEST_KUBECONFIG_ENV the node tier runs elsewhere)."""
+    if os.environ.get(TEST_KUBECONFIG_ENV):
+        pytest.skip(f"needs the local node's host, not {TEST_KUBECONFIG_ENV}'s cluster")
+
+
+#: Why the node tier was left out of this run, and how many of its tests (for the one summary line).
+_NODE_TIER_LEFT_OUT: list[tuple[str, int]] = []
+
+
 @pytest.hookimpl(trylast=True)  # after tests/conftest.py marked the node tier
-def pytest_collection_modifyitems(items):
-    if node_tests_unavailable() is not None or not any(item.get_closest_marker("node") for item in items):
+def pytest_collection_modifyitems(config, items):
+    """The node tier where it cannot run is deselected, with one summary line saying why; where it runs, the
+    pod-runner tests it replaces are skipped."""
+    node_items = [item for item in items if item.get_closest_marker("node")]
+    if not node_items:
+        return
+    reason = node_tests_unavailable()
+    if reason is not None:
+        items[:] = [item for item in items if not item.get_closest_marker("node")]
+        config.hook.pytest_deselected(items=node_items)
+        _NODE_TIER_LEFT_OUT.append((reason, len(node_items)))
         return
     for item in items:
         marker = item.get_closest_marker("podrunner")
         if marker:
             item.add_marker(pytest.mark.skip(reason=f"checked in real containers by {marker.args[0]}"))
+
+
+def pytest_terminal_summary(terminalreporter):
+    for reason, count in _NODE_TIER_LEFT_OUT:
+        terminalreporter.write_line(f"node tier not run ({count} tests): {reason}", yellow=True)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -2,7 +2,8 @@
 
 Part of `make test` (marker `node`, and `integration`, so `make test-unit` leaves it out); `make test-node`
 runs it alone. It needs root, the node's Debian packages (hack/node-deps.sh), kubelet & co. and the images
-(`make node-parts`); without root, or with ROLESANYWHERE_NODE_TESTS=skip, every test skips with one reason.
+(`make node-parts`); without root, or with ROLESANYWHERE_NODE_TESTS=skip, the tier is deselected and one
+summary line says why.
 The fixtures come from the dev kit's pytest plugin (node_parts, node_cluster, node_rolesanywhere); here
 `cluster` is the module's node cluster, so the shared `namespace` fixture makes its namespaces there.
 """

@@ -19,7 +19,6 @@ import pytest
 from rolesanywhere_devkit.aws import arn
 from rolesanywhere_devkit.nodepods import (
     APP_USER,
-    HOST_FOR_PODS,
     RESTRICTED,
     app_container,
     app_deployment,
@@ -202,7 +201,7 @@ def test_the_app_starts_only_after_the_sidecars_startup_probe_passed(
 ):
     """The first CreateSessions fail, so the sidecar retries for seconds; the app container starts only
     once the sidecar's startupProbe passed, and finds the credentials there from its first instant."""
-    emulator = emulator_factory(node_rolesanywhere.document, host=HOST_FOR_PODS)
+    emulator = emulator_factory(node_rolesanywhere.document, host=cluster.host_for_pods)
     create_binding(cluster, namespace, node_rolesanywhere, emulator=emulator)
     emulator.clear_sessions()
     emulator.inject_fault(count=4)
@@ -261,7 +260,7 @@ def test_an_injected_pod_runs_in_a_namespace_enforcing_the_restricted_profile(
     assert listed.returncode == 0 and bucket in listed.stdout, listed.stderr
     # The namespace does enforce it: a pod asking for privilege escalation is refused.
     refused = cluster.kubectl("run", "loose", "-n", namespace, "--image", cluster.image("app"),
-                              "--image-pull-policy=Never", "--restart=Never", check=False)
+                              f"--image-pull-policy={cluster.pull_policy}", "--restart=Never", check=False)
     assert refused.returncode != 0 and "violates PodSecurity" in refused.stderr, refused.stderr
 
 
@@ -299,7 +298,7 @@ def test_a_profile_that_accepts_session_names_shows_the_pods_name(
     ra = node_rolesanywhere
     named = arn("profile")
     profiles = [*ra.document["profiles"], {"arn": named, "roleArns": [ra.role_arn], "acceptRoleSessionName": True}]
-    emulator = emulator_factory({**ra.document, "profiles": profiles}, host=HOST_FOR_PODS)
+    emulator = emulator_factory({**ra.document, "profiles": profiles}, host=cluster.host_for_pods)
     create_binding(cluster, namespace, ra, emulator=emulator, profile_arn=named, roleSessionName={"source": "PodName"})
     found = wait_for_ready(cluster, namespace, start_app(cluster, namespace, ra, "named-app")["metadata"]["name"])
     name = found["metadata"]["name"]

@@ -32,7 +32,7 @@ def webhook_answers(cluster, namespace: str) -> str | None:
     while no replica answers. The API server calls the webhook at its Service; kube-proxy takes the call to
     a replica's pod address."""
     result = cluster.kubectl("run", "probe", "-n", namespace, "--image", cluster.image("app"),
-                             "--image-pull-policy=Never", "--restart=Never",
+                             f"--image-pull-policy={cluster.pull_policy}", "--restart=Never",
                              f"--labels={c.INJECT_LABEL}={c.INJECT_LABEL_VALUE}",
                              f"--annotations={c.BINDING_ANNOTATION}=missing", "--command", "--", "true", check=False)
     return result.stderr if result.returncode != 0 and "denied the request" in result.stderr else None
@@ -60,7 +60,8 @@ def test_the_operator_pods_are_ready_through_their_own_probes(cluster, installed
         assert ready["status"] == "True" and parse_time(ready["lastTransitionTime"]) >= started
 
 
-def test_a_killed_operator_is_restarted_and_the_other_replica_answers_meanwhile(cluster, namespace, installed):
+def test_a_killed_operator_is_restarted_and_the_other_replica_answers_meanwhile(cluster, namespace, installed,
+                                                                               local_node):
     victim, survivor = operator_pods(cluster)
     kill_container(victim, OPERATOR_CONTAINER)
 
