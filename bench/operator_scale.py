@@ -295,8 +295,10 @@ def _census(ctx: Context, pid: int) -> str:
     data = json.loads(path.read_text())
     top = ", ".join(f"{name} {number:,} objects {size / 2**20:.1f} MiB" for name, number, size in data["top"])
     tasks = ", ".join(f"{name} {number:,}" for name, number in data["top_tasks"])
+    traced = "; ".join(f"{where} {size / 2**20:.1f} MiB ({count:,} blocks)" for where, size, count in data["traced"])
     return (
         f"**Memory census of the operator (gc, at the end).** Live Python objects (shallow sizes, the strings "
         f"and bytes they hold included) add up to {data['bytes'] / 2**20:.0f} MiB of its {rss_mib(pid):.0f} MiB "
         f"RSS; largest types: {top}. asyncio tasks: {data['tasks']:,} ({tasks})."
+        + (f" Allocated where (tracemalloc, traced from the start): {traced}." if traced else "")
     )
