@@ -45,6 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="override one count of the run's scale (bench/context.py's Scale), e.g. admission_pods=200; repeatable",
     )  # fmt: skip
     parser.add_argument(
+        "--tracemalloc", action="store_true",
+        help="trace the operator's allocations from its start, for figure 6's census (slows it: not for figures)",
+    )
+    parser.add_argument(
         "--kubeconfig", type=Path, help="use this cluster (with cert-manager) instead of starting one"
     )
     parser.add_argument(
@@ -96,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     results: list[FigureResult] = []
     aws = AwsStandIns(args.work_dir / "aws")
-    kube = OperatorSession(args.work_dir, bin_dir, args.kubeconfig)
+    kube = OperatorSession(args.work_dir, bin_dir, args.kubeconfig, tracemalloc=args.tracemalloc)
     try:
         ctx = Context(scale=scale, quick=args.quick, work=args.work_dir, aws=aws, helper=helper, bin_dir=bin_dir,
                       kube=kube)  # fmt: skip

@@ -80,8 +80,9 @@ class OperatorSession:
     webhook on 127.0.0.1, registered under a name unique to the run and deleted when it stops.
     """
 
-    def __init__(self, work: Path, bin_dir: Path, kubeconfig: Path | None) -> None:
+    def __init__(self, work: Path, bin_dir: Path, kubeconfig: Path | None, *, tracemalloc: bool = False) -> None:
         self.work = work
+        self.tracemalloc = tracemalloc
         self.bin_dir = bin_dir
         self.external_kubeconfig = kubeconfig
         self.plane: LocalControlPlane | None = None
@@ -108,7 +109,7 @@ class OperatorSession:
         launcher = self.work / "operator-with-census"
         launcher.write_text(
             f"#!/bin/sh\nexec {sys.executable} -P {REPO / 'bench' / 'operator_census.py'} "
-            f'--census-file {self.census_file} "$@"\n'
+            f'--census-file {self.census_file} {"--tracemalloc " if self.tracemalloc else ""}"$@"\n'
         )
         launcher.chmod(0o755)
         return str(launcher)

@@ -22,17 +22,18 @@ class Scale:
     admission_pods: int  # pod creations per in-flight setting (figure 4)
     pod_start_runs: int  # sidecar starts (figure 5)
     binding_steps: tuple[int, ...]  # bindings existing at each point of the scaling curve (figure 6)
+    step_seconds: float  # the longest figure 6 waits for one step's bindings to be Ready
     injected_pods: int  # injected pods existing while the operator's RSS is read (figure 6)
     mass_start: int  # sidecars starting together (figure 7)
 
 
 FULL = Scale(
     cold_start_runs=20, refresh_cycles=10, idle_window_seconds=10, endpoint_seconds=3, admission_pods=500,
-    pod_start_runs=10, binding_steps=(100, 1000, 3000), injected_pods=5000, mass_start=500,
+    pod_start_runs=10, binding_steps=(100, 1000, 3000), step_seconds=90, injected_pods=5000, mass_start=500,
 )  # fmt: skip
 QUICK = Scale(
     cold_start_runs=3, refresh_cycles=3, idle_window_seconds=2, endpoint_seconds=0.5, admission_pods=30,
-    pod_start_runs=2, binding_steps=(5, 20, 40), injected_pods=60, mass_start=500,
+    pod_start_runs=2, binding_steps=(5, 20, 40), step_seconds=20, injected_pods=60, mass_start=500,
 )  # fmt: skip
 
 

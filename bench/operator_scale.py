@@ -43,7 +43,6 @@ RSS_GOAL_MIB = 150
 LAG_GOAL_SECONDS = 2.0
 #: The point of the curve the issue's goals are for (1,000 bindings in the full run).
 GOAL_STEP = 1
-STEP_TIMEOUT = 300  # seconds for one step's bindings to be Ready
 PODS_TIMEOUT = 240  # seconds for the statuses to count every pod
 PLOT = "operator-scaling.png"
 #: Frames whose share of the operator's samples the profile reports.
@@ -62,6 +61,7 @@ class Point:
 
     bindings: int
     added: int
+    timeout: float  # seconds the step waited at most
     ready: int = 0  # of the added ones
     seconds: float = 0.0  # from the step's first create to its last binding Ready
     created_seconds: float = 0.0  # the load generator's creates
@@ -156,7 +156,7 @@ def measure(ctx: Context) -> FigureResult:
         for total in ctx.scale.binding_steps:
             new = [binding(f"b{i:05d}", **arns) for i in range(len(manifests), total)]
             manifests += new
-            points.append(_step(cluster, watches, bindings_path, new, total, pid, directory))
+            points.append(_step(cluster, watches, bindings_path, new, total, pid, directory, ctx.scale.step_seconds))
     finally:
         sampler.stop()
 
@@ -209,14 +209,15 @@ def measure(ctx: Context) -> FigureResult:
     return result
 
 
-def _step(cluster, watches: Watches, bindings_path: str, new: list[dict], total: int, pid: int, directory) -> Point:
-    """Create `new` bindings and wait until every one reports Ready; the curve's point at `total`."""
-    point = Point(total, len(new))
+def _step(cluster, watches: Watches, bindings_path: str, new: list[dict], total: int, pid: int, directory,
+          timeout: float) -> Point:
+    """Create `new` bindings and wait until every one reports Ready, `timeout` at most; the point at `total`."""
+    point = Point(total, len(new), timeout=timeout)
     names = {m["metadata"]["name"] for m in new}
     certificates = {c.certificate_name(name): name for name in names}
     cpu_before, started = cpu_seconds(pid), time.monotonic()
     point.created_seconds = cluster.create_all(bindings_path, new, IN_FLIGHT, directory)["seconds"]
-    watches.wait(lambda: watches.bindings.count_ready(names) == len(names), STEP_TIMEOUT)
+    watches.wait(lambda: watches.bindings.count_ready(names) == len(names), timeout)
     point.cpu_seconds = cpu_seconds(pid) - cpu_before
     point.rss_mib = rss_mib(pid)
     ready = {name: at for name, at in watches.bindings.ready.items() if name in names}
@@ -243,7 +244,7 @@ def _point_rows(point: Point, *, goals: bool) -> list[Row]:
     )
     rows = [
         Row(TITLE, f"{n} bindings: time to all Ready" if not point.timed_out
-            else f"{n} bindings: Ready after {STEP_TIMEOUT} s", point.seconds if not point.timed_out else point.ready,
+            else f"{n} bindings: Ready after {point.timeout:g} s", point.seconds if not point.timed_out else point.ready,
             None, "s" if not point.timed_out else "bindings", note=timing),
         Row(TITLE, f"{n} bindings: operator RSS", point.rss_mib, None, "MiB",
             f"< {RSS_GOAL_MIB} MiB" if goals else "", point.rss_mib < RSS_GOAL_MIB if goals else None),
@@ -295,8 +296,10 @@ def _census(ctx: Context, pid: int) -> str:
     data = json.loads(path.read_text())
     top = ", ".join(f"{name} {number:,} objects {size / 2**20:.1f} MiB" for name, number, size in data["top"])
     tasks = ", ".join(f"{name} {number:,}" for name, number in data["top_tasks"])
+    traced = "; ".join(f"{where} {size / 2**20:.1f} MiB ({count:,} blocks)" for where, size, count in data["traced"])
     return (
         f"**Memory census of the operator (gc, at the end).** Live Python objects (shallow sizes, the strings "
         f"and bytes they hold included) add up to {data['bytes'] / 2**20:.0f} MiB of its {rss_mib(pid):.0f} MiB "
         f"RSS; largest types: {top}. asyncio tasks: {data['tasks']:,} ({tasks})."
+        + (f" Allocated where (tracemalloc, traced from the start): {traced}." if traced else "")
     )

@@ -1,4 +1,4 @@
-"""`python -m bench --quick` runs every figure end to end and writes its table.
+"""`python -m bench --quick` runs every figure end to end and writes its table (and figure 6's plot).
 
 Only that: benchmark figures are printed, never asserted (a timing test on a shared machine is a
 flaky test). The test session's cluster is handed over, so no second control plane starts.
@@ -30,3 +30,5 @@ def test_quick_bench_measures_every_figure_and_writes_the_table(cluster, tmp_pat
         assert rows, f"figure {figure} has no row in:\n{table}"
         assert not any("not measured" in row for row in rows), rows
     assert "cores" in table and "memory" in table
+    assert "| bindings | operator RSS |" in table, "figure 6's scaling curve as a table"
+    assert (tmp_path / "operator-scaling.png").read_bytes().startswith(b"\x89PNG"), "and as a plot next to it"
