@@ -19,6 +19,9 @@ runs the product, on a real node (kubelet + containerd):
   8. the same Deployment without the annotation: `aws s3 ls` fails for want of credentials;
   9. `kubectl get rab`, `kubectl get pods -o wide`.
 
+Steps 3, 6, 7 and 8 apply the manifests in hack/demo/; hack/demo/README.md tells the same story for a
+person running it by hand, on this cluster or their own.
+
 Without root there is no node (it makes a bridge, network namespaces, iptables chains): the demo says so
 and runs the same scenario with the pod runner (localcluster.podrunner, a process emulation of pods,
 with the operator out of cluster), as `--pod-runner` asks for explicitly.
@@ -36,6 +39,7 @@ import base64
 import contextlib
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -45,6 +49,7 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
 from localcluster import (
     DEFAULT_ROOT,
     ToolsUnavailable,
@@ -69,7 +74,6 @@ from rolesanywhere_devkit.nodepods import (
     HOST_FOR_PODS,
     ChartInstallError,
     NodeCluster,
-    app_deployment,
     install_operator_chart,
     only_pod,
     statuses,
@@ -79,14 +83,14 @@ from rolesanywhere_devkit.operator import (
     OPERATOR_NAMESPACE,
     SECRET_READER_ROLE,
     OperatorProcess,
-    binding,
     deployment,
     grant_secret_read,
-    sidecar_endpoint,
 )
 from rolesanywhere_devkit.processes import TimedOut, children_in_our_group, stop, wait_for
 from rolesanywhere_operator.constants import BINDING_ANNOTATION, INJECTED_LABEL, SIDECAR_CONTAINER
 
+#: The manifests the steps apply (hack/demo/*.yaml), with `${NAME}` where the run fills in a value.
+MANIFESTS = Path(__file__).parent / "demo"
 NAMESPACE = "rolesanywhere-demo"
 BUCKETS = ("rolesanywhere-demo-invoices", "rolesanywhere-demo-reports")
 ROLE_NAME = "s3-read-only"
@@ -98,9 +102,9 @@ WEBHOOK_CONFIGURATION = "rolesanywhere-demo"
 APP_WITH_ROLE = "s3-lister"
 APP_WITHOUT_ROLE = "s3-lister-no-binding"
 LIST_BUCKETS = ["aws", "s3", "ls"]
-#: On the node, the app container lists the buckets, says how that went, and stays up for `kubectl exec`.
+#: On the node, the app container (hack/demo/s3-lister*.yaml) lists the buckets, prints this and the exit
+#: code, and stays up for `kubectl exec`.
 EXIT_CODE_LINE = "aws s3 ls exited with"
-APP_ON_THE_NODE = ["sh", "-c", f"{shlex.join(LIST_BUCKETS)}; echo {EXIT_CODE_LINE} $?; exec sleep infinity"]
 CREDENTIALS_ERROR = "Unable to locate credentials"
 STEPS = 9
 #: Seconds any one wait may take before the demo gives up and says what it waited for.
@@ -112,6 +116,18 @@ CREATED = 201
 
 class DemoError(RuntimeError):
     """A step could not be done; the message says what was expected and where to look."""
+
+
+def manifest(name: str, **values: str) -> list[dict]:
+    """The objects of hack/demo/NAME.yaml with each `${KEY}` replaced by values[KEY], as `envsubst` would."""
+    path = MANIFESTS / f"{name}.yaml"
+
+    def value(match: re.Match[str]) -> str:
+        if match.group(1) not in values:
+            raise DemoError(f"{path}: ${{{match.group(1)}}} has no value in this run (given: {', '.join(values)})")
+        return values[match.group(1)]
+
+    return [doc for doc in yaml.safe_load_all(re.sub(r"\$\{([A-Z_]+)\}", value, path.read_text())) if doc]
 
 
 # --- Printing -------------------------------------------------------------------------------------------
@@ -209,24 +225,11 @@ def _serves_cert_manager(plane: ControlPlane) -> bool:
 
 def create_private_ca(demo: Demo) -> None:
     reset_namespace(demo)
-    demo.console.doing("creating Issuer selfsigned, Certificate demo-root-ca (isCA) and Issuer demo-ca")
-    demo.apply({"apiVersion": "cert-manager.io/v1", "kind": "Issuer", "metadata": {"name": "selfsigned"},
-                "spec": {"selfSigned": {}}})
-    demo.apply({
-        "apiVersion": "cert-manager.io/v1",
-        "kind": "Certificate",
-        "metadata": {"name": ROOT_CA_SECRET},
-        "spec": {
-            "isCA": True,
-            "commonName": "Roles Anywhere Demo Root CA",
-            "secretName": ROOT_CA_SECRET,
-            "duration": "720h",
-            "privateKey": {"algorithm": "ECDSA", "size": 256},
-            "issuerRef": {"name": "selfsigned", "kind": "Issuer"},
-        },
-    })
-    demo.apply({"apiVersion": "cert-manager.io/v1", "kind": "Issuer", "metadata": {"name": CA_ISSUER},
-                "spec": {"ca": {"secretName": ROOT_CA_SECRET}}})
+    objects = manifest("private-ca")
+    demo.console.doing("kubectl apply -f hack/demo/private-ca.yaml: " + ", ".join(
+        f"{o['kind']} {o['metadata']['name']}" for o in objects))
+    for obj in objects:
+        demo.apply(obj)
     demo.console.doing("waiting for cert-manager to issue the root CA")
     wait_ready(demo, "certificate", ROOT_CA_SECRET)
     wait_ready(demo, "issuer", CA_ISSUER)
@@ -318,7 +321,9 @@ def create_binding(demo: Demo) -> None:
     # with the binding's key, so the demo's namespace is one the admin lists in secretAccess.namespaces.
     grant_secret_read(demo.plane, NAMESPACE)
     demo.console.note(f"the operator may read Secrets in {NAMESPACE} only (RoleBinding {SECRET_READER_ROLE})")
-    demo.apply(binding(BINDING, issuer=CA_ISSUER, sidecar=sidecar_endpoint(demo.emulator.url), **demo.arns))
+    for obj in manifest("binding", TRUST_ANCHOR_ARN=demo.arns["trust_anchor_arn"], PROFILE_ARN=demo.arns["profile_arn"],
+                        ROLE_ARN=demo.arns["role_arn"], ROLESANYWHERE_ENDPOINT=demo.emulator.url):
+        demo.apply(obj)
     demo.console.note(f"RolesAnywhereBinding {BINDING}: role {ROLE_NAME}, certificate from Issuer {CA_ISSUER}")
     demo.console.doing("waiting for cert-manager to issue the workload certificate and the binding to be Ready")
     status = wait_ready(demo, "rolesanywherebinding", BINDING)
@@ -363,9 +368,8 @@ def list_buckets_without_binding(demo: Demo) -> Outcome:
 def list_buckets_on_the_node(demo: Demo, name: str, annotated: bool) -> Outcome:
     """The app's Deployment, its pod on the node until its app said how `aws s3 ls` went."""
     assert demo.moto is not None and demo.cluster is not None
-    env = {"AWS_ENDPOINT_URL": demo.moto.endpoint, "AWS_EC2_METADATA_DISABLED": "true"}
-    demo.apply(app_deployment(demo.cluster, name, binding=BINDING if annotated else None, command=APP_ON_THE_NODE,
-                              env=env))
+    for obj in manifest(name, APP_IMAGE=demo.cluster.image("app"), AWS_ENDPOINT_URL=demo.moto.endpoint):
+        demo.apply(obj)
     shown = f"{BINDING_ANNOTATION}: {BINDING}" if annotated else "no annotation"
     demo.console.note(f"Deployment {name} ({shown}), image {demo.cluster.image('app')}, app: {shlex.join(LIST_BUCKETS)}")
     demo.console.doing("waiting for its pod: created through the webhook, scheduled, started by the kubelet")

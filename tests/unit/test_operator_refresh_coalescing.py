@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from rolesanywhere_operator.reconcile import Reconciler
+from rolesanywhere_operator.reconcile import CONCURRENCY, Reconciler
 
 
 class GateKube:
@@ -85,3 +85,19 @@ def test_refreshes_requested_one_by_one_within_the_gathering_time_share_one():
         return kube.reads
 
     assert asyncio.run(scenario()) == 1
+
+
+def test_refreshes_of_many_bindings_run_a_bounded_number_at_a_time():
+    """A thousand bindings created together must not queue a thousand requests in the API client."""
+
+    async def scenario() -> tuple[int, int]:
+        kube = GateKube()
+        reconciler = Reconciler(kube=kube, post_event=lambda body, event: None)
+        refreshes = [asyncio.create_task(reconciler.refresh("shop", f"b{i}")) for i in range(3 * CONCURRENCY)]
+        await asyncio.sleep(0.01)
+        reading = kube.reads
+        kube.gate.set()
+        await asyncio.gather(*refreshes)
+        return reading, kube.reads
+
+    assert asyncio.run(scenario()) == (CONCURRENCY, 3 * CONCURRENCY)

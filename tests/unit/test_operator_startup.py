@@ -11,6 +11,7 @@ import logging
 
 import kopf
 import pytest
+from rolesanywhere_operator import constants as c
 from rolesanywhere_operator import handlers
 
 
@@ -27,4 +28,10 @@ def test_the_startup_handler_configures_kopf_before_it_connects(monkeypatch):
     with pytest.raises(Connected):
         asyncio.run(handlers.configure(settings=settings, memo=kopf.Memo(settings=None),
                                        logger=logging.getLogger("test")))
-    assert settings.watching.label_selectors  # server-side selectors, so the pod and Secret watches stay small
+    # Server-side selectors, so the pod and Certificate watches carry only the operator's own.
+    pods = kopf.Resource(group="", version="v1", plural="pods", kind="Pod", namespaced=True)
+    certificates = kopf.Resource(group=c.CERT_MANAGER_GROUP, version=c.CERT_MANAGER_VERSION,
+                                                          plural=c.CERTIFICATES, kind="Certificate", namespaced=True)
+    assert list(settings.watching.label_selectors.collect(pods)) == [f"{c.INJECT_LABEL}={c.INJECT_LABEL_VALUE}"]
+    assert list(settings.watching.label_selectors.collect(certificates)) == [
+        f"{c.MANAGED_BY_LABEL}={c.OPERATOR_NAME},{c.BINDING_LABEL}"]
