@@ -201,7 +201,7 @@ OVERRIDING_ENV = ("AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FI
 #: files are in the shared volume too, for tools and scripts that only read files.
 DELIVERY_ENDPOINT = "Endpoint"
 #: spec.delivery: the loopback endpoint only. The shared volume holds the token alone; the sidecar keeps
-#: the credentials files (its probe's and its restarts' state) in a volume only it mounts.
+#: the credentials files (its restarts' state) in a volume only it mounts.
 DELIVERY_ENDPOINT_ONLY = "EndpointOnly"
 #: spec.delivery: AWS_SHARED_CREDENTIALS_FILE only. The sidecar writes no token and its endpoint hands
 #: out no credentials (it still answers /healthz, /readyz and /metrics on the loopback).

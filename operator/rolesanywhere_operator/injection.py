@@ -6,15 +6,16 @@ What a pod gets (and why):
 - the certificate Secret, mounted in the sidecar only: the app containers never see the private key;
 - an in-memory emptyDir the sidecar writes credentials to, mounted read-only in the app containers;
   what it holds depends on spec.delivery: the token and the credentials files (Endpoint), the token
-  only (EndpointOnly: the sidecar writes the credentials files, which its probe and its restarts read,
+  only (EndpointOnly: the sidecar writes the credentials files, which its restarts read,
   into a second emptyDir only it mounts), or the credentials files only (FileOnly: no token, and the
   sidecar's endpoint hands out no credentials);
 - the sidecar as a native sidecar (the first init container, `restartPolicy: Always`, with an httpGet
   startupProbe of /readyz on its health port, declared by name): kubelet starts the app containers, and
   any later init containers, only once credentials exist, and a Job's pod still completes; the same
   request as a readinessProbe keeps the pod un-Ready while its credentials are not valid (no probe spawns
-  a process); the sidecar passes the `restricted` Pod Security Standard by itself. (Every supported Kubernetes has native sidecars; the
-  operator refuses to start on an older API server, see `unsupported_server`.)
+  a process); the sidecar passes the `restricted` Pod Security Standard by itself. (Every supported
+  Kubernetes has native sidecars; the operator refuses to start on an older API server, see
+  `unsupported_server`.)
 - in every app container not listed in the skip-containers annotation: the env vars that point the AWS
   SDKs at the sidecar (or at the credentials file for delivery FileOnly), and the region. They come in
   groups (credentials, region): a container that sets any variable of a group keeps its own setting
@@ -29,8 +30,9 @@ What a pod gets (and why):
   sidecar), with a warning saying so.
 
 Admission warnings also name what weakens the sidecar's isolation: hostNetwork (the endpoint is on the
-node's loopback, the health port on the node's addresses), shareProcessNamespace (app containers can signal the sidecar), and a container that
-already has the sidecar's name without the marker (the pod is left alone).
+node's loopback, the health port on the node's addresses), shareProcessNamespace (app containers can
+signal the sidecar), and a container that already has the sidecar's name without the marker (the pod is
+left alone).
 """
 
 from __future__ import annotations
@@ -213,17 +215,19 @@ def build_mesh_exclusions(
     linkerd = c.LINKERD_PROXY_CONTAINER in names or annotations.get(c.LINKERD_INJECT_ANNOTATION) in ("enabled", "ingress")
     added: dict[str, str] = {}
     warnings: list[str] = []
-    why = {
-        outbound: f"so the sidecar reaches Roles Anywhere before the mesh proxy runs; every container's outbound "
-        f"traffic to port {outbound} bypasses the proxy",
-        inbound: f"so the kubelet's probes reach the sidecar before the mesh proxy runs; traffic to the pod's "
-        f"port {inbound} (the sidecar's /healthz, /readyz and /metrics) bypasses the proxy",
-    }
-    for mesh, present, annotation, port in (
-        ("Istio", istio, c.ISTIO_EXCLUDE_OUTBOUND_PORTS_ANNOTATION, outbound),
-        ("Istio", istio, c.ISTIO_EXCLUDE_INBOUND_PORTS_ANNOTATION, inbound),
-        ("Linkerd", linkerd, c.LINKERD_SKIP_OUTBOUND_PORTS_ANNOTATION, outbound),
-        ("Linkerd", linkerd, c.LINKERD_SKIP_INBOUND_PORTS_ANNOTATION, inbound),
+    out_why = (
+        f"so the sidecar reaches Roles Anywhere before the mesh proxy runs; every container's outbound traffic "
+        f"to port {outbound} bypasses the proxy"
+    )
+    in_why = (
+        f"so the kubelet's probes reach the sidecar before the mesh proxy runs; traffic to the pod's port "
+        f"{inbound} (the sidecar's /healthz, /readyz and /metrics) bypasses the proxy"
+    )
+    for mesh, present, annotation, port, why in (
+        ("Istio", istio, c.ISTIO_EXCLUDE_OUTBOUND_PORTS_ANNOTATION, outbound, out_why),
+        ("Istio", istio, c.ISTIO_EXCLUDE_INBOUND_PORTS_ANNOTATION, inbound, in_why),
+        ("Linkerd", linkerd, c.LINKERD_SKIP_OUTBOUND_PORTS_ANNOTATION, outbound, out_why),
+        ("Linkerd", linkerd, c.LINKERD_SKIP_INBOUND_PORTS_ANNOTATION, inbound, in_why),
     ):
         if not present:
             continue
@@ -231,7 +235,7 @@ def build_mesh_exclusions(
         if merged == annotations.get(annotation):
             continue
         added[annotation] = merged
-        warnings.append(f"the pod joins the {mesh} mesh: annotation {annotation} now includes {port}, {why[port]}")
+        warnings.append(f"the pod joins the {mesh} mesh: annotation {annotation} now includes {port}, {why}")
     return added, warnings
 
 

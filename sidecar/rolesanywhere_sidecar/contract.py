@@ -11,7 +11,7 @@ READYZ_PATH = "/readyz"
 METRICS_PATH = "/metrics"
 #: The shared credentials file (INI, profile default), for tools and scripts.
 CREDENTIALS_FILE = "credentials"
-#: The credential-process JSON the sidecar's probes and restarts read.
+#: The credential-process JSON that `check` and a restarted sidecar read.
 CREDENTIALS_JSON_FILE = "credentials.json"
 #: The endpoint's authorization token, shared with the app containers.
 TOKEN_FILE = "token"

@@ -182,13 +182,12 @@ def health_server(
     store: CredentialStore,
     metrics: Metrics,
     now: Callable[[], dt.datetime],
-    addresses: Iterable[tuple[socket.AddressFamily, str]] = ANY_ADDRESSES,
 ) -> EndpointServer:
     """The listener on every address of the pod: HEALTH_PATHS only, with no token to hand anything out for.
 
     Dual-stack where the kernel has IPv6, else IPv4 only; a port already taken is an error either way."""
     failed: OSError | None = None
-    for family, host in addresses:
+    for family, host in ANY_ADDRESSES:
         try:
             return EndpointServer(
                 port, token=None, store=store, metrics=metrics, now=now, host=host, family=family,

@@ -350,3 +350,10 @@ def test_the_excluded_port_is_that_of_the_endpoint_or_of_the_https_proxy_the_sid
     assert endpoint.pod["metadata"]["annotations"][ISTIO] == "8443"
     proxied = _injected(metadata=istio, default_https_proxy="http://proxy.corp:3128")
     assert proxied.pod["metadata"]["annotations"][ISTIO] == "3128"
+    # An endpoint on the health port's number: each redirect still gets its exclusion, and its warning.
+    same = _injected(metadata=istio, binding_spec={"sidecar": {"endpoint": "https://ra.internal:9912"}})
+    assert {k: same.pod["metadata"]["annotations"][k] for k in (ISTIO, ISTIO_IN)} == {ISTIO: "9912", ISTIO_IN: "9912"}
+    assert [w.split(",", 1)[0] for w in same.warnings] == [
+        f"the pod joins the Istio mesh: annotation {ISTIO} now includes 9912",
+        f"the pod joins the Istio mesh: annotation {ISTIO_IN} now includes 9912",
+    ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -66,6 +67,20 @@ def test_serve_refuses_to_start_with_a_bad_configuration(tmp_path):
     assert code == 1
     line = json.loads(stderr.splitlines()[-1])
     assert line["level"] == "error" and "cannot start" in line["message"] and "region" in line["message"]
+
+
+def test_serve_refuses_to_start_when_its_health_port_is_taken_naming_it(tmp_path):
+    """In a pod another container on the same port would leave the probes asking the wrong server."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, _, stderr = run("serve", *ARGS, "--output-dir", str(tmp_path), "--port", "0", "--health-port",
+                              str(port), "--log-format", "json")
+    assert code == 1
+    line = json.loads(stderr.splitlines()[-1])
+    assert line["level"] == "error" and line["message"].startswith("cannot start: ")
+    assert "health endpoint: cannot listen on " in line["message"] and f":{port}: " in line["message"]
 
 
 def loaded_modules(statement: str) -> set[str]:
