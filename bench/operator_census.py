@@ -41,12 +41,14 @@ def census() -> dict:
         tasks = Counter(getattr(t.get_coro(), "__qualname__", "?") for t in asyncio.all_tasks())
     except RuntimeError:  # no running loop in this thread
         tasks = Counter()
-    traced = []
+    traced, traced_mib = [], None
     if tracemalloc.is_tracing():
+        traced_mib = [size / 2**20 for size in tracemalloc.get_traced_memory()]  # now, peak
         snapshot = tracemalloc.take_snapshot().filter_traces([tracemalloc.Filter(False, tracemalloc.__file__)])
         traced = [(str(stat.traceback[0]), stat.size, stat.count) for stat in snapshot.statistics("lineno")[:15]]
     return {
         "traced": traced,
+        "traced_mib": traced_mib,
         "bytes": sum(sizes.values()),
         "top": [(name, counts[name], size) for name, size in sizes.most_common(8)],
         "tasks": sum(tasks.values()),

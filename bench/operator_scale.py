@@ -290,7 +290,9 @@ def _census(ctx: Context, pid: int) -> str:
     path.unlink(missing_ok=True)
     os.kill(pid, signal.SIGUSR1)
     try:
-        wait_for(path.exists, timeout=60, interval=0.2, what="the operator's memory census")
+        # A tracemalloc snapshot of a large heap takes minutes on a busy machine.
+        wait_for(path.exists, timeout=300 if ctx.kube.tracemalloc else 60, interval=0.2,
+                 what="the operator's memory census")
     except TimedOut as error:
         return f"**Memory census.** not taken: {error}"
     data = json.loads(path.read_text())
@@ -301,5 +303,6 @@ def _census(ctx: Context, pid: int) -> str:
         f"**Memory census of the operator (gc, at the end).** Live Python objects (shallow sizes, the strings "
         f"and bytes they hold included) add up to {data['bytes'] / 2**20:.0f} MiB of its {rss_mib(pid):.0f} MiB "
         f"RSS; largest types: {top}. asyncio tasks: {data['tasks']:,} ({tasks})."
-        + (f" Allocated where (tracemalloc, traced from the start): {traced}." if traced else "")
+        + (f" Traced by tracemalloc from the start: {data['traced_mib'][0]:.0f} MiB live, {data['traced_mib'][1]:.0f} MiB "
+           f"at the peak; allocated where: {traced}." if traced else "")
     )
