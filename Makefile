@@ -6,9 +6,10 @@ PY := .venv/bin/python
 LOCALCLUSTER := $(PY) -m localcluster
 
 .DEFAULT_GOAL := help
-# The node's parts are built (cached) where the node can run: as root, unless ROLESANYWHERE_NODE_TESTS=skip.
-NODE_PARTS_IF_POSSIBLE = @if [ "$$(id -u)" = 0 ] && [ "$${ROLESANYWHERE_NODE_TESTS:-}" != skip ]; then \
-	$(MAKE) --no-print-directory node-parts; fi
+# The pinned tools, and where the node can run (as root, unless ROLESANYWHERE_NODE_TESTS=skip) the node's parts
+# too: the images (downloads, mostly) build alongside the Go tools (compiling), all cached.
+TOOLS_AND_NODE_PARTS = @if [ "$$(id -u)" = 0 ] && [ "$${ROLESANYWHERE_NODE_TESTS:-}" != skip ]; then \
+	$(MAKE) --no-print-directory -j2 tools node-parts; else $(MAKE) --no-print-directory tools; fi
 
 .PHONY: help
 help: ## List the targets
@@ -23,8 +24,8 @@ tools: ## Build the pinned kube-apiserver, etcd, cert-manager, helm, aws_signing
 	@hack/tools.sh build
 
 .PHONY: test
-test: venv tools ## Run the whole suite: unit, integration (a local control plane), node (a real node, as root) tests, then test-lowest
-	$(NODE_PARTS_IF_POSSIBLE)
+test: venv ## Run the whole suite: unit, integration (a local control plane), node (a real node, as root) tests, then test-lowest
+	$(TOOLS_AND_NODE_PARTS)
 	$(PY) -m pytest
 	@$(MAKE) --no-print-directory test-lowest
 
@@ -41,8 +42,8 @@ lock: ## Regenerate requirements.lock (the image's dependencies, hashed) from py
 	@hack/lock.sh $(ARGS)
 
 .PHONY: demo
-demo: venv tools ## Offline end to end on the local node: the chart's operator, a pod listing S3 buckets with Roles Anywhere credentials (ARGS=--help)
-	$(NODE_PARTS_IF_POSSIBLE)
+demo: venv ## Offline end to end on the local node: the chart's operator, a pod listing S3 buckets with Roles Anywhere credentials (ARGS=--help)
+	$(TOOLS_AND_NODE_PARTS)
 	$(PY) hack/demo.py $(ARGS)
 
 .PHONY: cluster-up
@@ -61,13 +62,14 @@ node-deps: ## Install the node's Debian packages when missing (containerd, runc,
 images: node-deps ## Build the node's images (pause, base, the Dockerfile's, app) without a registry (cached)
 	@hack/images.sh build
 
-.PHONY: node-parts
-node-parts: node-deps ## Build what the node runs: kubelet, kube-proxy, kube-scheduler and the images (root; cached)
+.PHONY: node-parts node-binaries
+node-parts: node-binaries images ## Build what the node runs: kubelet, kube-proxy, kube-scheduler and the images (root; cached)
+
+node-binaries: tools node-deps
 	@hack/tools.sh node-bindir >/dev/null
-	@hack/images.sh build >/dev/null
 
 .PHONY: test-node
-test-node: venv tools node-parts ## Run the node tests alone: pods in containers on a real local node (root; also part of make test)
+test-node: venv node-parts ## Run the node tests alone: pods in containers on a real local node (root; also part of make test)
 	$(PY) -m pytest tests/node
 
 .PHONY: kubeconfig

@@ -15,8 +15,9 @@ dev kit (hack/pyproject.toml), so no conftest imports them.
 
 The node tier (tests/node) adds, deselected with one summary line when the machine cannot run a node:
   node_parts       session: kubelet & co. and the images (hack/tools.sh node-bindir, hack/images.sh)
-  node_cluster     module: a control plane with a real node in .run/test-node-cluster (cert-manager when
-                   the module sets CERT_MANAGER = True); a nodepods.NodeCluster
+  node_cluster     module: a control plane with cert-manager and a real node in .run/test-node-cluster,
+                   shared by the modules (shared_node); a nodepods.NodeCluster
+  exclusive_node   module: stops the shared node, for a module that starts a node of its own
   node_rolesanywhere module: moto and an emulator listening on the node's address, where pods reach them,
                    trusting rolesanywhere_ca, with one S3 read-only role (short-lived credentials)
   local_node       module: skips a test that needs the local node's host (its cgroups, its network)
@@ -207,27 +208,61 @@ def node_parts():
         pytest.fail(f"the node's binaries or images are unavailable: {error}", pytrace=False)
 
 
+class SharedNode:
+    """The cluster with a node that the node tier's modules share (one node per machine; each start costs
+    half a minute): started with cert-manager on first use, stopped before a module that needs the machine's
+    node for itself (`exclusive_node`) and at the end of the session."""
+
+    def __init__(self, bin_dir: Path, images: dict) -> None:
+        from localcluster import REPO_ROOT
+
+        self.bin_dir, self.images = bin_dir, images
+        self.root = REPO_ROOT / ".run" / "test-node-cluster"
+        self.cluster = None
+
+    def get(self):
+        from localcluster import cert_manager_crds
+        from localcluster.node import start_cluster
+
+        from rolesanywhere_devkit.nodepods import NodeCluster
+
+        if self.cluster is None:
+            plane, _ = start_cluster(self.root, self.bin_dir, self.images, cert_manager_crds=cert_manager_crds())
+            self.cluster = NodeCluster(plane.kubeconfig, self.bin_dir, plane, images=self.images)
+        return self.cluster
+
+    def stop(self) -> None:
+        from localcluster.node import stop_cluster
+
+        stop_cluster(self.root)
+        self.cluster = None
+
+
+@pytest.fixture(scope="session")
+def shared_node(node_parts):
+    node = SharedNode(*node_parts)
+    yield node
+    node.stop()
+
+
 @pytest.fixture(scope="module")
 def node_cluster(node_parts, request):
-    """A control plane with a node, per module (one node per machine, so a module may start its own)."""
-    from localcluster import REPO_ROOT, cert_manager_crds
-    from localcluster.node import start_cluster, stop_cluster
-
+    """The cluster with a node (the shared one; with TEST_KUBECONFIG_ENV, that cluster)."""
     from rolesanywhere_devkit.nodepods import NodeCluster
 
     bin_dir, images = node_parts
     external = os.environ.get(TEST_KUBECONFIG_ENV)
     if external:
-        yield NodeCluster(Path(external), bin_dir, images=images, host_for_pods=os.environ[TEST_HOST_FOR_PODS_ENV],
-                          pull_policy="IfNotPresent", local=False)
-        return
-    root = REPO_ROOT / ".run" / "test-node-cluster"
-    crds = cert_manager_crds() if getattr(request.module, "CERT_MANAGER", False) else None
-    plane, _ = start_cluster(root, bin_dir, images, cert_manager_crds=crds)
-    try:
-        yield NodeCluster(plane.kubeconfig, bin_dir, plane, images=images)
-    finally:
-        stop_cluster(root)
+        return NodeCluster(Path(external), bin_dir, images=images, host_for_pods=os.environ[TEST_HOST_FOR_PODS_ENV],
+                           pull_policy="IfNotPresent", local=False)
+    return request.getfixturevalue("shared_node").get()
+
+
+@pytest.fixture(scope="module")
+def exclusive_node(local_node, shared_node) -> None:
+    """For a module that starts a node of its own (the restart test, the demo): the shared one stops first.
+    Such modules run last (see pytest_collection_modifyitems), so the shared node starts once."""
+    shared_node.stop()
 
 
 @pytest.fixture(scope="module")
@@ -294,6 +329,8 @@ def pytest_collection_modifyitems(config, items):
         marker = item.get_closest_marker("podrunner")
         if marker:
             item.add_marker(pytest.mark.skip(reason=f"checked in real containers by {marker.args[0]}"))
+    # Modules with a node of their own after those sharing one (a stable sort keeps every other order).
+    items.sort(key=lambda item: "exclusive_node" in getattr(item, "fixturenames", ()))
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -18,6 +18,7 @@ from rolesanywhere_devkit.demo_run import DemoRun
 
 RUN_TIMEOUT = 240
 POD_RUNNER = "--pod-runner"
+pytestmark = pytest.mark.podrunner("tests/node/test_demo_on_node.py")
 BUCKETS = ("rolesanywhere-demo-invoices", "rolesanywhere-demo-reports")
 #: How a line of `aws s3 ls` output starts: the bucket's creation time (the bucket name follows).
 LISTED_AT = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d "

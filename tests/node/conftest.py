@@ -4,8 +4,9 @@ Part of `make test` (marker `node`, and `integration`, so `make test-unit` leave
 runs it alone. It needs root, the node's Debian packages (hack/node-deps.sh), kubelet & co. and the images
 (`make node-parts`); without root, or with ROLESANYWHERE_NODE_TESTS=skip, the tier is deselected and one
 summary line says why.
-The fixtures come from the dev kit's pytest plugin (node_parts, node_cluster, node_rolesanywhere); here
-`cluster` is the module's node cluster, so the shared `namespace` fixture makes its namespaces there.
+The fixtures come from the dev kit's pytest plugin (node_parts, node_cluster, node_rolesanywhere,
+exclusive_node); here `cluster` is the node cluster the modules share, so the shared `namespace` fixture
+makes its namespaces there.
 """
 
 from __future__ import annotations

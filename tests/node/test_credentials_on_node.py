@@ -46,7 +46,6 @@ from rolesanywhere_devkit.processes import wait_for
 from rolesanywhere_operator import constants as c
 from rolesanywhere_sidecar.contract import CREDENTIALS_FILE, CREDENTIALS_JSON_FILE
 
-CERT_MANAGER = True
 BINDING = "s3-reader"
 SLEEP = ["sleep", "infinity"]
 #: HTTP status of an accepted CreateSession.

@@ -24,7 +24,7 @@ LISTED_AT = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d "
 
 
 @pytest.fixture(scope="module")
-def demo_root(node_parts, local_node, tmp_path_factory):
+def demo_root(node_parts, exclusive_node, tmp_path_factory):
     root = tmp_path_factory.mktemp("demo-on-node")
     yield root
     stop_cluster(root)

@@ -53,7 +53,7 @@ def leftovers(root: Path) -> dict[str, object]:
     }
 
 
-def test_a_killed_node_does_not_break_the_next_start(node_parts, local_node):
+def test_a_killed_node_does_not_break_the_next_start(node_parts, exclusive_node):
     bin_dir, images = node_parts
     root = REPO_ROOT / ".run" / "test-node-restart"
     plane, node = start_cluster(root, bin_dir, images, cert_manager_crds=None)

@@ -17,7 +17,6 @@ from rolesanywhere_devkit.operator import OPERATOR_ACCOUNT, OPERATOR_NAMESPACE
 from rolesanywhere_devkit.processes import wait_for
 from rolesanywhere_operator import constants as c
 
-CERT_MANAGER = True  # the chart's webhook certificate comes from cert-manager
 #: The chart's container name for the operator.
 OPERATOR_CONTAINER = "operator"
 
