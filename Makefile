@@ -38,7 +38,7 @@ test-unit: venv ## Run the unit tests only (no cluster, no binaries)
 	$(PY) -m pytest -m 'not integration'
 
 .PHONY: lock
-lock: ## Regenerate requirements.lock (the image's dependencies, hashed) from pyproject.toml (ARGS=--upgrade)
+lock: ## Regenerate the images' hashed locks (requirements.lock, requirements-sidecar.lock, requirements-build.lock) from pyproject.toml (ARGS=--upgrade)
 	@hack/lock.sh $(ARGS)
 
 .PHONY: demo

@@ -1,8 +1,8 @@
 """The runtime dependencies as pyproject.toml declares them, for the tools and tests that check them.
 
 pyproject.toml is the one place a dependency and its range are written; hack/lowest_deps.py installs each
-at its floor, hack/lock.sh resolves them into requirements.lock, and tests/unit/test_dependencies.py
-holds the lock to the ranges.
+at its floor, hack/lock.sh resolves them into requirements.lock (and those the sidecar image holds into
+requirements-sidecar.lock), and tests/unit/test_dependencies.py holds the locks to the ranges.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ PYPROJECT = REPO / "pyproject.toml"
 #: The dev kit's (hack/pyproject.toml): the tests' and the demo's tools, never in the image.
 DEVKIT_PYPROJECT = REPO / "hack" / "pyproject.toml"
 LOCK = REPO / "requirements.lock"
+#: The sidecar image's lock (the Dockerfile's `sidecar` target): the closure of sidecar_requirements().
+SIDECAR_LOCK = REPO / "requirements-sidecar.lock"
 
 
 class DependencyError(ValueError):
@@ -32,6 +34,18 @@ def project(pyproject: Path = PYPROJECT) -> dict:
 
 def runtime_requirements(pyproject: Path = PYPROJECT) -> list[Requirement]:
     return [Requirement(text) for text in project(pyproject)["dependencies"]]
+
+
+def sidecar_requirements(pyproject: Path = PYPROJECT) -> list[Requirement]:
+    """The runtime dependencies the sidecar image holds: those [tool.rolesanywhere.sidecar-image] names."""
+    named = {canonicalize_name(name) for name in
+             tomllib.loads(pyproject.read_text())["tool"]["rolesanywhere"]["sidecar-image"]["dependencies"]}
+    found = [r for r in runtime_requirements(pyproject) if canonicalize_name(r.name) in named]
+    missing = named - {canonicalize_name(r.name) for r in found}
+    if missing:
+        raise DependencyError(f"pyproject.toml: [tool.rolesanywhere.sidecar-image] names {sorted(missing)}, "
+                              "which [project] dependencies do not declare")
+    return found
 
 
 def extra_requirements(extra: str, pyproject: Path = PYPROJECT) -> list[Requirement]:
