@@ -206,7 +206,7 @@ def start_node_cluster(demo: Demo, *, restart: bool) -> None:
         demo.plane = plane
     demo.cluster = NodeCluster(plane.kubeconfig, bin_dir, plane, images=images)
     demo.console.note(f"Kubernetes {plane.version()}, node {NODE_NAME} (containerd, runc); images built here:")
-    for name in ("operator", "app"):
+    for name in ("operator", "sidecar", "app"):
         demo.console.note(f"{name}: {images[name].ref}", prefix="  ")
     demo.console.note("to watch from a second terminal:")
     demo.console.note(f"export KUBECONFIG={plane.kubeconfig}", prefix="  ")

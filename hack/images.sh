@@ -6,7 +6,8 @@
 #   pause     the pod sandbox: hack/images/pause.c built with gcc -static, one layer
 #   base      Debian bookworm from Debian's packages (mmdebstrap): Python 3.11 in a
 #             venv at /opt/venv whose pip is first on PATH, like python:3.11-slim
-#   operator  the repository's Dockerfile built FROM base (buildah, PYTHON_IMAGE=base)
+#   operator  the repository's Dockerfile built FROM base (buildah, PYTHON_IMAGE=base), target operator
+#   sidecar   the same Dockerfile's target sidecar: rolesanywhere-sidecar and only its dependencies
 #   app       base plus the AWS CLI and boto3 (hack/images/app.Containerfile), for tests
 #
 #   hack/images.sh build   build what is missing; print "NAME REFERENCE ARCHIVE" per image
@@ -42,7 +43,7 @@ recipe() { declare -f "$@"; }
 # The project's files the Dockerfile copies (tracked and untracked, not ignored) and their contents.
 source_key() {
   (cd "$repo" && git ls-files -z -c -o --exclude-standard -- Dockerfile .dockerignore pyproject.toml README.md \
-    requirements.lock requirements-build.lock operator sidecar \
+    requirements.lock requirements-sidecar.lock requirements-build.lock operator sidecar \
     | sort -z | xargs -0 sha256sum) | key
 }
 
@@ -102,12 +103,16 @@ build_base() {
   rm -f "$tar"
 }
 
-build_operator() {
-  local ref="$1" archive="$2"
+# build_target TARGET REF ARCHIVE: one target of the repository's Dockerfile.
+build_target() {
+  local target="$1" ref="$2" archive="$3"
   bah bud -q --pull=never --network host --layers=false $(build_volumes) --build-arg "PYTHON_IMAGE=$base_ref" \
-    -f "$repo/Dockerfile" -t "$ref" "$repo" >/dev/null || die "building the Dockerfile failed (see buildah's output above)"
+    --target "$target" -f "$repo/Dockerfile" -t "$ref" "$repo" >/dev/null \
+    || die "building the Dockerfile's $target target failed (see buildah's output above)"
   bah push -q "$ref" "oci-archive:$archive.tmp:$ref"
 }
+build_operator() { build_target operator "$@"; }
+build_sidecar() { build_target sidecar "$@"; }
 
 build_app() {
   local ref="$1" archive="$2"
@@ -135,7 +140,7 @@ ensure() {
   echo "$name $ref $archive"
 }
 
-# base_in_storage: the operator and app images build FROM base; reload it from its archive if buildah lost it.
+# base_in_storage: the operator, sidecar and app images build FROM base; reload it from its archive if buildah lost it.
 base_in_storage() {
   bah inspect --type image "$base_ref" >/dev/null 2>&1 || bah pull -q "oci-archive:$base_archive" >/dev/null
 }
@@ -145,20 +150,23 @@ build() {
     command -v "$cmd" >/dev/null 2>&1 || die "$cmd is missing: run hack/node-deps.sh"
   done
   mkdir -p "$out"
-  local pause_key base_key operator_key app_key line
+  local pause_key base_key operator_key sidecar_key app_key line
   pause_key="$( { cat "$here/images/pause.c"; recipe build_pause; } | key)"
   base_key="$( { echo "$suite"; recipe build_base build_base_rootfs; } | key)"
   base_ref="localhost/rolesanywhere-base:$base_key"
   base_archive="$out/base-$base_key.tar"
-  operator_key="$( { echo "$base_key"; source_key; recipe build_operator; } | key)"
+  operator_key="$( { echo "$base_key"; source_key; recipe build_operator build_target; } | key)"
+  sidecar_key="$( { echo "$base_key"; source_key; recipe build_sidecar build_target; } | key)"
   app_key="$( { echo "$base_key $app_pins"; cat "$here/images/app.Containerfile"; recipe build_app; } | key)"
 
   ensure pause "$pause_key" build_pause
   ensure base "$base_key" build_base
   local need_base=0
-  [[ -f "$out/operator-$operator_key.tar" && -f "$out/app-$app_key.tar" ]] || need_base=1
+  [[ -f "$out/operator-$operator_key.tar" && -f "$out/sidecar-$sidecar_key.tar" && -f "$out/app-$app_key.tar" ]] \
+    || need_base=1
   [[ $need_base -eq 0 ]] || base_in_storage
   ensure operator "$operator_key" build_operator
+  ensure sidecar "$sidecar_key" build_sidecar
   ensure app "$app_key" build_app
 }
 

@@ -70,7 +70,7 @@ def node_tools_bin() -> Path:
 
 
 def node_images() -> dict:
-    """The node's images (pause, base, operator, app), built by hack/images.sh unless cached."""
+    """The node's images (pause, base, operator, sidecar, app), built by hack/images.sh unless cached."""
     from .node import Image
 
     images = {}

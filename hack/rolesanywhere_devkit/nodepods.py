@@ -6,7 +6,8 @@
   app_deployment, app_job    the app image as a Deployment or a Job, opted in to a binding or not
   wait_for_phase, wait_for_ready, only_pod
                              polling for a pod's phase, its containers' readiness, a workload's one pod
-  install_operator_chart     `helm install` of the chart with the operator image built from the Dockerfile
+  install_operator_chart     `helm install` of the chart with the operator and sidecar images built from the
+                             Dockerfile
   kill_container             SIGKILL every process of one container, as a crash would
   renew_certificate          ask cert-manager to renew a Certificate now (what `cmctl renew` does)
 
@@ -66,7 +67,7 @@ class NodeCluster(Cluster):
         return self.images[name].ref
 
     def container(self, name: str, image: str, command: list[str] | None = None, **fields) -> dict:
-        """A container of the node's image `image` (operator, app)."""
+        """A container of the node's image `image` (operator, sidecar, app)."""
         return container(name, self.image(image), command, pull_policy=self.pull_policy, **fields)
 
 
@@ -210,14 +211,16 @@ class ChartInstallError(RuntimeError):
 def install_operator_chart(cluster: NodeCluster, home: Path, *, values: dict[str, str] | None = None,
                            timeout: int = 240) -> None:
     """`helm upgrade --install` of the chart as a user runs it: release OPERATOR_ACCOUNT in OPERATOR_NAMESPACE
-    (the names the dev kit's grant_secret_read binds), the operator image built from the Dockerfile, `--wait`
-    until its replicas are Ready. `values`: more `--set` pairs.
+    (the names the dev kit's grant_secret_read binds), the operator and sidecar images built from the
+    Dockerfile (the webhook injects the sidecar's), `--wait` until its replicas are Ready. `values`: more
+    `--set` pairs.
 
     A release an interrupted helm left pending (Ctrl-C during an install) blocks every later install
     ("another operation is in progress"): it is uninstalled first."""
     repository, tag = cluster.image("operator").rsplit(":", 1)
+    sidecar_repository, sidecar_tag = cluster.image("sidecar").rsplit(":", 1)
     settings = {"image.repository": repository, "image.tag": tag, "image.pullPolicy": cluster.pull_policy,
-                **(values or {})}
+                "sidecar.image.repository": sidecar_repository, "sidecar.image.tag": sidecar_tag, **(values or {})}
     env = {"KUBECONFIG": str(cluster.kubeconfig), "HOME": str(home), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
 
     def helm(*args: str) -> subprocess.CompletedProcess:

@@ -23,7 +23,7 @@ The node tier (tests/node) adds, deselected with one summary line when the machi
   local_node       module: skips a test that needs the local node's host (its cgroups, its network)
 
 With ROLESANYWHERE_TEST_KUBECONFIG, the node tier runs on that cluster instead, given the images pushed to
-a registry its nodes pull from (ROLESANYWHERE_TEST_IMAGES="operator=REF,app=REF") and an address of this
+a registry its nodes pull from (ROLESANYWHERE_TEST_IMAGES="operator=REF,sidecar=REF,app=REF") and an address of this
 machine its pods reach (ROLESANYWHERE_TEST_HOST_FOR_PODS), where moto and the emulator then listen.
 
 A failed test's report also carries each running operator's stacks and log tail.
@@ -49,7 +49,7 @@ import pytest
 TEST_KUBECONFIG_ENV = "ROLESANYWHERE_TEST_KUBECONFIG"
 #: `skip` leaves the node tests out of a run (they need root and change machine-wide state).
 NODE_TESTS_ENV = "ROLESANYWHERE_NODE_TESTS"
-#: With TEST_KUBECONFIG_ENV: the node tier's images on your cluster, "operator=REF,app=REF".
+#: With TEST_KUBECONFIG_ENV: the node tier's images on your cluster, "operator=REF,sidecar=REF,app=REF".
 TEST_IMAGES_ENV = "ROLESANYWHERE_TEST_IMAGES"
 #: With TEST_KUBECONFIG_ENV: an address of this machine that your cluster's pods reach.
 TEST_HOST_FOR_PODS_ENV = "ROLESANYWHERE_TEST_HOST_FOR_PODS"

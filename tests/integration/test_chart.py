@@ -161,6 +161,21 @@ ALLOWED_RULES = [
 ]
 
 
+def test_by_default_pods_get_the_sidecar_image_and_the_operator_runs_its_own(helm):
+    """Every injected pod pulls the lean sidecar image (the Dockerfile's `sidecar` target), not the operator's;
+    emptying sidecar.image.repository falls back to the operator's image, which runs the sidecar too."""
+    def images(*args: str) -> tuple[str, str]:
+        deployment = next(d for d in helm.template("-n", "rao-system", *args) if d["kind"] == "Deployment")
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        env = {e["name"]: e["value"] for e in container["env"]}
+        return container["image"], env["ROLESANYWHERE_OPERATOR_SIDECAR_IMAGE"]
+
+    app_version = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
+    assert images() == (f"rolesanywhere-operator:{app_version}", f"rolesanywhere-sidecar:{app_version}")
+    assert images("--set", "image.tag=1.2.3") == ("rolesanywhere-operator:1.2.3", "rolesanywhere-sidecar:1.2.3")
+    assert images("--set", "sidecar.image.repository=") == (f"rolesanywhere-operator:{app_version}",) * 2
+
+
 def test_the_cluster_role_grants_nothing_beyond_the_listed_rules_and_no_secret(helm):
     documents = helm.template("-n", "rao-system", "-f", str(ALL_VALUES))
     role = next(d for d in documents if d["kind"] == "ClusterRole" and d["metadata"]["name"] == "rao")

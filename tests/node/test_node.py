@@ -1,4 +1,4 @@
-"""Pods in real containers on the local node: the project's image, a native sidecar next to a non-root app,
+"""Pods in real containers on the local node: the project's images, a native sidecar next to a non-root app,
 `kubectl logs` and `kubectl exec` through the kubelet, and the API server through kube-proxy."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from rolesanywhere_devkit.nodepods import POD_TIMEOUT, RESTRICTED, phase, pod, w
 from rolesanywhere_devkit.processes import wait_for
 
 
-def test_the_projects_image_runs_the_sidecar_command_to_completion(cluster, namespace):
-    cluster.apply(pod("help", [cluster.container("sidecar", "operator", securityContext=RESTRICTED)],
+def test_the_sidecar_image_runs_the_sidecar_command_to_completion(cluster, namespace):
+    cluster.apply(pod("help", [cluster.container("sidecar", "sidecar", securityContext=RESTRICTED)],
                       restartPolicy="Never", securityContext={"runAsNonRoot": True}), namespace)
     done = wait_for_phase(cluster, namespace, "help", "Succeeded")
     assert done["spec"]["nodeName"] == (NODE_NAME if cluster.local else done["spec"]["nodeName"])  # kube-scheduler
@@ -21,6 +21,26 @@ def test_the_projects_image_runs_the_sidecar_command_to_completion(cluster, name
     assert status["state"]["terminated"]["exitCode"] == 0
     logs = cluster.kubectl("logs", "-n", namespace, "help").stdout
     assert "usage: rolesanywhere-sidecar" in logs
+
+
+# What the sidecar image holds: the sidecar's command and its dependencies, none of the operator's packages.
+CONTENT_SCRIPT = r"""
+import importlib.util, sys
+import rolesanywhere_sidecar.serve
+for name in ("cryptography", "httpx", "kopf", "kubernetes", "aiohttp", "yaml", "click"):
+    print(name, "present" if importlib.util.find_spec(name) else "absent")
+print("loaded", " ".join(sorted(n for n in sys.modules if n.startswith(("kopf", "kubernetes", "aiohttp", "click")))))
+"""
+
+
+def test_the_sidecar_image_holds_no_operator_packages(cluster, namespace):
+    cluster.apply(pod("content", [cluster.container("sidecar", "sidecar", ["python3", "-c", CONTENT_SCRIPT],
+                                                    securityContext=RESTRICTED)],
+                      restartPolicy="Never", securityContext={"runAsNonRoot": True}), namespace)
+    wait_for_phase(cluster, namespace, "content", "Succeeded")
+    lines = cluster.kubectl("logs", "-n", namespace, "content").stdout.splitlines()
+    assert lines == ["cryptography present", "httpx present", "kopf absent", "kubernetes absent", "aiohttp absent",
+                     "yaml absent", "click absent", "loaded "]
 
 
 # The sidecar writes a file only its group may read into a memory emptyDir and answers on the pod's loopback;
@@ -53,7 +73,7 @@ def test_a_native_sidecar_and_a_non_root_app_run_side_by_side(cluster, namespace
     """2/2 with logs and exec through the kubelet; and no default route: nothing a pod sends leaves the machine."""
     shared = {"name": "shared", "mountPath": "/run/shared"}
     sidecar = cluster.container(
-        "sidecar", "operator", ["python3", "-c", SIDECAR_SCRIPT], restartPolicy="Always",
+        "sidecar", "sidecar", ["python3", "-c", SIDECAR_SCRIPT], restartPolicy="Always",
         volumeMounts=[shared], securityContext={**RESTRICTED, "runAsUser": 65532, "runAsGroup": 65532},
         startupProbe={"exec": {"command": ["test", "-s", "/run/shared/credentials"]}, "periodSeconds": 1},
     )
