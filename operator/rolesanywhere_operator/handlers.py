@@ -119,10 +119,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: ko
                                            peering=ours.peering, priority=memo.priority, logger=logger)),
         asyncio.create_task(registration.keep(ours.resync_interval)),
     )
-    memo.runtime = Runtime(settings=ours, kube=kube, reconciler=reconciler, bindings=bindings,
-                           excluded_namespaces=excluded, reported_workloads=ReportedOnce(), tasks=tasks)
+    runtime = Runtime(settings=ours, kube=kube, reconciler=reconciler, bindings=bindings,
+                      excluded_namespaces=excluded, reported_workloads=ReportedOnce(), tasks=tasks)
+    memo.runtime = runtime
     settings.admission.managed = None
-    runtime: Runtime = memo.runtime
 
     async def answer_pod(review: dict[str, Any]) -> dict[str, Any]:
         return await inject(review, runtime, admission_logger)
