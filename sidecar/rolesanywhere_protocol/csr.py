@@ -14,22 +14,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
+from .identity import PrivateKey, public_key_der
+
 PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
-PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
 #: Where the public key sits in a CertificationRequestInfo: version, subject, subjectPKInfo, attributes.
 _INFO_PUBLIC_KEY_INDEX = 2
 #: DER tag of a SEQUENCE and of a BIT STRING.
 _SEQUENCE, _BIT_STRING = 0x30, 0x03
-#: The AlgorithmIdentifier of each signature this module makes (RFC 5758, RFC 4055; RSA's with NULL params).
-_ALGORITHMS = {
-    "ecdsa-with-SHA256": bytes.fromhex("300a06082a8648ce3d040302"),
-    "ecdsa-with-SHA384": bytes.fromhex("300a06082a8648ce3d040303"),
-    "sha256WithRSAEncryption": bytes.fromhex("300d06092a864886f70d01010b0500"),
-}
+#: DER AlgorithmIdentifiers of the signatures this module makes (RFC 5758; RFC 4055, with NULL parameters).
+_ECDSA_WITH_SHA256 = bytes.fromhex("300a06082a8648ce3d040302")
+_ECDSA_WITH_SHA384 = bytes.fromhex("300a06082a8648ce3d040303")
+_SHA256_WITH_RSA = bytes.fromhex("300d06092a864886f70d01010b0500")
 
 
 def _read_tlv(der: bytes, offset: int) -> tuple[int, int, int]:
@@ -72,28 +71,24 @@ def _sequence_elements(der: bytes) -> list[bytes]:
     return elements
 
 
-def _throwaway_key_like(public_key: PublicKey) -> PrivateKey:
-    if isinstance(public_key, ec.EllipticCurvePublicKey):
-        return ec.generate_private_key(public_key.curve)
-    if isinstance(public_key, rsa.RSAPublicKey):
-        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    raise ValueError(f"unsupported public key type {type(public_key).__name__}: expected EC or RSA")
-
-
 def certification_request_info(subject: x509.Name, uris: Sequence[str], public_key: PublicKey) -> bytes:
     """The DER CertificationRequestInfo naming `subject` and the URI SANs `uris` around `public_key`.
 
-    cryptography builds only signed CSRs, so this signs one with a throwaway key of the same kind and
-    swaps the pod's public key into its info: the rest of the encoding stays cryptography's.
+    cryptography builds only signed CSRs, so this signs one with a throwaway key and swaps the pod's
+    public key into its info: the rest of the encoding stays cryptography's. The throwaway key is always
+    P-256 whatever the pod's key, as only its signature (discarded) depends on it, and it costs far less
+    to make than an RSA key on the operator's path for every pod.
     """
+    if not isinstance(public_key, ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
+        # ValueError, as for every other input this module refuses
+        raise ValueError(f"unsupported public key type {type(public_key).__name__}: expected EC or RSA")  # noqa: TRY004
     builder = x509.CertificateSigningRequestBuilder().subject_name(subject)
     if uris:
         names = [x509.UniformResourceIdentifier(uri) for uri in uris]
         builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-    template = builder.sign(_throwaway_key_like(public_key), hashes.SHA256())
+    template = builder.sign(ec.generate_private_key(ec.SECP256R1()), hashes.SHA256())
     elements = _sequence_elements(template.tbs_certrequest_bytes)
-    elements[_INFO_PUBLIC_KEY_INDEX] = public_key.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    elements[_INFO_PUBLIC_KEY_INDEX] = public_key_der(public_key)
     return _encode(_SEQUENCE, b"".join(elements))
 
 
@@ -105,26 +100,21 @@ def public_key_of_info(info: bytes) -> bytes:
     return elements[_INFO_PUBLIC_KEY_INDEX]
 
 
-def _algorithm_for(private_key: PrivateKey) -> tuple[str, hashes.HashAlgorithm]:
+def _signature(info: bytes, private_key: PrivateKey) -> tuple[bytes, bytes]:
+    """The (AlgorithmIdentifier, signature) of `private_key` over `info`: SHA-384 for curves above P-256."""
     if isinstance(private_key, ec.EllipticCurvePrivateKey):
         if private_key.curve.key_size > 256:
-            return "ecdsa-with-SHA384", hashes.SHA384()
-        return "ecdsa-with-SHA256", hashes.SHA256()
+            return _ECDSA_WITH_SHA384, private_key.sign(info, ec.ECDSA(hashes.SHA384()))
+        return _ECDSA_WITH_SHA256, private_key.sign(info, ec.ECDSA(hashes.SHA256()))
     if isinstance(private_key, rsa.RSAPrivateKey):
-        return "sha256WithRSAEncryption", hashes.SHA256()
+        return _SHA256_WITH_RSA, private_key.sign(info, padding.PKCS1v15(), hashes.SHA256())
     raise ValueError(f"unsupported private key type {type(private_key).__name__}: expected EC or RSA")
 
 
 def sign_certification_request_info(info: bytes, private_key: PrivateKey) -> x509.CertificateSigningRequest:
     """The CSR made by signing `info` with `private_key`, refused unless `info` carries that key's public half."""
-    own = private_key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    if public_key_of_info(info) != own:
+    if public_key_of_info(info) != public_key_der(private_key.public_key()):
         raise ValueError("the CertificationRequestInfo offered names another public key than this pod's")
-    algorithm, digest = _algorithm_for(private_key)
-    if isinstance(private_key, ec.EllipticCurvePrivateKey):
-        signature = private_key.sign(info, ec.ECDSA(digest))
-    else:
-        signature = private_key.sign(info, padding.PKCS1v15(), digest)
-    der = _encode(_SEQUENCE, info + _ALGORITHMS[algorithm] + _encode(_BIT_STRING, b"\x00" + signature))
+    algorithm, signature = _signature(info, private_key)
+    der = _encode(_SEQUENCE, info + algorithm + _encode(_BIT_STRING, b"\x00" + signature))
     return x509.load_der_x509_csr(der)

@@ -14,7 +14,7 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes, PrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import pkcs12 as pkcs12_format
 
 from .errors import LocalCredentialError
@@ -269,9 +269,13 @@ def _check_key_type(key: PrivateKeyTypes, path: object) -> PrivateKey:
     )
 
 
+def public_key_der(public_key: CertificatePublicKeyTypes) -> bytes:
+    """The key's DER SubjectPublicKeyInfo: the form in which two public keys compare equal."""
+    return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
 def _check_key_matches(leaf: x509.Certificate, key: PrivateKey, cert_path: object, key_path: object) -> None:
-    spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    if leaf.public_key().public_bytes(*spki) != key.public_key().public_bytes(*spki):
+    if public_key_der(leaf.public_key()) != public_key_der(key.public_key()):
         raise LocalCredentialError(
             f"private key in {key_path} does not match the certificate in {cert_path} "
             f"(serial {leaf.serial_number}, subject {leaf.subject.rfc4514_string()!r}): "
