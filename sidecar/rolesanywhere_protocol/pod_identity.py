@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,16 +53,22 @@ def request_body(csr: x509.CertificateSigningRequest) -> bytes:
     return _json({CSR_FIELD: csr.public_bytes(serialization.Encoding.PEM).decode("ascii")})
 
 
-def parse_request(body: bytes) -> x509.CertificateSigningRequest:
-    text = _field(_object(body, "request"), CSR_FIELD, "request")
+def parse_request(body: bytes | Mapping[str, Any]) -> x509.CertificateSigningRequest:
+    """The CSR of a request's body (or of the body already parsed as JSON)."""
+    fields = _object(body, "request") if isinstance(body, bytes) else body
+    text = _field(fields, CSR_FIELD, "request")
     try:
         return x509.load_pem_x509_csr(text.encode("ascii"))
     except (ValueError, UnicodeEncodeError) as error:
         raise ExchangeError(f"request field {CSR_FIELD!r}: expected a PEM certificate request ({error})") from None
 
 
+def resign_fields(message: str, info: bytes) -> dict[str, str]:
+    return {MESSAGE_FIELD: message, INFO_FIELD: base64.b64encode(info).decode("ascii")}
+
+
 def resign_body(message: str, info: bytes) -> bytes:
-    return _json({MESSAGE_FIELD: message, INFO_FIELD: base64.b64encode(info).decode("ascii")})
+    return _json(resign_fields(message, info))
 
 
 def parse_resign(body: bytes) -> bytes:
@@ -73,8 +80,12 @@ def parse_resign(body: bytes) -> bytes:
         raise ExchangeError(f"answer field {INFO_FIELD!r}: expected base64") from None
 
 
+def message_fields(message: str) -> dict[str, str]:
+    return {MESSAGE_FIELD: message}
+
+
 def message_body(message: str) -> bytes:
-    return _json({MESSAGE_FIELD: message})
+    return _json(message_fields(message))
 
 
 def parse_message(body: bytes) -> str:
@@ -86,8 +97,12 @@ def parse_message(body: bytes) -> str:
     return message if isinstance(message, str) else f"no message ({len(body)} bytes of body)"
 
 
+def issued_fields(certificate_pem: str, chain_pem: str) -> dict[str, str]:
+    return {CERTIFICATE_FIELD: certificate_pem, CHAIN_FIELD: chain_pem}
+
+
 def issued_body(certificate_pem: str, chain_pem: str) -> bytes:
-    return _json({CERTIFICATE_FIELD: certificate_pem, CHAIN_FIELD: chain_pem})
+    return _json(issued_fields(certificate_pem, chain_pem))
 
 
 def parse_issued(body: bytes) -> Issued:
@@ -121,7 +136,7 @@ def _object(body: bytes, what: str) -> dict[str, Any]:
     return value
 
 
-def _field(fields: dict[str, Any], name: str, what: str) -> str:
+def _field(fields: Mapping[str, Any], name: str, what: str) -> str:
     value = fields.get(name)
     if not isinstance(value, str) or not value:
         raise ExchangeError(f"{what}: expected a non-empty string field {name!r}")
