@@ -24,6 +24,7 @@ from pathlib import Path
 
 from localcluster import pki
 from localcluster.podrunner import write_atomic_directory
+from rolesanywhere_operator import constants as c
 
 from rolesanywhere_devkit import REPO
 from rolesanywhere_devkit.processes import free_port, terminate, wait_for
@@ -130,6 +131,16 @@ class OperatorProcess:
         self.process: subprocess.Popen | None = None
 
     @property
+    def identity_url(self) -> str:
+        """The identity endpoint, for sidecars run on this machine (per-pod identity)."""
+        return f"https://127.0.0.1:{self.port}/{c.IDENTITY_HANDLER_ID}"
+
+    @property
+    def ca_path(self) -> Path:
+        """The CA bundle of the webhook's and the identity endpoint's serving certificate."""
+        return self.tls_dir / "ca.crt"
+
+    @property
     def tls_dir(self) -> Path:
         return self.workdir / "webhook-tls"
 
@@ -163,6 +174,7 @@ class OperatorProcess:
             f"--webhook-ca-file={self.tls_dir / 'ca.crt'}",
             "--webhook-reload-interval=0.5",
             f"--webhook-configuration={self.webhook_configuration}",
+            f"--identity-url={self.identity_url}",
             "--resync-interval=2",
             *self.extra_args,
         ]

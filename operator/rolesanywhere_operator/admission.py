@@ -68,6 +68,7 @@ async def admit(
     excluded_namespaces: tuple[str, ...],
     cached: CachedBinding,
     read: ReadBinding,
+    identity_ca: str | None = None,
 ) -> Admitted:
     """What to do with a pod being created; Refused when it may not be created."""
     try:
@@ -99,7 +100,7 @@ async def admit(
         )
     try:
         binding = parse_binding(found)
-        injected = inject_pod(pod, binding, settings)
+        injected = inject_pod(pod, binding, settings, identity_ca=identity_ca)
     except (InvalidBindingError, InjectionError) as error:
         raise Refused(str(error), code=400) from error
     return Admitted(pod=injected.pod, warnings=tuple(injected.warnings), binding=binding.name, source=source)

@@ -38,6 +38,11 @@ def subject_tags(binding: Binding) -> dict[str, str]:
     return tags
 
 
+def shared_issued(binding: Binding) -> bool:
+    """Whether cert-manager issues the binding one Certificate (issuerRef with identity Shared)."""
+    return isinstance(binding.certificate, IssuedCertificate) and not binding.certificate.per_pod
+
+
 def build_certificate(binding: Binding) -> dict[str, Any]:
     """The Certificate for a binding whose spec.certificate has an issuerRef.
 
@@ -90,7 +95,7 @@ def certificate_missing(binding: Binding, body: Mapping[str, Any], observed: Obs
     covers a new binding too, so one whose create event kopf has not handled (or missed) gets it from the
     periodic refresh as well."""
     deleting = (body.get("metadata") or {}).get("deletionTimestamp")
-    return isinstance(binding.certificate, IssuedCertificate) and observed.certificate is None and not deleting
+    return shared_issued(binding) and observed.certificate is None and not deleting
 
 
 def missing_certificate_event(binding: Binding, body: Mapping[str, Any], observed: Observed) -> Event | None:
@@ -101,7 +106,7 @@ def missing_certificate_event(binding: Binding, body: Mapping[str, Any], observe
     being deleted (the garbage collector is removing the Certificate on purpose).
     """
     metadata = body.get("metadata") or {}
-    if not isinstance(binding.certificate, IssuedCertificate) or observed.certificate is not None:
+    if not shared_issued(binding) or observed.certificate is not None:
         return None
     if metadata.get("deletionTimestamp") or c.LAST_HANDLED_ANNOTATION not in (metadata.get("annotations") or {}):
         return None

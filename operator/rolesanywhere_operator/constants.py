@@ -122,6 +122,8 @@ CERTIFICATE_REQUESTS = "certificaterequests"
 CERT_MANAGER_CERTIFICATE_NAME_ANNOTATION = "cert-manager.io/certificate-name"
 #: Annotation cert-manager puts on each CertificateRequest: which revision of its Certificate it issues.
 CERT_MANAGER_REVISION_ANNOTATION = "cert-manager.io/certificate-revision"
+#: CertificateRequest label (set by the operator on per-pod requests): the uid of the pod it is for.
+POD_UID_LABEL = f"{GROUP}/pod-uid"
 
 
 def certificate_name(binding: str) -> str:
@@ -146,6 +148,12 @@ SIDECAR_CONTAINER = "rolesanywhere-sidecar"
 CERTIFICATE_VOLUME = "rolesanywhere-certificate"
 #: In-memory volume the sidecar writes credentials to; mounted read-only in the app containers.
 CREDENTIALS_VOLUME = "rolesanywhere-credentials"
+#: Projected volume of per-pod identity: the sidecar's service-account token for the identity endpoint and
+#: the endpoint's CA bundle (from POD_IDENTITY_CA_ANNOTATION); mounted in the sidecar only.
+IDENTITY_VOLUME = "rolesanywhere-identity"
+#: Pod annotation (set by the webhook on per-pod identity pods): the identity endpoint's CA bundle (PEM),
+#: which the identity volume projects into a file for the sidecar.
+POD_IDENTITY_CA_ANNOTATION = f"{GROUP}/identity-ca"
 #: Volume holding the CA bundle ConfigMap for the CreateSession endpoint; mounted in the sidecar only.
 CA_BUNDLE_VOLUME = "rolesanywhere-ca-bundle"
 #: In-memory volume for the credentials files with delivery EndpointOnly; mounted in the sidecar only.
@@ -262,6 +270,20 @@ DEFAULT_CERTIFICATE_DURATION = "24h"
 #: the lifetime, the subject CN at most MAX_COMMON_NAME_LENGTH characters.
 MIN_CERTIFICATE_DURATION = "1h"
 MIN_RENEW_BEFORE = "5m"
+#: spec.certificate.identity (the default): one certificate per binding, in a Secret every pod mounts.
+IDENTITY_SHARED = "Shared"
+#: spec.certificate.identity: each pod's sidecar makes its own key in memory and gets a certificate of its
+#: own from the operator's identity endpoint; no Secret holds a key.
+IDENTITY_POD = "Pod"
+IDENTITIES = (IDENTITY_SHARED, IDENTITY_POD)
+#: Shortest per-pod certificate lifetime: cert-manager sets no minimum on a CertificateRequest, and the
+#: sidecar renews at two thirds of the lifetime, so less leaves too little time for a retry.
+MIN_POD_CERTIFICATE_DURATION = "2m"
+#: Path of the identity endpoint on the operator's webhook server (kopf routes POST /<id> to a handler id).
+IDENTITY_HANDLER_ID = "pod-identity"
+#: The SPIFFE trust domain of per-pod certificates' URI SAN (spiffe://<domain>/ns/<ns>/sa/<sa>/pod/<pod>)
+#: when the operator's --identity-trust-domain is unset.
+DEFAULT_IDENTITY_TRUST_DOMAIN = "cluster.local"
 MAX_COMMON_NAME_LENGTH = 64
 DEFAULT_ISSUER_KIND = "Issuer"
 DEFAULT_ISSUER_GROUP = CERT_MANAGER_GROUP

@@ -7,8 +7,9 @@ registers nothing globally.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import kopf
@@ -17,6 +18,7 @@ from rolesanywhere_protocol.ratelimit import TokenBucket
 from . import constants as c
 from .admission import Admitted, ReadFailed, Refused, admit, review_response
 from .binding_cache import BindingCache
+from .identity_endpoint import IdentityEndpoint
 from .injection import unsupported_server
 from .kube import ApiError, Kube, binding_path, path
 from .reconcile import Reconciler
@@ -27,6 +29,7 @@ from .spec import InvalidBindingError
 from .status import Event
 from .verification import Verifier
 from .webhook import (
+    IDENTITY_HANDLER_ID,
     INJECT_HANDLER_ID,
     WORKLOAD_HANDLER_ID,
     RegisteringWebhookServer,
@@ -52,6 +55,9 @@ WATCH_SERVER_TIMEOUT = 120
 #: The pod webhook's log (one line per injection or refusal); kopf's handler loggers are per object.
 admission_logger = logging.getLogger(f"{__package__}.admission")
 
+#: The identity endpoint's log (one line per certificate issued or request refused).
+identity_logger = logging.getLogger(f"{__package__}.identity")
+
 #: Events posted outside kopf's handlers (the resync task), kept until sent, so none is garbage-collected.
 _posting: set[asyncio.Task[None]] = set()
 
@@ -76,6 +82,17 @@ def _event_poster(kube: Kube, logger: kopf.Logger) -> Callable[[Any, Event], Non
             task.add_done_callback(_posting.discard)
 
     return post_event
+
+
+def _pod_event_poster(kube: Kube, logger: kopf.Logger) -> Callable[[tuple[str, str], str, str], Awaitable[None]]:
+    """Posts a Warning Event on a pod, if it exists (an Event needs the pod's uid)."""
+
+    async def post(pod: tuple[str, str], reason: str, message: str) -> None:
+        body = await kube.get(path("v1", "pods", pod[0], pod[1]), namespace=pod[0])
+        if body is not None:
+            await kube.post_event({"apiVersion": "v1", "kind": "Pod", **body}, "Warning", reason, message)
+
+    return post
 
 
 # --- Start-up -------------------------------------------------------------------------------------
@@ -120,16 +137,18 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: ko
         asyncio.create_task(registration.keep(ours.resync_interval)),
     )
     runtime = Runtime(settings=ours, kube=kube, reconciler=reconciler, bindings=bindings,
-                      excluded_namespaces=excluded, reported_workloads=ReportedOnce(), tasks=tasks)
+                      excluded_namespaces=excluded, reported_workloads=ReportedOnce(), tasks=tasks,
+                      identity_ca=registration.ca_pem)
     memo.runtime = runtime
     settings.admission.managed = None
+    identity = IdentityEndpoint(kube, ours, bindings.get, _pod_event_poster(kube, logger), identity_logger)
 
-    async def answer_pod(review: dict[str, Any]) -> dict[str, Any]:
+    async def answer_pod(review: dict[str, Any], headers: Mapping[str, str]) -> dict[str, Any]:
         return await inject(review, runtime, admission_logger)
 
     settings.admission.server = RegisteringWebhookServer(
         register=registration.register,
-        answers={INJECT_HANDLER_ID: answer_pod},
+        answers={INJECT_HANDLER_ID: answer_pod, IDENTITY_HANDLER_ID: identity.answer},
         service=ours.webhook_service,
         addr=ours.webhook_listen_address,
         port=ours.webhook_port or None,
@@ -193,6 +212,11 @@ class WebhookRegistration:
             excluded_namespaces=self._excluded, owner=self._owner,
         )
         await self._kube.apply(self._path, configuration)
+
+    def ca_pem(self) -> str | None:
+        """The CA bundle (PEM) clients of the served endpoints trust: the identity endpoint's sidecars too."""
+        bundle = (self._client_config or {}).get("caBundle")
+        return base64.b64decode(bundle).decode("ascii") if bundle else None
 
     async def register(self, client_config: dict[str, Any]) -> None:
         await self._apply(client_config)
@@ -346,7 +370,7 @@ async def inject(review: dict[str, Any], runtime: Runtime, logger: logging.Logge
         try:
             outcome = await admit(pod, namespace, settings=runtime.settings,
                                   excluded_namespaces=runtime.excluded_namespaces, cached=runtime.bindings.get,
-                                  read=read)
+                                  read=read, identity_ca=runtime.identity_ca())
         except Refused as refused:
             outcome = refused
             logger.warning("refused pod %s in namespace %s: %s", _pod_name(pod), namespace, refused)

@@ -43,12 +43,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from rolesanywhere_protocol.pod_identity import TOKEN_AUDIENCE, TOKEN_EXPIRATION_SECONDS
 from rolesanywhere_sidecar.settings import SETTINGS as SIDECAR
 from rolesanywhere_sidecar.settings import Settings as SidecarSettings
 
 from . import constants as c
 from .settings import Settings
-from .spec import BINDING_NAME_MAX_LENGTH, Binding, SecretCertificate, name_problem
+from .spec import BINDING_NAME_MAX_LENGTH, Binding, IssuedCertificate, SecretCertificate, name_problem
 
 
 class InjectionError(ValueError):
@@ -116,8 +117,19 @@ def unsupported_server(version: tuple[int, int]) -> str | None:
     )
 
 
-def inject_pod(pod: dict[str, Any], binding: Binding, settings: Settings) -> Injected:
-    """Stage 3: the pod with the sidecar, volumes, env, label and marker added (a new dict)."""
+def inject_pod(pod: dict[str, Any], binding: Binding, settings: Settings, *, identity_ca: str | None = None
+               ) -> Injected:
+    """Stage 3: the pod with the sidecar, volumes, env, label and marker added (a new dict).
+
+    `identity_ca` is the PEM CA bundle of the operator's identity endpoint, which a per-pod identity
+    binding's sidecar needs (InjectionError without it)."""
+    per_pod = _per_pod(binding)
+    if per_pod and (identity_ca is None or settings.identity_endpoint_url() is None):
+        raise InjectionError(
+            f"build: {c.KIND} {binding.name} gives each pod its own certificate (spec.certificate.identity: "
+            f"{c.IDENTITY_POD}), and the operator's identity endpoint is not serving: set --identity-url or "
+            "--webhook-service"
+        )
     pod = copy.deepcopy(pod)
     metadata = pod.setdefault("metadata", {})
     spec = pod.setdefault("spec", {})
@@ -182,7 +194,13 @@ def inject_pod(pod: dict[str, Any], binding: Binding, settings: Settings) -> Inj
     annotations.update(mesh_annotations)
     warnings.extend(mesh_warnings)
     annotations[c.INJECTED_ANNOTATION] = binding.name
+    if per_pod:
+        annotations[c.POD_IDENTITY_CA_ANNOTATION] = identity_ca
     return Injected(pod=pod, warnings=warnings)
+
+
+def _per_pod(binding: Binding) -> bool:
+    return isinstance(binding.certificate, IssuedCertificate) and binding.certificate.per_pod
 
 
 def outbound_port(binding: Binding, settings: Settings) -> int:
@@ -251,6 +269,7 @@ def _with_port(ports: str | None, port: int) -> str:
 
 def build_volumes(binding: Binding, settings: Settings) -> list[dict[str, Any]]:
     volumes: list[dict[str, Any]] = [
+        _identity_volume() if _per_pod(binding) else
         {"name": c.CERTIFICATE_VOLUME, "secret": {"secretName": binding.secret_name}},
         {"name": c.CREDENTIALS_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": c.CREDENTIALS_VOLUME_SIZE}},
     ]
@@ -268,9 +287,29 @@ def build_volumes(binding: Binding, settings: Settings) -> list[dict[str, Any]]:
     return volumes
 
 
+#: Where the sidecar of a per-pod identity pod finds its service-account token (the sidecar's default, so
+#: its image and the pod agree) and, next to it, the identity endpoint's CA bundle.
+_IDENTITY_TOKEN_FILE = SidecarSettings().identity_token_file
+IDENTITY_MOUNT_PATH = str(_IDENTITY_TOKEN_FILE.parent)
+IDENTITY_CA_FILE = "ca.crt"
+
+
+def _identity_volume() -> dict[str, Any]:
+    """The sidecar's own projected token (audience and lifetime of the identity exchange; the kubelet
+    rotates it) and the CA bundle the webhook put in the pod's annotation. No Secret: nothing holds a key."""
+    return {"name": c.IDENTITY_VOLUME, "projected": {"sources": [
+        {"serviceAccountToken": {"audience": TOKEN_AUDIENCE, "expirationSeconds": TOKEN_EXPIRATION_SECONDS,
+                                 "path": _IDENTITY_TOKEN_FILE.name}},
+        {"downwardAPI": {"items": [{"path": IDENTITY_CA_FILE, "fieldRef": {
+            "fieldPath": f"metadata.annotations['{c.POD_IDENTITY_CA_ANNOTATION}']"}}]}},
+    ]}}
+
+
 #: Sidecar settings written into every injected pod even where they are the sidecar's defaults: the app
 #: containers' env and mounts depend on them, so a sidecar image with other defaults cannot break the pod.
 PINNED_SIDECAR_SETTINGS = ("output_dir", "port", "health_port", "session_duration")
+#: The sidecar's key algorithm for each spec.certificate.privateKey.algorithm of a per-pod binding.
+POD_KEY_ALGORITHMS = {"ECDSA": "ecdsa-p256", "RSA": "rsa-2048"}
 
 
 def build_sidecar_settings(binding: Binding, settings: Settings) -> SidecarSettings:
@@ -282,9 +321,20 @@ def build_sidecar_settings(binding: Binding, settings: Settings) -> SidecarSetti
     bundle = _ca_bundle(binding, settings)
     endpoint = binding.sidecar.endpoint or settings.default_endpoint
     session_name = binding.role_session_name
+    if isinstance(binding.certificate, IssuedCertificate) and binding.certificate.per_pod:
+        identity: dict[str, Any] = {
+            "identity_url": settings.identity_endpoint_url(),
+            "identity_ca_bundle": Path(IDENTITY_MOUNT_PATH) / IDENTITY_CA_FILE,
+            "identity_token_file": _IDENTITY_TOKEN_FILE,
+            "key_algorithm": POD_KEY_ALGORITHMS[binding.certificate.private_key_algorithm],
+        }
+    else:
+        identity = {
+            "certificate": cert_dir / c.TLS_CERT_KEY,
+            "private_key": cert_dir / c.TLS_KEY_KEY,
+        }
     return SidecarSettings(
-        certificate=cert_dir / c.TLS_CERT_KEY,
-        private_key=cert_dir / c.TLS_KEY_KEY,
+        **identity,
         intermediates=cert_dir / secret.intermediates_key if secret and secret.intermediates_key else None,
         private_key_passphrase_file=cert_dir / secret.passphrase_key if secret and secret.passphrase_key else None,
         trust_anchor_arn=binding.trust_anchor_arn,
@@ -405,6 +455,7 @@ def _ca_bundle(binding: Binding, settings: Settings) -> tuple[str, str] | None:
 
 def _sidecar_mounts(binding: Binding, settings: Settings) -> list[dict[str, Any]]:
     mounts: list[dict[str, Any]] = [
+        {"name": c.IDENTITY_VOLUME, "mountPath": IDENTITY_MOUNT_PATH, "readOnly": True} if _per_pod(binding) else
         {"name": c.CERTIFICATE_VOLUME, "mountPath": c.CERTIFICATE_MOUNT_PATH, "readOnly": True},
         {"name": c.CREDENTIALS_VOLUME, "mountPath": c.CREDENTIALS_MOUNT_PATH},
     ]

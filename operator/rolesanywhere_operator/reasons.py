@@ -34,6 +34,8 @@ class Reason(StrEnum):
     VERIFICATION_PENDING = "VerificationPending"
     WAITING_FOR_CERTIFICATE = "WaitingForCertificate"
     VERIFICATION_DISABLED = "VerificationDisabled"
+    POD_CERTIFICATES = "PodCertificates"
+    KEYS_IN_PODS = "KeysInPods"
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,12 @@ ABOUT: dict[Reason, About] = {
     Reason.WAITING_FOR_CERTIFICATE: About(_VERIFY, "Unknown: verified once the certificate is ready"),
     Reason.VERIFICATION_DISABLED: About(
         _VERIFY, "Unknown: spec.verifyCredentials or the operator's --verify-credentials is off"),
+    Reason.POD_CERTIFICATES: About(
+        (CERTIFICATE_READY,), "identity Pod: each pod gets its own certificate from the issuer (status.pods.certified "
+        "counts those holding a valid one)"),
+    Reason.KEYS_IN_PODS: About(
+        _VERIFY, "Unknown: identity Pod: only each pod holds its key, so the operator cannot sign a CreateSession; "
+        "each sidecar's log and metrics show its own"),
 }
 
 #: Reasons a person must act on: Ready moving to one posts a Warning Event.

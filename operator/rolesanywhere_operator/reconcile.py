@@ -23,9 +23,10 @@ from typing import Any
 from rolesanywhere_protocol.clock import Clock, utc_now
 
 from . import constants as c
-from .certificates import build_certificate, certificate_missing, missing_certificate_event
+from .certificates import build_certificate, certificate_missing, missing_certificate_event, shared_issued
 from .kube import ApiError, Kube, binding_path, path
 from .missed import plan, status_fields
+from .pod_certificates import valid_pod_certificates
 from .pod_index import PodIndex
 from .settings import Settings
 from .spec import Binding, InvalidBindingError, IssuedCertificate, parse_binding
@@ -83,7 +84,7 @@ class Reconciler:
             binding = parse_binding(body)
         except InvalidBindingError:
             binding = None
-        if binding is not None and self._may_issue(binding):
+        if binding is not None and shared_issued(binding) and self._may_issue(binding):
             async with self._slots:  # a refresh holds its slot itself, so _apply_certificate takes none
                 await self._apply_certificate(binding, body["metadata"].get("generation", 0))
         await self.refresh(namespace, name)
@@ -165,7 +166,7 @@ class Reconciler:
                     if recreated is not None:
                         self.post_event(body, recreated)
                 observed = await self.observe(binding, generation)
-            if self.verifier is not None and binding.verify_credentials:
+            if self.verifier is not None and binding.verify_credentials and not per_pod(binding):
                 record, readable = await self._verification(binding, observed, previous)
                 observed = replace(
                     observed, verification_enabled=True, verification=record,
@@ -199,6 +200,12 @@ class Reconciler:
             return Observed(generation=generation, secret=secret, secret_readable=readable, pods=pods, missed=missed)
         if not self._may_issue(binding):
             return Observed(generation=generation, cluster_issuer_refused=True, pods=pods, missed=missed)
+        if per_pod(binding):
+            requests = await self.kube.list(path(c.CERT_MANAGER_API_VERSION, c.CERTIFICATE_REQUESTS, ns),
+                                            label_selector=f"{c.BINDING_LABEL}={binding.name},{c.POD_UID_LABEL}")
+            live = {str((p.get("metadata") or {}).get("uid")) for p in pods}
+            return Observed(generation=generation, issuer_found=await self._issuer_found(binding, None), pods=pods,
+                            missed=missed, pods_certified=valid_pod_certificates(requests, live, self.now()))
         certificate = await self.kube.get(_certificate_path(binding), namespace=ns)
         return Observed(
             generation=generation, certificate=certificate, issuer_found=await self._issuer_found(binding, certificate),
@@ -336,6 +343,10 @@ class Reconciler:
             found = await self.kube.get(path(c.CERT_MANAGER_API_VERSION, "issuers", binding.namespace, issuer.name),
                                        namespace=binding.namespace)
         return found is not None
+
+
+def per_pod(binding: Binding) -> bool:
+    return isinstance(binding.certificate, IssuedCertificate) and binding.certificate.per_pod
 
 
 def _certificate_path(binding: Binding) -> str:

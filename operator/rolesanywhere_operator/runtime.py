@@ -4,6 +4,7 @@ handler from kopf's memo, instead of attributes set on the memo here and there."
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import constants as c
@@ -36,6 +37,8 @@ class Runtime:
     #: What runs beside kopf's handlers (the binding watch, the resync, the webhook configuration's upkeep):
     #: cancelled at clean-up.
     tasks: tuple[asyncio.Task[None], ...] = ()
+    #: The CA bundle (PEM) of the served endpoints, once serving: a per-pod identity pod's sidecar trusts it.
+    identity_ca: Callable[[], str | None] = lambda: None
 
     async def close(self) -> None:
         for task in self.tasks:

@@ -25,7 +25,7 @@ from rolesanywhere_settings import (
     text,
 )
 
-from .constants import DEFAULT_CA_BUNDLE_KEY
+from .constants import DEFAULT_CA_BUNDLE_KEY, DEFAULT_IDENTITY_TRUST_DOMAIN, IDENTITY_HANDLER_ID
 from .spec import (
     NAMESPACE_MAX_LENGTH,
     NAMESPACE_PATTERN,
@@ -72,6 +72,21 @@ def _config_map_key(value: str) -> tuple[str, str] | None:
     if problem:
         raise ValueError(f"expected CONFIGMAP or CONFIGMAP/KEY: {problem}")
     return (name, key)
+
+
+def _https_url(value: str) -> str | None:
+    if not value.strip():
+        return None
+    if not re.fullmatch(r"https://[^/\s]+(/\S*)?", value.strip()):
+        raise ValueError(f"expected an https:// URL, got {value!r}")
+    return value.strip().rstrip("/")
+
+
+def _trust_domain(value: str) -> str:
+    # SPIFFE: a trust domain is lowercase letters, digits, dots, dashes and underscores.
+    if not re.fullmatch(r"[a-z0-9._-]{1,255}", value):
+        raise ValueError(f"expected a SPIFFE trust domain (lowercase letters, digits, '.', '-', '_'), got {value!r}")
+    return value
 
 
 def _namespaces(value: str) -> tuple[str, ...] | None:
@@ -168,6 +183,18 @@ class Settings:
     operator_namespace: str | None = setting(
         None, "namespace the operator runs in; the webhook never touches it", optional_text
     )
+    # --- Per-pod identity (spec.certificate.identity: Pod): served on the webhook's server ---
+    identity_url: str | None = setting(
+        None,
+        "URL at which sidecars reach the identity endpoint (default: the webhook Service's, else the webhook "
+        "server's URL, path /pod-identity); its host must be in the serving certificate",
+        _https_url,
+    )
+    identity_trust_domain: str = setting(
+        DEFAULT_IDENTITY_TRUST_DOMAIN,
+        "SPIFFE trust domain of per-pod certificates' URI SAN (spiffe://DOMAIN/ns/NS/sa/SA/pod/POD)",
+        _trust_domain,
+    )
     # --- Reconciliation ---
     resync_interval: float = setting(
         60.0, "seconds between full status refreshes of each binding (events refresh sooner)", seconds
@@ -203,6 +230,14 @@ class Settings:
     )
     log_format: str = setting("full", "log line format: plain, full or json", choice("plain", "full", "json"))
     log_level: str = setting("info", "lowest level logged: debug, info or warning", choice("debug", "info", "warning"))
+
+    def identity_endpoint_url(self) -> str | None:
+        """Where sidecars reach the identity endpoint: --identity-url, else through the webhook's Service."""
+        if self.identity_url or not self.webhook_service:
+            return self.identity_url
+        namespace, _, rest = self.webhook_service.partition("/")
+        name, _, service_port = rest.partition(":")
+        return f"https://{name}.{namespace}.svc:{service_port or 443}/{IDENTITY_HANDLER_ID}"
 
     def cluster_issuer_allowed(self, name: str) -> bool:
         allowed = self.allowed_cluster_issuers or ()

@@ -176,6 +176,13 @@ class IssuedCertificate:
     duration: str  # a Go duration; DEFAULT_CERTIFICATE_DURATION when the binding sets none
     renew_before: str | None
     private_key_algorithm: str  # "ECDSA" or "RSA"
+    #: constants.IDENTITY_SHARED (one Certificate and Secret for the binding) or IDENTITY_POD (a key and a
+    #: CertificateRequest per pod; duration is then each pod's certificate lifetime, renewBefore unset).
+    identity: str = c.IDENTITY_SHARED
+
+    @property
+    def per_pod(self) -> bool:
+        return self.identity == c.IDENTITY_POD
 
 
 @dataclass(frozen=True)
@@ -360,6 +367,19 @@ def _certificate(
     issuer, secret = certificate.get("issuerRef"), certificate.get("secretRef")
     if (issuer is None) == (secret is None):
         raise InvalidBindingError(f"{where}: exactly one of issuerRef and secretRef must be set")
+    identity = certificate.get("identity", c.IDENTITY_SHARED)
+    if identity not in c.IDENTITIES:
+        raise InvalidBindingError(f"{where}.identity: expected one of {', '.join(c.IDENTITIES)}, got {identity!r}")
+    per_pod = identity == c.IDENTITY_POD
+    if per_pod and secret is not None:
+        raise InvalidBindingError(
+            f"{where}.identity: Pod needs issuerRef (each pod's certificate is issued by it), not secretRef"
+        )
+    if per_pod and "renewBefore" in certificate:
+        raise InvalidBindingError(
+            f"{where}.renewBefore: does not apply with identity Pod (each sidecar renews its certificate at about "
+            "two thirds of its lifetime)"
+        )
     if secret is not None:
         if not isinstance(secret, Mapping):
             raise InvalidBindingError(f"{where}.secretRef: expected an object with name, got {secret!r}")
@@ -395,7 +415,9 @@ def _certificate(
             f"{where}.commonName: {told}{len(common_name)} characters, more than the {c.MAX_COMMON_NAME_LENGTH} "
             "cert-manager allows; set a shorter spec.certificate.commonName"
         )
-    duration, renew_before = _durations(certificate, where)
+    duration, renew_before = _durations(
+        certificate, where, c.MIN_POD_CERTIFICATE_DURATION if per_pod else c.MIN_CERTIFICATE_DURATION
+    )
     return IssuedCertificate(
         issuer=IssuerRef(
             name=issuer["name"],
@@ -407,11 +429,13 @@ def _certificate(
         duration=duration,
         renew_before=renew_before,
         private_key_algorithm=algorithm,
+        identity=identity,
     )
 
 
-def _durations(certificate: Mapping[str, Any], where: str) -> tuple[str, str | None]:
-    """(duration, renewBefore) within cert-manager's limits; duration defaults to DEFAULT_CERTIFICATE_DURATION."""
+def _durations(certificate: Mapping[str, Any], where: str, minimum: str) -> tuple[str, str | None]:
+    """(duration, renewBefore) within cert-manager's limits (a lifetime of at least `minimum`); duration
+    defaults to DEFAULT_CERTIFICATE_DURATION."""
     values: dict[str, float] = {}
     for field in ("duration", "renewBefore"):
         text = certificate.get(field)
@@ -423,10 +447,9 @@ def _durations(certificate: Mapping[str, Any], where: str) -> tuple[str, str | N
             raise InvalidBindingError(f"{where}.{field}: {error}") from None
     duration = certificate.get("duration") or c.DEFAULT_CERTIFICATE_DURATION
     lifetime = values.get("duration", duration_seconds(c.DEFAULT_CERTIFICATE_DURATION))
-    if lifetime < duration_seconds(c.MIN_CERTIFICATE_DURATION):
-        raise InvalidBindingError(
-            f"{where}.duration: must be at least {c.MIN_CERTIFICATE_DURATION} (cert-manager's minimum), got {duration}"
-        )
+    if lifetime < duration_seconds(minimum):
+        whose = "cert-manager's minimum" if minimum == c.MIN_CERTIFICATE_DURATION else "the minimum with identity Pod"
+        raise InvalidBindingError(f"{where}.duration: must be at least {minimum} ({whose}), got {duration}")
     renew_before = certificate.get("renewBefore")
     if "renewBefore" in values:
         if values["renewBefore"] < duration_seconds(c.MIN_RENEW_BEFORE):

@@ -75,6 +75,8 @@ class Observed:
     verification_enabled: bool = False
     #: The latest verification call's record (new, or kept in the previous status).
     verification: Verification | None = None
+    #: With identity Pod: live pods holding a valid certificate of their own (from their CertificateRequests).
+    pods_certified: int = 0
 
 
 @dataclass(frozen=True)
@@ -100,17 +102,23 @@ def compute_status(
     binding: Binding, observed: Observed, previous: Mapping[str, Any] | None, now: dt.datetime
 ) -> tuple[dict[str, Any], list[Event]]:
     """The new status of `binding` and the Events to post, given its previous status."""
-    if isinstance(binding.certificate, IssuedCertificate):
+    per_pod = isinstance(binding.certificate, IssuedCertificate) and binding.certificate.per_pod
+    if per_pod:
+        info, verdict = None, _pod_identity_verdict(binding, observed)
+    elif isinstance(binding.certificate, IssuedCertificate):
         info, issued_verdict = _check_issued(binding, observed, now)
         verdict = _issued_verdict(binding, observed, issued_verdict)
     else:
         info, verdict = _check_secret(binding, observed, now)
-    certificate_status: dict[str, Any] = {"secretName": binding.secret_name}
+    certificate_status: dict[str, Any] = {} if per_pod else {"secretName": binding.secret_name}
     if info is not None:
         known = {"serialNumber": info.serial_number, "subject": info.subject}
         certificate_status.update({k: v for k, v in known.items() if v})
         certificate_status.update(notBefore=_timestamp(info.not_before), notAfter=_timestamp(info.not_after))
-    credentials = _credentials_verdict(observed, info if verdict.status == "True" else None)
+    credentials = (
+        _Verdict("Unknown", Reason.KEYS_IN_PODS, "only each pod holds its key: each sidecar's log and metrics show "
+                 "its CreateSession") if per_pod else _credentials_verdict(observed, info if verdict.status == "True" else None)
+    )
     if verdict.status == "False":
         ready = _Verdict("False", verdict.reason, verdict.message)
     elif credentials.status == "False":
@@ -130,7 +138,7 @@ def compute_status(
         "observedGeneration": observed.generation,
         "conditions": _conditions(verdicts, observed.generation, previous, now),
         "certificate": certificate_status,
-        "pods": count_pods(observed.pods),
+        "pods": {**count_pods(observed.pods), **({"certified": observed.pods_certified} if per_pod else {})},
     }
     if observed.verification is not None:
         status["verification"] = observed.verification.to_status()
@@ -274,21 +282,15 @@ def _parse_time(text: str) -> dt.datetime:
     return dt.datetime.strptime(text, c.TIME_FORMAT).replace(tzinfo=dt.UTC)
 
 
-def _issued_verdict(binding: Binding, observed: Observed, issued: _Verdict) -> _Verdict:
+def _issuer_verdict(binding: Binding, observed: Observed) -> _Verdict | None:
+    """Why the binding's issuer cannot issue for it (not allowed, missing); None when nothing says so."""
     assert isinstance(binding.certificate, IssuedCertificate)
     issuer = binding.certificate.issuer
-    certificate_name = c.certificate_name(binding.name)
     if observed.cluster_issuer_refused:
         return _Verdict(
             "False", Reason.CLUSTER_ISSUER_NOT_ALLOWED,
             f"ClusterIssuer {issuer.name} is not one the operator lets bindings use (--allowed-cluster-issuers, "
             "chart value clusterIssuers.allowed); use a namespaced Issuer or ask a cluster admin to allow it",
-        )
-    if observed.certificate_refused:
-        return _Verdict(
-            "False", Reason.CERTIFICATE_REFUSED,
-            f"the API server refused Certificate {certificate_name}: {observed.certificate_refused}; change the "
-            "binding's spec.certificate",
         )
     if observed.issuer_found is False:
         where = "" if issuer.kind == "ClusterIssuer" else f" in namespace {binding.namespace}"
@@ -296,6 +298,36 @@ def _issued_verdict(binding: Binding, observed: Observed, issued: _Verdict) -> _
             "False", Reason.ISSUER_NOT_FOUND,
             f"{issuer.kind} {issuer.name}{where} does not exist; create it or fix spec.certificate.issuerRef",
         )
+    return None
+
+
+def _pod_identity_verdict(binding: Binding, observed: Observed) -> _Verdict:
+    assert isinstance(binding.certificate, IssuedCertificate)
+    refused = _issuer_verdict(binding, observed)
+    if refused is not None:
+        return refused
+    issuer = binding.certificate.issuer
+    live = count_pods(observed.pods)["total"]
+    return _Verdict(
+        "True", Reason.POD_CERTIFICATES,
+        f"each pod gets its own certificate from {issuer.kind} {issuer.name}, valid {binding.certificate.duration}; "
+        f"{observed.pods_certified} of {live} pods hold a valid one",
+    )
+
+
+def _issued_verdict(binding: Binding, observed: Observed, issued: _Verdict) -> _Verdict:
+    certificate_name = c.certificate_name(binding.name)
+    refused = _issuer_verdict(binding, observed)
+    if refused is not None and refused.reason == Reason.CLUSTER_ISSUER_NOT_ALLOWED:
+        return refused
+    if observed.certificate_refused:
+        return _Verdict(
+            "False", Reason.CERTIFICATE_REFUSED,
+            f"the API server refused Certificate {certificate_name}: {observed.certificate_refused}; change the "
+            "binding's spec.certificate",
+        )
+    if refused is not None:
+        return refused
     if observed.certificate is None:
         return _Verdict("False", Reason.CERTIFICATE_PENDING, f"Certificate {certificate_name} is being created")
     conditions = {

@@ -24,6 +24,8 @@ from . import constants as c
 INJECT_HANDLER_ID = "inject-pod"
 #: kopf handler id of the workload mutation (binding annotation copied into the pod template).
 WORKLOAD_HANDLER_ID = "copy-workload-binding"
+#: kopf handler id the identity endpoint is served at (POST /pod-identity; identity_endpoint.py).
+IDENTITY_HANDLER_ID = c.IDENTITY_HANDLER_ID
 #: Names of the webhooks inside the configuration (must be fully qualified names).
 WEBHOOK_NAME = f"inject.pods.{c.GROUP}"
 WORKLOAD_WEBHOOK_NAME = f"template.workloads.{c.GROUP}"
@@ -132,15 +134,17 @@ def _for_handler(client_config: dict[str, Any], handler_id: str) -> dict[str, An
     return config
 
 
-#: Answers one AdmissionReview (the request's JSON) with its AdmissionReview response.
-Answer = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+#: Answers one request (its JSON body, its headers) with the JSON to send back (the AdmissionReview response
+#: for a webhook); may raise aiohttp's HTTPException for another status.
+Answer = Callable[[dict[str, Any], Mapping[str, str]], Awaitable[dict[str, Any]]]
 
 
 class RegisteringWebhookServer(kopf.WebhookServer):
     """kopf's webhook server that, each time it (re)starts serving, applies the webhook configuration.
 
-    The handler ids in `answers` are answered by those functions directly (the pod webhook: see
-    admission.py for why), every other one by kopf's admission handlers."""
+    The handler ids in `answers` are answered by those functions directly (the pod webhook, see
+    admission.py for why; the identity endpoint, which is no admission webhook), every other one by kopf's
+    admission handlers."""
 
     def __init__(self, *, register: Callable[[dict[str, Any]], Awaitable[None]], service: str | None,
                  answers: Mapping[str, Answer] | None = None, **server_options: Any) -> None:
@@ -152,7 +156,9 @@ class RegisteringWebhookServer(kopf.WebhookServer):
     async def __call__(self, fn: kopf.WebhookFn) -> AsyncIterator[Any]:
         async def serve(review: Any, *, webhook: str | None = None, **kwargs: Any) -> Any:
             answer = self._answers.get(webhook or "")
-            return await answer(review) if answer is not None else await fn(review, webhook=webhook, **kwargs)
+            if answer is None:
+                return await fn(review, webhook=webhook, **kwargs)
+            return await answer(review, kwargs.get("headers") or {})
 
         # kopf types the review by its keys (a TypedDict); it passes through here as the JSON dict it is.
         async for served in super().__call__(cast(kopf.WebhookFn, serve)):

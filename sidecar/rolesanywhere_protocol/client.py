@@ -141,7 +141,7 @@ class CreateSessionClient:
         self.rng = rng or random.Random()
         self.sleep = sleep
         self._http = httpx.Client(
-            verify=_tls_verification(ca_bundle, ca_pem, verify),
+            verify=tls_verification(ca_bundle, ca_pem, verify),
             trust_env=use_proxy_env,
             proxy=proxy,
             timeout=timeout,
@@ -282,7 +282,8 @@ class CreateSessionClient:
         return delay
 
 
-def _tls_verification(ca_bundle: Path | None, ca_pem: str | None, verify: bool) -> ssl.SSLContext | bool:
+def tls_verification(ca_bundle: Path | None, ca_pem: str | None, verify: bool) -> ssl.SSLContext | bool:
+    """What httpx verifies TLS with: the system CAs, a bundle (file or PEM text), or nothing (testing only)."""
     if not verify:
         return False
     if ca_bundle is None and ca_pem is None:

@@ -22,7 +22,7 @@ from .contract import CREDENTIALS_JSON_FILE as CREDENTIALS_JSON
 from .files import MIN_VALIDITY, UnusableCredentialsFile, check_credentials_file
 from .hardening import make_undumpable
 from .logs import Redactor, configure, get_logger
-from .settings import SETTINGS, Settings, SettingsError
+from .settings import FETCH, SETTINGS, Settings, SettingsError, identity_problem
 
 PROG = "rolesanywhere-sidecar"
 COMMANDS = {
@@ -78,6 +78,9 @@ def main(
     command = args.pop("command")
     try:
         settings = SETTINGS.resolve(args, environ, command)
+        problem = identity_problem(settings) if command in FETCH else None
+        if problem:
+            raise SettingsError(problem)
     except SettingsError as error:
         print(f"{PROG} {command}: {error}", file=stderr)
         return 2
@@ -109,8 +112,20 @@ def credential_process(settings: Settings, stdout: TextIO, stderr: TextIO) -> in
     from .fetch import SessionFetcher
     from .refresher import CertificateFilesMissing, FetchFailed
 
+    identity = None
+    if settings.identity_url:
+        from .pod_identity import IdentityClient, IdentityError, generate_key
+
+        client = IdentityClient(settings.identity_url, token_file=settings.identity_token_file,
+                                ca_bundle=settings.identity_ca_bundle)
+        try:
+            issued = client.issue(generate_key(settings.key_algorithm))
+        except IdentityError as error:
+            print(f"{PROG} credential-process: {error}", file=stderr)
+            return 1
+        identity = lambda: issued
     try:
-        fetcher = SessionFetcher(settings, max_attempts=3)
+        fetcher = SessionFetcher(settings, max_attempts=3, identity=identity)
     except ConfigError as error:
         print(f"{PROG} credential-process: {error}", file=stderr)
         return 1

@@ -66,8 +66,12 @@ class SessionFetcher:
         max_attempts: int = 1,
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.monotonic,
+        identity: Callable[[], X509Identity] | None = None,
     ) -> None:
+        """`identity`: the current identity (per-pod identity's keeper) instead of the certificate files;
+        raises CertificateNotIssued until there is one."""
         self.settings = settings
+        self.identity = identity
         self.request = session_request(settings)
         self.now = now
         self.metrics = metrics
@@ -94,7 +98,7 @@ class SessionFetcher:
         ]
 
     def __call__(self) -> tuple[Credentials, dict[str, Any]]:
-        missing = [path for path in self._files() if not path.exists()]
+        missing = [] if self.identity else [path for path in self._files() if not path.exists()]
         if missing:
             raise CertificateFilesMissing(missing)
         started = self.clock()
@@ -120,6 +124,15 @@ class SessionFetcher:
         return credentials, fields
 
     def _create_session(self) -> tuple[Credentials, X509Identity]:
+        identity = self.identity() if self.identity is not None else self._load_identity()
+        if self.metrics is not None:
+            self.metrics.set_certificate_not_after(identity.not_after)
+        try:
+            return self.client.create_session(identity, self.request, now=self.now), identity
+        except ServiceError as refused:
+            raise self._explained(identity, refused) from None
+
+    def _load_identity(self) -> X509Identity:
         s = self.settings
         try:
             passphrase = (
@@ -130,15 +143,7 @@ class SessionFetcher:
                 f"cannot read passphrase file {s.private_key_passphrase_file}: {error.strerror or error}",
                 s.private_key_passphrase_file,
             ) from None
-        identity = load_identity(
-            s.certificate, s.private_key, intermediates=s.intermediates, passphrase=passphrase
-        )
-        if self.metrics is not None:
-            self.metrics.set_certificate_not_after(identity.not_after)
-        try:
-            return self.client.create_session(identity, self.request, now=self.now), identity
-        except ServiceError as refused:
-            raise self._explained(identity, refused) from None
+        return load_identity(s.certificate, s.private_key, intermediates=s.intermediates, passphrase=passphrase)
 
     def _explained(self, identity: X509Identity, refused: ServiceError) -> ServiceError:
         """The refusal, saying so when the role session name is why. That takes a second call, made once

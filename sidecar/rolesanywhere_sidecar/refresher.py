@@ -62,6 +62,10 @@ class CertificateFilesMissing(Exception):
         self.paths = list(paths)
 
 
+class CertificateNotIssued(Exception):
+    """Per-pod identity: the identity endpoint has not issued the first certificate yet (pod_identity.py)."""
+
+
 class FetchFailed(Exception):
     """A fetch went wrong. `permanent` means retrying cannot help until something outside changes;
     `throttled` that the service refused it for its request quota (429), which refills within seconds."""
@@ -150,6 +154,8 @@ class Refresher:
                 log.info("waiting for the certificate files to appear", extra={"missing": missing.paths})
                 self._waiting_for = missing.paths
             return Attempt(delay=CERTIFICATE_POLL_SECONDS)
+        except CertificateNotIssued:
+            return Attempt(delay=CERTIFICATE_POLL_SECONDS)  # the identity keeper logs its own attempts
         except FetchFailed as failure:
             return self._failed(str(failure), failure.fields, permanent=failure.permanent, throttled=failure.throttled)
         except Exception as error:  # a bug: log it with its traceback, and keep going

@@ -19,6 +19,7 @@ from .fetch import SessionFetcher, session_request
 from .files import OutputFiles
 from .logs import Redactor, get_logger
 from .metrics import Metrics
+from .pod_identity import keeper_for
 from .refresher import Refresher
 from .settings import Settings
 
@@ -36,8 +37,12 @@ def run(settings: Settings, redactor: Redactor) -> int:
         mode=settings.file_mode,
         credentials_directory=settings.credentials_directory,
     )
+    # Per-pod identity: the key in memory, its certificate kept fresh by a thread of its own.
+    keeper = (keeper_for(settings, now=utc_now, rng=rng, metrics=metrics, redactor=redactor)
+              if settings.identity_url else None)
     try:
-        fetcher = SessionFetcher(settings, now=utc_now, rng=rng, metrics=metrics)
+        fetcher = SessionFetcher(settings, now=utc_now, rng=rng, metrics=metrics,
+                                 identity=keeper.current if keeper else None)
         leftovers = output.prepare()
     except (ConfigError, OSError) as error:
         log.error("cannot start: %s", error)
@@ -48,7 +53,8 @@ def run(settings: Settings, redactor: Redactor) -> int:
         "starting",
         extra={
             "mode": "once" if settings.once else "serve",
-            "certificate": settings.certificate,
+            "certificate": settings.certificate or "in memory, from the identity endpoint",
+            "identity_url": settings.identity_url,
             "trust_anchor_arn": settings.trust_anchor_arn,
             "profile_arn": settings.profile_arn,
             "role_arn": settings.role_arn,
@@ -78,6 +84,8 @@ def run(settings: Settings, redactor: Redactor) -> int:
         fetch=fetcher, publish=publish, now=utc_now, rng=rng, refresh_fraction=settings.refresh_fraction
     )
     forever = threading.Event()  # never set: SIGTERM interrupts the main thread instead
+    if keeper is not None:
+        keeper.start(forever)  # a daemon thread: it ends with the process
     if settings.once:
         try:
             return 0 if refresher.run_until_published(forever) else 1

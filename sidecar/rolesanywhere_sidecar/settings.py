@@ -39,7 +39,7 @@ from rolesanywhere_settings import (
 from rolesanywhere_settings import choice as _choice
 from rolesanywhere_settings import port as _port  # `port` is also a field's name below
 
-__all__ = ["SETTINGS", "Settings", "SettingsError"]
+__all__ = ["KEY_ALGORITHMS", "SETTINGS", "Settings", "SettingsError", "identity_problem"]
 
 ENV_PREFIX = "ROLESANYWHERE_"
 
@@ -48,6 +48,9 @@ FETCH = ("credential-process", "serve")
 WRITE = ("serve", "check")
 SERVE = ("serve",)
 ALL = ("credential-process", "serve", "check")
+
+#: Algorithms of the key the sidecar makes with identity_url (the first is the default).
+KEY_ALGORITHMS = ("ecdsa-p256", "ecdsa-p384", "rsa-2048")
 
 #: How much of the end of a name cut to ROLE_SESSION_NAME_MAX is kept: a pod's name ends with what tells it
 #: from its siblings (a ReplicaSet hash and a random suffix), and starts with the workload's name.
@@ -89,6 +92,13 @@ def _endpoint(value: str) -> str:
     return value.rstrip("/")
 
 
+def _https_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme != "https" or not parts.netloc:
+        raise ValueError(f"expected an https:// URL, got {value!r}")
+    return value.rstrip("/")
+
+
 def _file_mode(value: str) -> int:
     try:
         mode = int(value, 8)
@@ -109,17 +119,42 @@ def _profile_name(value: str) -> str:
 class Settings:
     # Identity: read from disk for every CreateSession, so a renewed certificate is picked up.
     certificate: Path | None = setting(
-        None, "X.509 certificate file (PEM or DER) presented to Roles Anywhere", path, used_by=FETCH, required=True
+        None, "X.509 certificate file (PEM or DER) presented to Roles Anywhere (required unless identity_url)",
+        path, used_by=FETCH,
     )
     private_key: Path | None = setting(
-        None, "private key file (PEM: PKCS#8, PKCS#1 or SEC1) of the certificate", path, used_by=FETCH,
-        required=True,
+        None, "private key file (PEM: PKCS#8, PKCS#1 or SEC1) of the certificate (required unless identity_url)",
+        path, used_by=FETCH,
     )
     intermediates: Path | None = setting(
         None, "PEM bundle of intermediate CA certificates sent along with the certificate", path, used_by=FETCH
     )
     private_key_passphrase_file: Path | None = setting(
         None, "file holding the passphrase of an encrypted private key", path, used_by=FETCH
+    )
+    # Per-pod identity: the key made in memory, the certificate from the operator's identity endpoint.
+    identity_url: str | None = setting(
+        None,
+        "URL of the operator's identity endpoint: the sidecar makes its private key in memory (never written) "
+        "and gets its certificate there, renewing it before expiry; instead of certificate and private_key",
+        _https_url, used_by=FETCH,
+    )
+    identity_ca_bundle: Path | None = setting(
+        None, "PEM bundle of CA certificates trusted for the identity endpoint's TLS certificate", path,
+        used_by=FETCH,
+    )
+    identity_token_file: Path = setting(
+        Path("/var/run/secrets/rolesanywhere.dev/identity/token"),
+        "projected service-account token presented to the identity endpoint (read for every request)", path,
+        used_by=FETCH,
+    )
+    key_algorithm: str = setting(
+        KEY_ALGORITHMS[0], f"algorithm of the in-memory key with identity_url: {', '.join(KEY_ALGORITHMS)}",
+        _choice(*KEY_ALGORITHMS), used_by=FETCH,
+    )
+    renew_fraction: float = setting(
+        0.67, "with identity_url, renew the certificate after this fraction of its lifetime (plus or minus 10% "
+        "jitter)", fraction, used_by=FETCH,
     )
     # The session to create.
     trust_anchor_arn: str | None = setting(
@@ -218,3 +253,20 @@ class Settings:
 
 #: The sidecar's settings: flags, environment, parsing, rendering and the reference table.
 SETTINGS: Declaration[Settings] = Declaration(Settings, ENV_PREFIX)
+
+
+def identity_problem(settings: Settings) -> str | None:
+    """What is wrong with where a fetching command's identity comes from: files, or the identity endpoint."""
+    files = [name for name in ("certificate", "private_key", "intermediates", "private_key_passphrase_file")
+             if getattr(settings, name) is not None]
+    if settings.identity_url is not None:
+        if files:
+            told = " and ".join(f"{SETTINGS.flag(name)} ({SETTINGS.env(name)})" for name in files)
+            return (f"{SETTINGS.flag('identity_url')} makes the key in memory and gets the certificate from the "
+                    f"identity endpoint; {told} cannot be given with it")
+        return None
+    missing = [name for name in ("certificate", "private_key") if getattr(settings, name) is None]
+    if missing:
+        told = " and ".join(f"{SETTINGS.flag(name)} (or {SETTINGS.env(name)})" for name in missing)
+        return f"missing {told}: the certificate and key presented to Roles Anywhere, or set {SETTINGS.flag('identity_url')}"
+    return None

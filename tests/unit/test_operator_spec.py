@@ -176,6 +176,14 @@ REMOVE = object()
         ("certificate.commonName", "c" * 65, "spec.certificate.commonName: 65 characters, more than the 64"),
         ("certificate.duration", "59m", "spec.certificate.duration: must be at least 1h (cert-manager's minimum), got 59m"),
         ("certificate.duration", "1d", "spec.certificate.duration: expected a Go duration such as 24h or 90m, got '1d'"),
+        # Per-pod identity: issued, renewed by each sidecar, a lifetime of at least a couple of minutes.
+        ("certificate.identity", "Node", "spec.certificate.identity: expected one of Shared, Pod, got 'Node'"),
+        ("certificate", {"secretRef": {"name": "x"}, "identity": "Pod"},
+         "spec.certificate.identity: Pod needs issuerRef (each pod's certificate is issued by it), not secretRef"),
+        ("certificate", {"issuerRef": {"name": "ca"}, "identity": "Pod", "renewBefore": "10m"},
+         "spec.certificate.renewBefore: does not apply with identity Pod"),
+        ("certificate", {"issuerRef": {"name": "ca"}, "identity": "Pod", "duration": "119s"},
+         "spec.certificate.duration: must be at least 2m (the minimum with identity Pod), got 119s"),
         ("certificate.renewBefore", "4m59s", "spec.certificate.renewBefore: must be at least 5m (cert-manager's minimum)"),
         ("certificate.renewBefore", "24h", "spec.certificate.renewBefore: must be shorter than spec.certificate.duration (24h)"),
         ("certificate", {"issuerRef": {"name": "ca"}, "duration": "2h", "renewBefore": "120m"},
@@ -344,6 +352,15 @@ def test_the_default_common_name_must_fit_cert_managers_64_characters():
     assert len(parse_binding(body).certificate.common_name) == 64
 
 
+def test_a_per_pod_binding_is_issued_and_may_be_short_lived():
+    body = binding(certificate={"issuerRef": {"name": "ca"}, "identity": "Pod", "duration": "3m"})
+    certificate = parse_binding(body).certificate
+    assert isinstance(certificate, spec_module.IssuedCertificate)
+    assert certificate.per_pod and certificate.duration == "3m"
+    shared = parse_binding(binding()).certificate
+    assert isinstance(shared, spec_module.IssuedCertificate) and not shared.per_pod
+
+
 @pytest.mark.parametrize(
     "duration, renew_before", [("1h", "5m"), ("2160h", "360h"), ("1.5h", "89m59s"), ("24h", None), ("60m", "59m")]
 )
@@ -370,7 +387,13 @@ def test_crd_and_policy_hold_cert_managers_limits_as_the_constants_declare():
     (version,) = crd["spec"]["versions"]
     certificate = version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["certificate"]
     rules = {(r.get("fieldPath"), r["rule"]) for r in certificate["x-kubernetes-validations"]}
-    assert (".duration", f"!has(self.duration) || duration(self.duration) >= duration('{c.MIN_CERTIFICATE_DURATION}')") in rules
+    shared_minimum = (f"!has(self.duration) || duration(self.duration) >= duration('{c.MIN_CERTIFICATE_DURATION}') "
+                      f"|| (has(self.identity) && self.identity == '{c.IDENTITY_POD}')")
+    assert (".duration", shared_minimum) in rules
+    pod_minimum = f"!has(self.duration) || duration(self.duration) >= duration('{c.MIN_POD_CERTIFICATE_DURATION}')"
+    assert (".duration", pod_minimum) in rules
+    assert certificate["properties"]["identity"]["enum"] == list(c.IDENTITIES)
+    assert certificate["properties"]["identity"]["default"] == c.IDENTITY_SHARED
     assert (".renewBefore", f"!has(self.renewBefore) || duration(self.renewBefore) >= duration('{c.MIN_RENEW_BEFORE}')") in rules
     shorter = ("!has(self.renewBefore) || duration(self.renewBefore) < "
                f"duration(has(self.duration) ? self.duration : '{c.DEFAULT_CERTIFICATE_DURATION}')")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from rolesanywhere_settings import about_of
 from rolesanywhere_sidecar import cli
-from rolesanywhere_sidecar.settings import SETTINGS, Settings, SettingsError
+from rolesanywhere_sidecar.settings import SETTINGS, Settings, SettingsError, identity_problem
 
 FIELDS = SETTINGS.fields
 
@@ -138,6 +138,32 @@ def test_missing_required_settings_name_flag_and_variable():
         resolve("credential-process", {}, environ)
 
 
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({k: v for k, v in ARNS.items() if k != "ROLESANYWHERE_PRIVATE_KEY"},
+         ("missing --private-key (or ROLESANYWHERE_PRIVATE_KEY): the certificate and key presented to Roles "
+         "Anywhere, or set --identity-url")),
+        ({**ARNS, "ROLESANYWHERE_IDENTITY_URL": "https://operator.example/pod-identity"},
+         ("--identity-url makes the key in memory and gets the certificate from the identity endpoint; "
+         "--certificate (ROLESANYWHERE_CERTIFICATE) and --private-key (ROLESANYWHERE_PRIVATE_KEY) cannot be given")),
+    ],
+)
+def test_the_identity_comes_from_files_or_from_the_identity_endpoint_never_both(environ, message):
+    stderr = io.StringIO()
+    assert cli.main(["credential-process"], environ=environ, stderr=stderr) == 2
+    assert message in stderr.getvalue()
+
+
+def test_with_the_identity_endpoint_no_certificate_file_is_needed():
+    environ = {k: v for k, v in ARNS.items() if "CERTIFICATE" not in k and "PRIVATE_KEY" not in k}
+    settings = resolve("serve", {}, {**environ, "ROLESANYWHERE_IDENTITY_URL": "https://op.example/pod-identity"})
+    assert identity_problem(settings) is None
+    assert settings.key_algorithm == "ecdsa-p256" and settings.renew_fraction == 0.67
+    with pytest.raises(SettingsError, match=r"bad ROLESANYWHERE_IDENTITY_URL: expected an https:// URL"):
+        resolve("serve", {}, {**environ, "ROLESANYWHERE_IDENTITY_URL": "http://op.example"})
+
+
 def test_check_needs_no_identity_settings():
     assert resolve("check", {"output_dir": "/tmp/x"}, {}).output_dir == Path("/tmp/x")
 
@@ -186,6 +212,8 @@ def test_every_setting_renders_to_an_environment_the_sidecar_parses_back_to_the_
         with_proxy=True, no_verify_ssl=True, output_dir=Path("/out"), credentials_dir=Path("/private"),
         no_credentials_endpoint=True, profile_name="app", file_mode=0o600, port=9000, health_port=0,
         refresh_fraction=0.25, once=True, log_format="json", log_level="debug",
+        identity_url="https://operator.example/pod-identity", identity_ca_bundle=Path("/id/ca.crt"),
+        identity_token_file=Path("/id/token"), key_algorithm="rsa-2048", renew_fraction=0.5,
     )
     unchanged = {f.name for f in FIELDS if getattr(changed, f.name) == f.default}
     assert not unchanged, f"give these a value other than their default: {unchanged}"
