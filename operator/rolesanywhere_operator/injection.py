@@ -361,8 +361,9 @@ def build_sidecar_settings(binding: Binding, settings: Settings) -> SidecarSetti
 def build_sidecar_env(binding: Binding, settings: Settings) -> list[dict[str, Any]]:
     """The sidecar's env: its settings (rendered as rolesanywhere_sidecar.settings reads them), then what
     only the kubelet or the proxy's users know."""
-    rendered = SIDECAR.render_env(build_sidecar_settings(binding, settings), command="serve",
-                                  always=PINNED_SIDECAR_SETTINGS)
+    # The token's path is the identity volume's mount: pinned like the other paths the pod depends on.
+    pinned = (*PINNED_SIDECAR_SETTINGS, "identity_token_file") if _per_pod(binding) else PINNED_SIDECAR_SETTINGS
+    rendered = SIDECAR.render_env(build_sidecar_settings(binding, settings), command="serve", always=pinned)
     env: list[dict[str, Any]] = [{"name": name, "value": value} for name, value in rendered.items()]
     session_name = binding.role_session_name
     if session_name is not None and session_name.source == c.SESSION_NAME_FROM_POD:

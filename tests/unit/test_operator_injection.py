@@ -84,11 +84,11 @@ def test_pod_cases(path: Path):
     case = load_case(path)
     if "error" in case:
         with pytest.raises(InjectionError) as raised:
-            inject_pod(case["pod"], case["binding"], case["settings"])
+            inject_pod(case["pod"], case["binding"], case["settings"], identity_ca=case.get("identity_ca"))
         assert str(raised.value) == case["error"].strip()
         return
     submitted = yaml.safe_load(path.read_text())["pod"]
-    injected = inject_pod(case["pod"], case["binding"], case["settings"])
+    injected = inject_pod(case["pod"], case["binding"], case["settings"], identity_ca=case.get("identity_ca"))
     assert injected.pod == expand_placeholders(case["expected"], case)
     assert injected.warnings == case.get("warnings", [])
     assert case["pod"] == submitted, "the builder must not modify the submitted pod"
