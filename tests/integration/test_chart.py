@@ -129,6 +129,10 @@ def test_every_option_reaches_the_operator(helm):
     (policy,) = [d for d in documents if d["kind"] == "NetworkPolicy"]
     assert policy["spec"]["ingress"] == [{"ports": [{"port": "webhook", "protocol": "TCP"}],
                                           "from": [{"ipBlock": {"cidr": "10.0.0.0/24"}}]},
+                                         # Per-pod identity: opted-in pods' sidecars reach the identity endpoint.
+                                         {"ports": [{"port": "webhook", "protocol": "TCP"}],
+                                          "from": [{"namespaceSelector": {},
+                                                    "podSelector": {"matchLabels": {"rolesanywhere.dev/inject": "true"}}}]},
                                          {"ports": [{"port": "health", "protocol": "TCP"}]}]
     assert policy["spec"]["podSelector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
     readers = [d for d in documents if d["kind"] == "RoleBinding"]
