@@ -185,11 +185,14 @@ def test_each_pod_gets_a_certificate_of_its_own_and_no_key_is_stored_anywhere(
     assert serials[0] != serials[1]
     seen = {record["serialNumberHex"] for record in roles_anywhere["emulator"].sessions() if record["status"] == 201}
     assert {int(s, 16) for s in serials} <= {int(s, 16) for s in seen}
-    for got in credentials:
-        s3 = boto3.client("s3", endpoint_url=moto_server.endpoint, region_name="us-east-1",
-                          aws_access_key_id=got["AccessKeyId"], aws_secret_access_key=got["SecretAccessKey"],
-                          aws_session_token=got["SessionToken"])
+    for got, serial in zip(credentials, serials, strict=True):
+        session = boto3.Session(aws_access_key_id=got["AccessKeyId"], aws_secret_access_key=got["SecretAccessKey"],
+                                aws_session_token=got["SessionToken"], region_name="us-east-1")
+        s3 = session.client("s3", endpoint_url=moto_server.endpoint)
         assert bucket in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+        # No session name is sent: the session is named after the pod's own certificate serial (CloudTrail's).
+        arn = session.client("sts", endpoint_url=moto_server.endpoint).get_caller_identity()["Arn"]
+        assert int(arn.rsplit("/", 1)[1], 16) == int(serial, 16), arn
 
     # Nothing in the namespace holds a key: no Secret at all, and the requests hold a CSR and a certificate.
     assert json.loads(cluster.kubectl("get", "secrets", "-n", namespace, "-o", "json").stdout)["items"] == []
