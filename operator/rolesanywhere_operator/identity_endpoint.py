@@ -56,6 +56,8 @@ ISSUE_POLL_SECONDS = 0.2
 #: At most one refusal Event per pod in this many seconds: a sidecar retrying with a bad token must not
 #: flood the pod's Events.
 EVENT_INTERVAL_SECONDS = 60.0
+#: Pods whose last refusal Event is remembered before the expired ones are forgotten.
+EVENT_MEMORY = 1000
 
 _ERRORS: dict[int, type[web.HTTPException]] = {
     400: web.HTTPBadRequest, 401: web.HTTPUnauthorized, 403: web.HTTPForbidden, RESIGN_STATUS: web.HTTPConflict,
@@ -191,6 +193,8 @@ class IdentityEndpoint:
         now = self._clock()
         if now - self._last_event.get(refused.pod, -EVENT_INTERVAL_SECONDS) < EVENT_INTERVAL_SECONDS:
             return
+        if len(self._last_event) > EVENT_MEMORY:  # forget pods whose interval has passed
+            self._last_event = {k: t for k, t in self._last_event.items() if now - t < EVENT_INTERVAL_SECONDS}
         self._last_event[refused.pod] = now
         try:
             await self._post_event(refused.pod, "PodIdentityRefused", f"identity endpoint: {refused}")
