@@ -115,6 +115,9 @@ def compute_status(
         known = {"serialNumber": info.serial_number, "subject": info.subject}
         certificate_status.update({k: v for k, v in known.items() if v})
         certificate_status.update(notBefore=_timestamp(info.not_before), notAfter=_timestamp(info.not_after))
+    pods = count_pods(observed.pods)
+    if per_pod:
+        pods.update(certified=observed.pods_certified, summary=f"{pods['summary']}, {observed.pods_certified} certified")
     credentials = (
         _Verdict("Unknown", Reason.KEYS_IN_PODS, "only each pod holds its key: each sidecar's log and metrics show "
                  "its CreateSession") if per_pod else _credentials_verdict(observed, info if verdict.status == "True" else None)
@@ -138,7 +141,7 @@ def compute_status(
         "observedGeneration": observed.generation,
         "conditions": _conditions(verdicts, observed.generation, previous, now),
         "certificate": certificate_status,
-        "pods": {**count_pods(observed.pods), **({"certified": observed.pods_certified} if per_pod else {})},
+        "pods": pods,
     }
     if observed.verification is not None:
         status["verification"] = observed.verification.to_status()

@@ -225,11 +225,12 @@ def test_a_binding_with_a_ca_issuer_becomes_ready_and_kubectl_shows_it(cluster, 
 
     table = cluster.kubectl("get", "rolesanywherebindings", "-n", namespace, "-o", "wide").stdout.splitlines()
     header = table[0].split()
-    assert header == ["NAME", "READY", "VERIFIED", "ROLE", "CERT", "EXPIRY", "PODS", "AGE", "CERT", "SERIAL", "REASON"]
+    assert header == ["NAME", "READY", "VERIFIED", "ROLE", "CERT", "EXPIRY", "PODS", "AGE", "CERT", "SERIAL", "REASON",
+                      "POD", "CERTS"]
     row = table[1].split()
     # This operator makes no CreateSession (its example ARNs resolve nowhere): VERIFIED is Unknown.
     assert row[:6] == ["s3-reader", "True", "Unknown", EXAMPLE_ROLE, not_after, "0/0"]
-    assert row[7:] == [serial, "Ready"]
+    assert row[7:] == [serial, "Ready"]  # POD CERTS is empty: a shared certificate has no per-pod ones
     assert condition(status, "CredentialsVerified")["reason"] == "VerificationDisabled"
 
     certificate = cluster.get("certificate", "rolesanywhere-s3-reader", namespace)
