@@ -1,4 +1,4 @@
-"""The Kubernetes side of figures 4 and 6: a local control plane (or a given kubeconfig), the operator
+"""The Kubernetes side of figures 4, 6 and 8: a local control plane (or a given kubeconfig), the operator
 run by the tests' harness, and a small API client for listing and for bulk creation in a separate process."""
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ class LocalControlPlane:
 
 
 class OperatorSession:
-    """The cluster and the operator shared by figures 4 and 6, started on first use, stopped at the end.
+    """The cluster and the operator shared by figures 4, 6 and 8, started on first use, stopped at the end.
 
     The operator is run by the tests' harness (rolesanywhere_devkit.operator): out of cluster, its
     webhook on 127.0.0.1, registered under a name unique to the run and deleted when it stops.

@@ -25,15 +25,18 @@ class Scale:
     step_seconds: float  # the longest figure 6 waits for one step's bindings to be Ready
     injected_pods: int  # injected pods existing while the operator's RSS is read (figure 6)
     mass_start: int  # sidecars starting together (figure 7)
+    issuance_pods: int  # per-pod identity: pods getting their own certificates together (figure 8)
 
 
 FULL = Scale(
     cold_start_runs=20, refresh_cycles=10, idle_window_seconds=10, endpoint_seconds=3, admission_pods=500,
     pod_start_runs=10, binding_steps=(100, 1000, 3000), step_seconds=90, injected_pods=5000, mass_start=500,
+    issuance_pods=100,
 )  # fmt: skip
 QUICK = Scale(
     cold_start_runs=3, refresh_cycles=3, idle_window_seconds=2, endpoint_seconds=0.5, admission_pods=30,
     pod_start_runs=2, binding_steps=(5, 20, 40), step_seconds=20, injected_pods=60, mass_start=500,
+    issuance_pods=10,
 )  # fmt: skip
 
 
@@ -45,7 +48,7 @@ class Context:
     aws: AwsStandIns
     helper: Path  # aws_signing_helper
     bin_dir: Path  # the pinned binaries (kubectl, kube-apiserver, ...)
-    kube: OperatorSession  # the cluster and the operator, started on first use (figures 4 and 6)
+    kube: OperatorSession  # the cluster and the operator, started on first use (figures 4, 6 and 8)
 
     def directory(self, name: str) -> Path:
         path = self.work / name

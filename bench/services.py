@@ -50,6 +50,7 @@ class AwsStandIns:
         self.moto = MotoServer()
         self._started.append(self.moto)
         authorities = make_authorities(directory / "ca")
+        self.authorities = authorities  # the trust anchor's CA: figure 8's cert-manager Issuer signs with it
         role_arn = self.moto.create_role(f"bench-{uuid.uuid4().hex[:8]}", S3_READ_ONLY_POLICY)
         trust_anchor_arn, profile_arn = arn("trust-anchor"), arn("profile")
         issued = _issue_workload(authorities)
