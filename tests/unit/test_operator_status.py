@@ -361,3 +361,30 @@ def test_every_reason_is_declared_once_with_its_meaning_and_status_uses_only_dec
         if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "_Verdict" and len(node.args) >= 2:
             assert not isinstance(node.args[1], ast.Constant), (
                 f"status.py:{node.lineno}: a condition reason must be a reasons.Reason member, not a string")
+
+
+def _conditions_of(status: dict) -> dict:
+    return {c["type"]: (c["status"], c["reason"]) for c in status["conditions"]}
+
+
+def test_a_per_pod_binding_counts_the_pods_holding_a_certificate_and_verifies_nothing_itself():
+    per_pod = binding({"issuerRef": {"name": "shop-ca"}, "identity": "Pod", "duration": "1h"})
+    observed = Observed(generation=3, pods=[pod(True), pod(False)], pods_certified=1)
+    status, events = compute_status(per_pod, observed, None, NOW)
+    assert _conditions_of(status) == {
+        "Ready": ("True", "Ready"),
+        "CertificateReady": ("True", "PodCertificates"),
+        "CredentialsVerified": ("Unknown", "KeysInPods"),
+    }
+    ready = next(c for c in status["conditions"] if c["type"] == "CertificateReady")
+    assert ready["message"] == "each pod gets its own certificate from Issuer shop-ca, valid 1h; 1 of 2 pods hold a valid one"
+    assert status["pods"] == {"total": 2, "ready": 1, "summary": "1/2, 1 certified", "certified": 1}
+    assert status["certificate"] == {}  # no shared Secret, no shared certificate
+    assert [e.reason for e in events] == ["Ready"]
+
+
+def test_a_per_pod_binding_whose_issuer_is_missing_is_not_ready():
+    per_pod = binding({"issuerRef": {"name": "shop-ca"}, "identity": "Pod"})
+    status, events = compute_status(per_pod, Observed(generation=3, issuer_found=False), None, NOW)
+    assert _conditions_of(status)["Ready"] == ("False", "IssuerNotFound")
+    assert [(e.type, e.reason) for e in events] == [("Warning", "IssuerNotFound")]
