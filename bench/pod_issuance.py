@@ -35,9 +35,9 @@ from rolesanywhere_devkit.operator import binding, ca_issuer
 from rolesanywhere_devkit.processes import wait_for
 from rolesanywhere_operator import constants as c
 from rolesanywhere_operator.identity_endpoint import ISSUE_TIMEOUT_SECONDS
-from rolesanywhere_protocol.client import DEFAULT_TIMEOUT, CreateSessionClient, SessionRequest
+from rolesanywhere_protocol.client import CreateSessionClient, SessionRequest
 from rolesanywhere_protocol.identity import X509Identity, identity_from_pem
-from rolesanywhere_protocol.pod_identity import TOKEN_AUDIENCE
+from rolesanywhere_protocol.pod_identity import CLIENT_TIMEOUT_SECONDS, TOKEN_AUDIENCE
 from rolesanywhere_sidecar.pod_identity import IdentityClient, IdentityError, generate_key
 from rolesanywhere_sidecar.refresher import backoff_delay
 from rolesanywhere_sidecar.settings import KEY_ALGORITHMS
@@ -145,17 +145,11 @@ def measure(ctx: Context) -> FigureResult:
         f"{pods} threads. The shared path makes one CertificateRequest per binding, whatever its pod count."
     )
     result.findings.append(
-        f"**Timeouts.** The slowest exchange took {max(exchanges):.1f} s. The sidecar's IdentityClient gives up "
-        f"reading an answer after {_read_timeout():g} s (its default timeout); the endpoint waits up to "
-        f"{ISSUE_TIMEOUT_SECONDS:g} s for cert-manager before it answers 503. An exchange slower than the "
-        "former is dropped by the sidecar and retried with a new CertificateRequest."
+        f"**Timeouts.** The slowest exchange took {max(exchanges):.1f} s. The endpoint waits up to "
+        f"{ISSUE_TIMEOUT_SECONDS:g} s for cert-manager before it answers 503; the sidecar waits "
+        f"{CLIENT_TIMEOUT_SECONDS:g} s for an answer, so a slow issuer's certificate is not dropped."
     )
     return result
-
-
-def _read_timeout() -> float:
-    """Seconds the sidecar's IdentityClient waits for an answer (it is built with DEFAULT_TIMEOUT)."""
-    return float(DEFAULT_TIMEOUT.read or 0)
 
 
 # --- The peer: one Certificate for the binding ---------------------------------------------------------

@@ -23,6 +23,7 @@ from typing import Any
 from aiohttp import web
 from rolesanywhere_protocol.clock import Clock, utc_now
 from rolesanywhere_protocol.pod_identity import (
+    ISSUE_WAIT_SECONDS,
     RESIGN_STATUS,
     ExchangeError,
     issued_fields,
@@ -48,9 +49,9 @@ from .pod_certificates import (
 from .settings import Settings
 from .spec import InvalidBindingError, parse_binding
 
-#: Seconds a request waits for cert-manager to sign (well inside the sidecar's own timeout); after that the
-#: sidecar is told to come back, and the next request makes a new CertificateRequest.
-ISSUE_TIMEOUT_SECONDS = 20.0
+#: Seconds a request waits for cert-manager to sign (inside the sidecar's own timeout, both declared in the
+#: protocol); after that the sidecar is told to come back, and the next request makes a new CertificateRequest.
+ISSUE_TIMEOUT_SECONDS = ISSUE_WAIT_SECONDS
 #: How often the request's status is read while waiting.
 ISSUE_POLL_SECONDS = 0.2
 #: At most one refusal Event per pod in this many seconds: a sidecar retrying with a bad token must not

@@ -26,6 +26,11 @@ from cryptography.hazmat.primitives import serialization
 TOKEN_AUDIENCE = "rolesanywhere.dev/identity"
 #: Lifetime of that token; the kubelet rotates it at 80 % of it, and the sidecar reads it for every call.
 TOKEN_EXPIRATION_SECONDS = 600
+#: Seconds the endpoint waits for the issuer to sign before it tells the sidecar to come back (503).
+ISSUE_WAIT_SECONDS = 20.0
+#: Seconds the sidecar waits for an answer: longer than the endpoint's own wait, so a slow issuer's answer is
+#: not dropped (and its CertificateRequest made again).
+CLIENT_TIMEOUT_SECONDS = ISSUE_WAIT_SECONDS + 10.0
 #: Status of an issued certificate.
 ISSUED_STATUS = 200
 #: Status asking the sidecar to sign the CertificationRequestInfo in the body and send it again.

@@ -20,11 +20,12 @@ import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from rolesanywhere_protocol.client import DEFAULT_TIMEOUT, tls_verification
+from rolesanywhere_protocol.client import tls_verification
 from rolesanywhere_protocol.csr import certification_request_info, sign_certification_request_info
 from rolesanywhere_protocol.errors import ConfigError
 from rolesanywhere_protocol.identity import PrivateKey, X509Identity, public_key_der
 from rolesanywhere_protocol.pod_identity import (
+    CLIENT_TIMEOUT_SECONDS,
     ISSUED_STATUS,
     RESIGN_STATUS,
     ExchangeError,
@@ -40,6 +41,9 @@ from .refresher import JITTER_OF_LIFETIME, MIN_REFRESH_SECONDS, CertificateNotIs
 from .settings import Settings
 
 log = get_logger("identity")
+
+#: Connecting is quick or the endpoint is down; an answer may wait for the issuer to sign.
+_TIMEOUT = httpx.Timeout(CLIENT_TIMEOUT_SECONDS, connect=5.0)
 
 _KEY_MAKERS: dict[str, Callable[[], PrivateKey]] = {
     "ecdsa-p256": lambda: ec.generate_private_key(ec.SECP256R1()),
@@ -73,7 +77,7 @@ class IdentityClient:
     """Certificates from the identity endpoint at `url`, authenticated by the token in `token_file`."""
 
     def __init__(self, url: str, *, token_file: Path, ca_bundle: Path | None, redactor: Redactor | None = None,
-                 timeout: float | httpx.Timeout = DEFAULT_TIMEOUT) -> None:
+                 timeout: float | httpx.Timeout = _TIMEOUT) -> None:
         self.url, self.token_file, self.ca_bundle = url, token_file, ca_bundle
         self._redactor, self._timeout = redactor, timeout
 
