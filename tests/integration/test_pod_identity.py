@@ -284,5 +284,9 @@ def test_tokens_that_are_not_the_injected_pods_own_are_refused_with_the_reason_i
     token = pod_token(cluster, namespace, pod)
     cluster.kubectl("delete", "pod", "reports", "-n", namespace, "--wait=true")
     answer = post(operator, token, csr_body)
-    assert answer.status_code == 401, answer.text
-    assert "not a valid service-account token" in answer.json()["message"]
+    # 401 when the API server no longer vouches for the token; 403 while its token review cache still does,
+    # from the operator's own check that the pod exists.
+    status, message = answer.status_code, answer.json()["message"]
+    assert ((status == 401 and message.startswith("the token is not a valid service-account token"))
+            or (status, message) == (403, f"pod {namespace}/reports does not exist (any more): its token outlived it")
+            ), answer.text
