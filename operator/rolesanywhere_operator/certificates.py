@@ -40,7 +40,7 @@ def subject_tags(binding: Binding) -> dict[str, str]:
 
 def shared_issued(binding: Binding) -> bool:
     """Whether cert-manager issues the binding one Certificate (issuerRef with identity Shared)."""
-    return isinstance(binding.certificate, IssuedCertificate) and not binding.certificate.per_pod
+    return isinstance(binding.certificate, IssuedCertificate) and not binding.per_pod
 
 
 def build_certificate(binding: Binding) -> dict[str, Any]:

@@ -123,7 +123,7 @@ def inject_pod(pod: dict[str, Any], binding: Binding, settings: Settings, *, ide
 
     `identity_ca` is the PEM CA bundle of the operator's identity endpoint, which a per-pod identity
     binding's sidecar needs (InjectionError without it)."""
-    per_pod = _per_pod(binding)
+    per_pod = binding.per_pod
     if per_pod and (identity_ca is None or settings.identity_endpoint_url() is None):
         raise InjectionError(
             f"build: {c.KIND} {binding.name} gives each pod its own certificate (spec.certificate.identity: "
@@ -199,9 +199,6 @@ def inject_pod(pod: dict[str, Any], binding: Binding, settings: Settings, *, ide
     return Injected(pod=pod, warnings=warnings)
 
 
-def _per_pod(binding: Binding) -> bool:
-    return isinstance(binding.certificate, IssuedCertificate) and binding.certificate.per_pod
-
 
 def outbound_port(binding: Binding, settings: Settings) -> int:
     """The TCP port the sidecar's CreateSession calls go to: its HTTPS proxy's, else the endpoint's."""
@@ -269,7 +266,7 @@ def _with_port(ports: str | None, port: int) -> str:
 
 def build_volumes(binding: Binding, settings: Settings) -> list[dict[str, Any]]:
     volumes: list[dict[str, Any]] = [
-        _identity_volume() if _per_pod(binding) else
+        _identity_volume() if binding.per_pod else
         {"name": c.CERTIFICATE_VOLUME, "secret": {"secretName": binding.secret_name}},
         {"name": c.CREDENTIALS_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": c.CREDENTIALS_VOLUME_SIZE}},
     ]
@@ -362,7 +359,7 @@ def build_sidecar_env(binding: Binding, settings: Settings) -> list[dict[str, An
     """The sidecar's env: its settings (rendered as rolesanywhere_sidecar.settings reads them), then what
     only the kubelet or the proxy's users know."""
     # The token's path is the identity volume's mount: pinned like the other paths the pod depends on.
-    pinned = (*PINNED_SIDECAR_SETTINGS, "identity_token_file") if _per_pod(binding) else PINNED_SIDECAR_SETTINGS
+    pinned = (*PINNED_SIDECAR_SETTINGS, "identity_token_file") if binding.per_pod else PINNED_SIDECAR_SETTINGS
     rendered = SIDECAR.render_env(build_sidecar_settings(binding, settings), command="serve", always=pinned)
     env: list[dict[str, Any]] = [{"name": name, "value": value} for name, value in rendered.items()]
     session_name = binding.role_session_name
@@ -456,7 +453,7 @@ def _ca_bundle(binding: Binding, settings: Settings) -> tuple[str, str] | None:
 
 def _sidecar_mounts(binding: Binding, settings: Settings) -> list[dict[str, Any]]:
     mounts: list[dict[str, Any]] = [
-        {"name": c.IDENTITY_VOLUME, "mountPath": IDENTITY_MOUNT_PATH, "readOnly": True} if _per_pod(binding) else
+        {"name": c.IDENTITY_VOLUME, "mountPath": IDENTITY_MOUNT_PATH, "readOnly": True} if binding.per_pod else
         {"name": c.CERTIFICATE_VOLUME, "mountPath": c.CERTIFICATE_MOUNT_PATH, "readOnly": True},
         {"name": c.CREDENTIALS_VOLUME, "mountPath": c.CREDENTIALS_MOUNT_PATH},
     ]

@@ -166,7 +166,7 @@ class Reconciler:
                     if recreated is not None:
                         self.post_event(body, recreated)
                 observed = await self.observe(binding, generation)
-            if self.verifier is not None and binding.verify_credentials and not per_pod(binding):
+            if self.verifier is not None and binding.verify_credentials and not binding.per_pod:
                 record, readable = await self._verification(binding, observed, previous)
                 observed = replace(
                     observed, verification_enabled=True, verification=record,
@@ -200,7 +200,7 @@ class Reconciler:
             return Observed(generation=generation, secret=secret, secret_readable=readable, pods=pods, missed=missed)
         if not self._may_issue(binding):
             return Observed(generation=generation, cluster_issuer_refused=True, pods=pods, missed=missed)
-        if per_pod(binding):
+        if binding.per_pod:
             requests = await self.kube.list(path(c.CERT_MANAGER_API_VERSION, c.CERTIFICATE_REQUESTS, ns),
                                             label_selector=f"{c.BINDING_LABEL}={binding.name},{c.POD_UID_LABEL}")
             live = {str((p.get("metadata") or {}).get("uid")) for p in pods}
@@ -343,10 +343,6 @@ class Reconciler:
             found = await self.kube.get(path(c.CERT_MANAGER_API_VERSION, "issuers", binding.namespace, issuer.name),
                                        namespace=binding.namespace)
         return found is not None
-
-
-def per_pod(binding: Binding) -> bool:
-    return isinstance(binding.certificate, IssuedCertificate) and binding.certificate.per_pod
 
 
 def _certificate_path(binding: Binding) -> str:

@@ -242,6 +242,11 @@ class Binding:
     missed_pods: str = c.MISSED_PODS_RECREATE
 
     @property
+    def per_pod(self) -> bool:
+        """Whether each pod gets a certificate of its own (spec.certificate.identity: Pod)."""
+        return isinstance(self.certificate, IssuedCertificate) and self.certificate.per_pod
+
+    @property
     def secret_name(self) -> str:
         """The Secret holding the certificate and key the sidecar presents."""
         if isinstance(self.certificate, SecretCertificate):

@@ -102,7 +102,7 @@ def compute_status(
     binding: Binding, observed: Observed, previous: Mapping[str, Any] | None, now: dt.datetime
 ) -> tuple[dict[str, Any], list[Event]]:
     """The new status of `binding` and the Events to post, given its previous status."""
-    per_pod = isinstance(binding.certificate, IssuedCertificate) and binding.certificate.per_pod
+    per_pod = binding.per_pod
     if per_pod:
         info, verdict = None, _pod_identity_verdict(binding, observed)
     elif isinstance(binding.certificate, IssuedCertificate):
